@@ -1,0 +1,1 @@
+"""Runtime: compiling generated code, caches, buffers and launching. Installed as tracejit.runtime."""

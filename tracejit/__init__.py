@@ -1,0 +1,28 @@
+"""tracejit: trace plain NumPy functions into a typed SSA IR, differentiate, optimise, run.
+
+    import numpy as np, tracejit as tj
+
+    def loss(w, x, y):
+        return np.mean((x @ w - y) ** 2)
+
+    step = tj.jit(tj.value_and_grad(loss))
+    l, g = step(w, x, y)
+    print(tj.trace(loss, w, x, y))        # the IR
+"""
+
+from . import numpy_api as _numpy_api  # noqa: F401  (installs NumPy behaviour on Tracer)
+from .api import Jitted, Spec, grad, jit, trace, value_and_grad, vjp
+from .errors import (ConcretizationError, DTypeError, EscapedTracerError, GradError, ShapeError,
+                     TracedIndexError, TracejitError, UnsupportedError)
+from .interpreter import interpret
+from .ir import Function, Type, verify
+from .pytree import tree_map
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "jit", "grad", "value_and_grad", "vjp", "trace", "interpret", "verify", "tree_map",
+    "Function", "Type", "Spec", "Jitted",
+    "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",
+    "TracedIndexError", "DTypeError", "GradError", "EscapedTracerError",
+]

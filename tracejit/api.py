@@ -1,0 +1,402 @@
+"""The public API: trace, jit, grad, value_and_grad, vjp.
+
+Every transform works on IR. `grad(f)` traces `f` to a Function, builds the VJP Function from
+it, and then either runs that Function (called with concrete arrays) or inlines it into the
+trace that called it (called with traced values: inside `jit`, or inside another `grad`), so
+`jit(grad(f))` compiles forward and backward into one Program and `grad(grad(f))` works.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import errors
+from .autodiff import check_differentiable, inline, vjp_function
+from .interpreter import interpret
+from .ir import Function, Type, dtype_name, is_float, is_python_scalar
+from .passes import PIPELINE
+from .pytree import TreeDef, flatten, unflatten
+from .tracer import Trace, Tracer, current_trace
+
+_PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
+BACKENDS = ("interpret",)
+PLANNED_BACKENDS = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """An abstract argument, a shape and a dtype without data: `Spec((64, 1000), 'f32')` or
+    `Spec.parse('f32[64,1000]')`. `trace` and `jit(...).dump` accept it wherever an array
+    would go."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
+
+    @classmethod
+    def parse(cls, text: str) -> "Spec":
+        m = re.fullmatch(r"\s*(\w+)\[([\d,\s]*)\]\s*", text)
+        if not m:
+            raise ValueError(f"cannot read {text!r} as an array type like f32[64,1000]")
+        dims = [d for d in m.group(2).replace(" ", "").split(",") if d]
+        return cls(tuple(int(d) for d in dims), m.group(1))
+
+    def __str__(self) -> str:
+        return str(Type(self.shape, self.dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# tracing a Python callable
+
+
+def _leaf_type(x: Any, where: str) -> tuple[Type, bool]:
+    """The IR type of an argument leaf, and whether it is weak (a Python number)."""
+    if isinstance(x, Tracer):
+        return x.type, x.weak
+    if isinstance(x, Spec):
+        return Type(x.shape, x.dtype), False
+    if is_python_scalar(x):
+        kind = bool if isinstance(x, bool) else int if isinstance(x, int) else float
+        return Type((), _PY_DTYPES[kind]), True
+    if isinstance(x, (np.ndarray, np.generic)):
+        try:
+            return Type(tuple(x.shape), dtype_name(x.dtype)), False
+        except TypeError as exc:
+            raise errors.user_error(errors.DTypeError, f"{where}: {exc}") from None
+    raise errors.user_error(
+        TypeError, f"{where} is a {type(x).__name__}, not an array or a number; pass arrays, "
+        f"numbers and tuples/lists/dicts of them, or mark the argument static (static_argnums)")
+
+
+def _function_name(f: Callable) -> str:
+    name = getattr(f, "__name__", type(f).__name__)
+    return re.sub(r"\W", "", name) or "function"
+
+
+@dataclass
+class Traced:
+    """A traced callable: its Function, the argument and result structures, the leaves it was
+    traced with, and the outer tracers its captured parameters stand for."""
+
+    fn: Function
+    in_tree: TreeDef
+    out_tree: TreeDef
+    leaves: list
+    captured: list
+    arg_slices: list          # positional argument i -> (first leaf, end) in the leaves
+
+
+def trace_callable(f: Callable, args: Sequence, kwargs: dict | None = None,
+                   static_argnums: Sequence[int] = (), name: str | None = None) -> Traced:
+    """Trace `f(*args, **kwargs)` with the non-static arguments as Tracers."""
+    kwargs = kwargs or {}
+    static = set(static_argnums)
+    dynamic = tuple(a for i, a in enumerate(args) if i not in static)
+    leaves, in_tree = flatten((dynamic, kwargs))
+    slices, start = [], 0
+    for i, a in enumerate(args):
+        n = 0 if i in static else len(flatten(a)[0])
+        slices.append((start, start + n))
+        start += n
+    fname = name or _function_name(f)
+    types = []
+    for k, leaf in enumerate(leaves):
+        arg = next((i for i, (s, e) in enumerate(slices) if s <= k < e), None)
+        where = f"argument {arg} of {fname}" if arg is not None else f"a keyword argument of {fname}"
+        types.append(_leaf_type(leaf, where))
+    with Trace(fname) as trace:
+        tracers = [trace.new_param(t, weak) for t, weak in types]
+        dyn_args, dyn_kwargs = unflatten(in_tree, tracers)
+        it = iter(dyn_args)
+        full = [a if i in static else next(it) for i, a in enumerate(args)]
+        out = f(*full, **dyn_kwargs)
+        out_leaves, out_tree = flatten(out)
+        for leaf in out_leaves:
+            if not isinstance(leaf, (Tracer, np.ndarray, np.generic, bool, int, float)):
+                raise TypeError(f"{fname} returned a {type(leaf).__name__}; results must be "
+                                f"arrays, numbers, or tuples/lists/dicts of them")
+        fn, captured = trace.finish(out_leaves)
+    return Traced(fn, in_tree, out_tree, leaves, captured, slices)
+
+
+def _concrete(leaf, t: Type):
+    if isinstance(leaf, Spec):
+        raise TypeError("a Spec has no data: it can be traced, not run")
+    return np.asarray(leaf, dtype=t.np_dtype) if not isinstance(leaf, np.ndarray) else leaf
+
+
+def _run(fn: Function, leaves: Sequence, captured: Sequence) -> list:
+    """Evaluate `fn`: inline it into the active trace, or interpret it on concrete values."""
+    if current_trace() is not None:
+        args = [leaf if isinstance(leaf, Tracer) else _concrete(leaf, p.type)
+                for leaf, p in zip(list(leaves) + list(captured), fn.params)]
+        return inline(fn, args)
+    return interpret(fn, [_concrete(leaf, p.type) for leaf, p in zip(leaves, fn.params)])
+
+
+def _user_value(x):
+    """A result as the user gets it: a NumPy scalar for rank 0, like NumPy's reductions."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return x[()]
+    return x
+
+
+def trace(f: Callable, *args, static_argnums: Sequence[int] = (), **kwargs) -> Function:
+    """The IR Function of `f` traced on example arguments (arrays, numbers, Specs, pytrees)."""
+    if isinstance(f, Jitted):
+        static_argnums, f = f.static_argnums, f.fun
+    return trace_callable(f, args, kwargs, static_argnums).fn
+
+
+# ---------------------------------------------------------------------------------------------
+# differentiation
+
+
+def _argnums(argnums, nargs: int, fname: str) -> tuple[int, ...]:
+    items = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in items:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise errors.user_error(
+                errors.GradError, f"argnums {argnums!r} does not fit {fname}, called with "
+                f"{nargs} positional arguments")
+    return tuple(a % nargs for a in items)
+
+
+def _grad_transform(f: Callable, argnums, has_aux: bool, kind: str) -> Callable:
+    fname = _function_name(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        nums = _argnums(argnums, len(args), fname)
+        t = trace_callable(f, args, kwargs, name=fname)
+        outs = t.fn.results
+        if has_aux:
+            if t.out_tree.kind not in ("tuple", "list") or len(t.out_tree.children) != 2:
+                raise errors.user_error(errors.GradError, f"{fname} was differentiated with "
+                                        f"has_aux=True and must return a pair (loss, aux)")
+            loss_tree = t.out_tree.children[0]
+        else:
+            loss_tree = t.out_tree
+        if loss_tree.kind != "leaf" or outs[0].type.shape != () or not is_float(
+                outs[0].type.dtype):
+            got = str(outs[0].type) if loss_tree.kind == "leaf" else f"a {loss_tree} structure"
+            raise errors.user_error(
+                errors.GradError, f"{kind} needs {fname} to return a scalar float (the loss), "
+                f"but it returned {got}; reduce it (np.sum, np.mean) or use tracejit.vjp for "
+                f"non-scalar outputs")
+        wrt = []
+        for a in nums:
+            s, e = t.arg_slices[a]
+            for k in range(s, e):
+                check_differentiable(t.fn.params[k].type, f"argument {a} of {fname}"
+                                     + (f" (leaf {k - s})" if e - s > 1 else ""))
+            wrt.extend(range(s, e))
+        g_fn = vjp_function(t.fn, wrt, seed="one", name=f"{kind}_{fname}")
+        values = _run(g_fn, t.leaves, t.captured)
+        n_out = len(outs)
+        out = unflatten(t.out_tree, [_user_value(v) for v in values[:n_out]])
+        flat_grads = [_user_value(v) for v in values[n_out:]]
+        grads, pos = [], 0
+        for a in nums:
+            s, e = t.arg_slices[a]
+            grads.append(unflatten(flatten(args[a])[1], flat_grads[pos:pos + e - s]))
+            pos += e - s
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        if kind == "grad":
+            return (grads, out[1]) if has_aux else grads
+        return (out, grads)
+
+    wrapper.__name__ = f"{kind}_{fname}"
+    wrapper.__qualname__ = wrapper.__name__
+    return wrapper
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """The gradient of scalar-valued `f` with respect to the arguments `argnums`.
+
+    `grad(f)(*args)` returns gradients shaped like the chosen arguments (pytrees keep their
+    structure); with a tuple `argnums`, a tuple of them. With `has_aux`, `f` returns
+    (loss, aux) and the call returns (grads, aux).
+    """
+    return _grad_transform(f, argnums, has_aux, "grad")
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False) -> Callable:
+    """Like `grad`, but the call returns (value, grads), value being f's own result."""
+    return _grad_transform(f, argnums, has_aux, "value_and_grad")
+
+
+def vjp(f: Callable, *primals, has_aux: bool = False):
+    """(f(*primals), vjp_fn): vjp_fn(cotangent) returns one cotangent per primal.
+
+    The cotangent has the structure, shapes and dtypes of f's result. Primals that are not
+    floating point get None.
+    """
+    fname = _function_name(f)
+    t = trace_callable(f, primals, name=fname)
+    n_out = len(t.fn.results)
+    values = _run(t.fn, t.leaves, t.captured)
+    out = unflatten(t.out_tree, [_user_value(v) for v in values])
+    if has_aux:
+        out_tree = t.out_tree.children[0]
+        n_main = out_tree.num_leaves
+        out, aux = out
+    else:
+        out_tree, n_main = t.out_tree, n_out
+    wrt = [k for k, p in enumerate(t.fn.params[:len(t.leaves)]) if is_float(p.type.dtype)]
+    b_fn = vjp_function(t.fn, wrt, seed="param", keep_outputs=False, name=f"vjp_{fname}")
+    float_outs = [k for k, r in enumerate(t.fn.results) if is_float(r.type.dtype)]
+
+    def vjp_fn(cotangent):
+        ct_leaves, ct_tree = flatten(cotangent)
+        if ct_tree != out_tree:
+            raise errors.user_error(errors.GradError, f"the cotangent has structure {ct_tree}; "
+                                    f"{fname} returned {out_tree}")
+        full = list(ct_leaves) + [np.zeros(r.type.shape, r.type.np_dtype)
+                                  for r in t.fn.results[n_main:]]
+        cts = []
+        for k in float_outs:
+            want = t.fn.results[k].type
+            got = _leaf_type(full[k], "the cotangent")[0]
+            if got.shape != want.shape:
+                raise errors.user_error(errors.ShapeError, f"cotangent {k} has type {got}; "
+                                        f"the result it belongs to is {want}")
+            cts.append(full[k] if isinstance(full[k], Tracer) else
+                       np.asarray(full[k], dtype=want.np_dtype))
+        if current_trace() is not None:
+            grads = inline(b_fn, list(t.leaves) + list(t.captured) + cts)
+            grads = [grads[i] for i in range(len(grads))]
+        else:
+            concrete = [_concrete(leaf, p.type) for leaf, p in zip(t.leaves, t.fn.params)]
+            grads = interpret(b_fn, concrete + cts)
+        by_leaf = dict(zip(wrt, (_user_value(g) for g in grads)))
+        flat = [by_leaf.get(k) for k in range(len(t.leaves))]
+        return unflatten(t.in_tree, flat)[0]
+
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+# ---------------------------------------------------------------------------------------------
+# jit
+
+
+@dataclass
+class _Compiled:
+    traced: Function
+    optimized: Function
+    out_tree: TreeDef
+    run: Callable[[list], list]
+
+
+class Jitted:
+    """A compiled function: call it like the original. Programs are cached by the argument
+    structure, shapes, dtypes and static arguments; a repeat call with the same key never
+    re-traces (`trace_count` counts traces)."""
+
+    def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
+                 backend: str = "interpret"):
+        if backend not in BACKENDS:
+            if backend in PLANNED_BACKENDS:
+                raise NotImplementedError(
+                    f"backend {backend!r} is not implemented yet; available: "
+                    f"{', '.join(BACKENDS)}")
+            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        self.fun = fun
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
+        self.backend = backend
+        self.trace_count = 0
+        self._cache: dict[Any, _Compiled] = {}
+        functools.update_wrapper(self, fun)
+
+    def _key(self, args, kwargs):
+        static = []
+        for i in self.static_argnums:
+            if i >= len(args):
+                raise TypeError(f"static_argnums names argument {i}, but "
+                                f"{_function_name(self.fun)} got {len(args)} positional arguments")
+            try:
+                hash(args[i])
+            except TypeError:
+                raise TypeError(f"static argument {i} of {_function_name(self.fun)} "
+                                f"({type(args[i]).__name__}) is not hashable; pass a tuple "
+                                "instead of a list, or make it an array argument") from None
+            static.append((i, args[i]))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        leaves, tree = flatten((dynamic, kwargs))
+        sig = []
+        for leaf in leaves:
+            if isinstance(leaf, np.ndarray):
+                sig.append((leaf.shape, leaf.dtype))
+            elif is_python_scalar(leaf):
+                sig.append(type(leaf))
+            else:
+                t, weak = _leaf_type(leaf, f"an argument of {_function_name(self.fun)}")
+                sig.append((t.shape, t.np_dtype, weak))
+        return (tree, tuple(sig), tuple(static)), leaves
+
+    def _compile(self, args, kwargs) -> _Compiled:
+        t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+        self.trace_count += 1
+        fn = t.fn
+        optimized = fn
+        for _, p in PIPELINE:
+            optimized = p(optimized)
+        return _Compiled(fn, optimized, t.out_tree,
+                         lambda flat, fn=optimized: interpret(fn, flat))
+
+    def __call__(self, *args, **kwargs):
+        if current_trace() is not None:
+            # Called while tracing another function: trace and inline (no separate program).
+            t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+            return unflatten(t.out_tree, _run(t.fn, t.leaves, t.captured))
+        key, leaves = self._key(args, kwargs)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = self._compile(args, kwargs)
+        flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, compiled.optimized.params)]
+        return unflatten(compiled.out_tree, [_user_value(v) for v in compiled.run(flat)])
+
+    def lower(self, *args, **kwargs) -> Function:
+        """The optimised Function this jitted function runs for these arguments."""
+        key, _ = self._key(args, kwargs)
+        if key not in self._cache:
+            self._cache[key] = self._compile(args, kwargs)
+        return self._cache[key].optimized
+
+    def dump(self, *args, **kwargs) -> dict[str, str]:
+        """{stage name: text} for every stage of compiling for these arguments."""
+        key, _ = self._key(args, kwargs)
+        if key not in self._cache:
+            self._cache[key] = self._compile(args, kwargs)
+        c = self._cache[key]
+        stages = {"traced": c.traced.format(locations=True)}
+        fn = c.traced
+        for name, p in PIPELINE:
+            fn = p(fn)
+            stages[f"after {name}"] = fn.format(locations=True)
+        return stages
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        backend: str = "interpret"):
+    """Compile `fun`: trace once per argument signature, optimise, and run on `backend`.
+
+    Usable as `jit(f)`, `@jit` or `@jit(static_argnums=1)`.
+    """
+    if fun is None:
+        return lambda f: Jitted(f, static_argnums, backend)
+    return Jitted(fun, static_argnums, backend)

@@ -1,0 +1,133 @@
+"""Reverse-mode differentiation as an IR -> IR transform.
+
+`vjp_function(fn, wrt)` builds a new Function that recomputes `fn`'s equations and then walks
+them backwards, calling each primitive's VJP rule on the output cotangent and summing the
+cotangents that reach each value (micrograd's algorithm on JAX-style data). The result is
+ordinary IR, so it can be optimised, fused, compiled, and differentiated again.
+
+Only floating-point values carry cotangents: integer and boolean values, and values that do
+not depend on a differentiated parameter, are constants to the backward walk.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import ops
+from .ir import Function, Literal, Type, Var, format_eqn, is_float, names_of
+from .passes import dce
+from .tracer import Trace
+
+
+def inline(fn: Function, args: Sequence) -> list:
+    """Replay `fn`'s equations in the current trace on `args`; returns its results.
+
+    Each replayed equation keeps the source location it had in `fn`.
+    """
+    from .tracer import current_trace
+    trace = current_trace()
+    env: dict[Var, object] = dict(zip(fn.params, args))
+    saved = trace.loc_override
+    try:
+        for eqn in fn.eqns:
+            trace.loc_override = eqn.loc
+            inputs = [a if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+            env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
+    finally:
+        trace.loc_override = saved
+    return [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
+
+
+def active_vars(fn: Function, wrt: Sequence[int]) -> set[Var]:
+    """The float values that depend on the parameters `wrt` (the ones that need cotangents)."""
+    active = {fn.params[i] for i in wrt}
+    for eqn in fn.eqns:
+        if is_float(eqn.out.dtype) and any(isinstance(a, Var) and a in active
+                                           for a in eqn.inputs):
+            active.add(eqn.out)
+    return active
+
+
+def backward(fn: Function, env: dict, wrt: Sequence[int], seeds: Sequence) -> list:
+    """Walk `fn` backwards from `seeds` (one cotangent or None per result) in the current
+    trace, where `env` maps fn's Vars to their replayed values. Returns one cotangent per
+    parameter in `wrt` (zeros where nothing flows)."""
+    from .tracer import current_trace
+    trace = current_trace()
+    active = active_vars(fn, wrt)
+    cts: dict[Var, object] = {}
+
+    def accumulate(v: Var, c):
+        got = ops.type_of(c)
+        if got != v.type:
+            raise AssertionError(f"internal: cotangent {got} for a value of type {v.type}")
+        cts[v] = ops.add(cts[v], c) if v in cts else c
+
+    for r, seed in zip(fn.results, seeds):
+        if seed is not None and isinstance(r, Var) and r in active:
+            accumulate(r, seed)
+    saved = trace.loc_override
+    try:
+        for eqn in reversed(fn.eqns):
+            g = cts.pop(eqn.out, None)
+            if g is None:
+                continue
+            trace.loc_override = eqn.loc
+            inputs = [a.value if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+            if eqn.prim.vjp is None:
+                raise AssertionError(f"internal: {eqn.prim.name} has no VJP rule")
+            in_cts = list(eqn.prim.vjp(g, *inputs, out=env[eqn.out], **eqn.params))
+            if len(in_cts) != len(eqn.inputs):
+                raise AssertionError(f"internal: VJP of {format_eqn(eqn, names_of(fn))} gave "
+                                     f"{len(in_cts)} cotangents for {len(eqn.inputs)} inputs")
+            for a, c in zip(eqn.inputs, in_cts):
+                if c is not None and isinstance(a, Var) and a in active:
+                    accumulate(a, c)
+    finally:
+        trace.loc_override = saved
+    grads = []
+    for i in wrt:
+        p = fn.params[i]
+        grads.append(cts[p] if p in cts else ops.zeros(p.type))
+    return grads
+
+
+def vjp_function(fn: Function, wrt: Sequence[int], *, seed: str = "one",
+                 keep_outputs: bool = True, name: str | None = None) -> Function:
+    """The IR of the vector-Jacobian product of `fn` with respect to parameters `wrt`.
+
+    seed='one': `fn` has a scalar float first result (the loss); its cotangent is 1 and the
+    other results (auxiliary outputs) get none. The new Function takes fn's parameters.
+    seed='param': the new Function takes fn's parameters followed by one cotangent per result
+    of `fn` (float results only; others take no cotangent parameter).
+    It returns fn's results (when keep_outputs) followed by one gradient per `wrt` parameter.
+    """
+    with Trace(name or f"vjp_{fn.name}") as trace:
+        args = [trace.new_param(p.type) for p in fn.params]
+        if seed == "one":
+            loss = fn.results[0].type
+            seeds = [ops.scalar(1.0, loss.dtype)] + [None] * (len(fn.results) - 1)
+        else:
+            seeds = [trace.new_param(r.type) if is_float(r.type.dtype) else None
+                     for r in fn.results]
+        env: dict[Var, object] = dict(zip(fn.params, args))
+        for eqn in fn.eqns:
+            trace.loc_override = eqn.loc
+            inputs = [a if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+            env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
+        trace.loc_override = None
+        outs = [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
+        grads = backward(fn, env, wrt, seeds)
+        result, captured = trace.finish((outs if keep_outputs else []) + grads)
+    assert not captured
+    return dce(result)
+
+
+def check_differentiable(t: Type, what: str) -> None:
+    from . import errors
+    if not is_float(t.dtype):
+        raise errors.user_error(
+            errors.GradError, f"{what} has dtype {t.dtype}; gradients are only defined for "
+            f"floating-point arguments (f32, f64): convert it with .astype(np.float32), or "
+            f"leave it out of argnums")
+
