@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -19,13 +20,20 @@ from . import errors
 from .autodiff import check_differentiable, inline, vjp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
-from .passes import PIPELINE
+from .compiler import Compiled, Options, compile_function
 from .pytree import TreeDef, flatten, unflatten
 from .tracer import Trace, Tracer, current_trace
 
 _PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
-BACKENDS = ("interpret",)
-PLANNED_BACKENDS = ("cpu", "cuda")
+_INT32 = (-2**31, 2**31 - 1)
+_state = threading.local()
+
+
+def _record_source(fn: Function) -> None:
+    """Remember a function that a transform differentiated while a jit was tracing."""
+    log = getattr(_state, "sources", None)
+    if log is not None:
+        log.append(fn)
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ def _grad_transform(f: Callable, argnums, has_aux: bool, kind: str) -> Callable:
                 check_differentiable(t.fn.params[k].type, f"argument {a} of {fname}"
                                      + (f" (leaf {k - s})" if e - s > 1 else ""))
             wrt.extend(range(s, e))
+        _record_source(t.fn)
         g_fn = vjp_function(t.fn, wrt, seed="one", name=f"{kind}_{fname}")
         values = _run(g_fn, t.leaves, t.captured)
         n_out = len(outs)
@@ -253,6 +262,7 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     else:
         out_tree, n_main = t.out_tree, n_out
     wrt = [k for k, p in enumerate(t.fn.params[:len(t.leaves)]) if is_float(p.type.dtype)]
+    _record_source(t.fn)
     b_fn = vjp_function(t.fn, wrt, seed="param", keep_outputs=False, name=f"vjp_{fname}")
     float_outs = [k for k, r in enumerate(t.fn.results) if is_float(r.type.dtype)]
 
@@ -289,34 +299,24 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
 # jit
 
 
-@dataclass
-class _Compiled:
-    traced: Function
-    optimized: Function
-    out_tree: TreeDef
-    run: Callable[[list], list]
-
-
 class Jitted:
     """A compiled function: call it like the original. Programs are cached by the argument
     structure, shapes, dtypes and static arguments; a repeat call with the same key never
     re-traces (`trace_count` counts traces)."""
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
-                 backend: str = "interpret"):
-        if backend not in BACKENDS:
-            if backend in PLANNED_BACKENDS:
-                raise NotImplementedError(
-                    f"backend {backend!r} is not implemented yet; available: "
-                    f"{', '.join(BACKENDS)}")
-            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+                 backend: str = "interpret", fuse: bool = True, fast_math: bool = False):
+        self.options = Options(backend, fuse, fast_math)
         self.fun = fun
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
-        self.backend = backend
         self.trace_count = 0
-        self._cache: dict[Any, _Compiled] = {}
+        self._cache: dict[Any, _Entry] = {}
         functools.update_wrapper(self, fun)
+
+    @property
+    def backend(self) -> str:
+        return self.options.backend
 
     def _key(self, args, kwargs):
         static = []
@@ -330,7 +330,7 @@ class Jitted:
                 raise TypeError(f"static argument {i} of {_function_name(self.fun)} "
                                 f"({type(args[i]).__name__}) is not hashable; pass a tuple "
                                 "instead of a list, or make it an array argument") from None
-            static.append((i, args[i]))
+            static.append((i, type(args[i]), args[i]))
         dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
         leaves, tree = flatten((dynamic, kwargs))
         sig = []
@@ -344,59 +344,87 @@ class Jitted:
                 sig.append((t.shape, t.np_dtype, weak))
         return (tree, tuple(sig), tuple(static)), leaves
 
-    def _compile(self, args, kwargs) -> _Compiled:
-        t = trace_callable(self.fun, args, kwargs, self.static_argnums)
-        self.trace_count += 1
-        fn = t.fn
-        optimized = fn
-        for _, p in PIPELINE:
-            optimized = p(optimized)
-        return _Compiled(fn, optimized, t.out_tree,
-                         lambda flat, fn=optimized: interpret(fn, flat))
+    def _entry(self, args, kwargs) -> tuple["_Entry", list]:
+        key, leaves = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            _state.sources = sources = []
+            try:
+                t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+            finally:
+                _state.sources = None
+            self.trace_count += 1
+            entry = self._cache[key] = _Entry(compile_function(t.fn, sources, self.options),
+                                              t.out_tree, _int32_params(t.fn, leaves))
+        return entry, leaves
 
     def __call__(self, *args, **kwargs):
         if current_trace() is not None:
             # Called while tracing another function: trace and inline (no separate program).
             t = trace_callable(self.fun, args, kwargs, self.static_argnums)
             return unflatten(t.out_tree, _run(t.fn, t.leaves, t.captured))
-        key, leaves = self._key(args, kwargs)
-        compiled = self._cache.get(key)
-        if compiled is None:
-            compiled = self._cache[key] = self._compile(args, kwargs)
-        flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, compiled.optimized.params)]
-        return unflatten(compiled.out_tree, [_user_value(v) for v in compiled.run(flat)])
+        entry, leaves = self._entry(args, kwargs)
+        for k in entry.int32_params:
+            if not _INT32[0] <= leaves[k] <= _INT32[1]:
+                raise OverflowError(f"Python integer {leaves[k]} (argument leaf {k} of "
+                                    f"{_function_name(self.fun)}) is out of bounds for int32, "
+                                    "the dtype it is combined with")
+        params = entry.compiled.traced.params
+        flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, params)]
+        return unflatten(entry.out_tree, [_user_value(v) for v in entry.compiled.run(flat)])
 
     def lower(self, *args, **kwargs) -> Function:
         """The optimised Function this jitted function runs for these arguments."""
-        key, _ = self._key(args, kwargs)
-        if key not in self._cache:
-            self._cache[key] = self._compile(args, kwargs)
-        return self._cache[key].optimized
+        return self._entry(args, kwargs)[0].compiled.optimized
+
+    def program(self, *args, **kwargs):
+        """The Program of Kernels (after fusion) this jitted function runs for these arguments."""
+        return self._entry(args, kwargs)[0].compiled.program
+
+    def report(self, *args, **kwargs) -> str:
+        """The fusion report: kernels, their equations and user lines, bytes, FLOPs, and the
+        reason for every edge left unfused."""
+        from .report import fusion_report
+        return fusion_report(self.program(*args, **kwargs))
 
     def dump(self, *args, **kwargs) -> dict[str, str]:
-        """{stage name: text} for every stage of compiling for these arguments."""
-        key, _ = self._key(args, kwargs)
-        if key not in self._cache:
-            self._cache[key] = self._compile(args, kwargs)
-        c = self._cache[key]
-        stages = {"traced": c.traced.format(locations=True)}
-        fn = c.traced
-        for name, p in PIPELINE:
-            fn = p(fn)
-            stages[f"after {name}"] = fn.format(locations=True)
-        return stages
+        """{stage name: text} for every stage of compiling for these arguments: traced,
+        differentiated (when a gradient was taken), each pass, the fused program with its
+        report, and the backend's generated code."""
+        return self._entry(args, kwargs)[0].compiled.stages()
 
     @property
     def cache_size(self) -> int:
         return len(self._cache)
 
 
-def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
-        backend: str = "interpret"):
-    """Compile `fun`: trace once per argument signature, optimise, and run on `backend`.
+@dataclass
+class _Entry:
+    compiled: Compiled
+    out_tree: TreeDef
+    int32_params: list[int]     # Python-int arguments that the program narrows to int32
 
+
+def _int32_params(fn: Function, leaves: list) -> list[int]:
+    """Leaves passed as Python ints whose parameter is cast to int32 inside: their values
+    must be range-checked on every call, as NumPy checks a Python int meeting an int32."""
+    out = []
+    for k, (leaf, p) in enumerate(zip(leaves, fn.params)):
+        if is_python_scalar(leaf) and not isinstance(leaf, bool) and isinstance(leaf, int) and any(
+                e.prim.name == "cast" and e.inputs[0] is p and e.params["dtype"] == "i32"
+                for e in fn.eqns):
+            out.append(k)
+    return out
+
+
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        backend: str = "interpret", fuse: bool = True, fast_math: bool = False):
+    """Compile `fun`: trace once per argument signature, optimise, fuse, run on `backend`.
+
+    `fuse=False` gives one kernel per primitive (the unfused baseline); `fast_math=True`
+    allows rewrites that are wrong for some special values (see tracejit.passes).
     Usable as `jit(f)`, `@jit` or `@jit(static_argnums=1)`.
     """
     if fun is None:
-        return lambda f: Jitted(f, static_argnums, backend)
-    return Jitted(fun, static_argnums, backend)
+        return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math)
+    return Jitted(fun, static_argnums, backend, fuse, fast_math)

@@ -137,6 +137,17 @@ def _weaken(result, weak: bool):
     return result
 
 
+def _strong(x):
+    """`x` as np.asarray would make it: a Python number becomes a default-dtype array and a weak
+    tracer strong. NumPy functions (np.sqrt(s), np.sum(s), np.dot(x, 2.0), ...) return NumPy
+    values, which promote strongly; only Python operators on Python numbers stay weak."""
+    if _is_py_scalar(x):
+        return np.asarray(x)
+    if isinstance(x, Tracer) and x.weak:
+        return Tracer(x.trace, x.node, False)
+    return x
+
+
 def _result_dtype(*xs) -> str:
     """np.result_type with weak Python scalars, for functions that are not ufuncs."""
     keys = []
@@ -200,6 +211,21 @@ def _float_pred(pred):
     return fn
 
 
+def _sinh(x):
+    # sinh x = 2 sinh(x/2) cosh(x/2) = (expm1(h) - expm1(-h))/2 * (e^h + e^-h), h = x/2: full
+    # accuracy near 0 (expm1), and no overflow of e^x where sinh x itself is still finite.
+    h = ops.mul(x, 0.5)
+    return ops.mul(ops.mul(ops.sub(ops.expm1(h), ops.expm1(ops.neg(h))), 0.5),
+                   ops.add(ops.exp(h), ops.exp(ops.neg(h))))
+
+
+def _cosh(x):
+    # cosh x = (e^|x|)/2 + e^-|x|/2 with e^|x| = e * e, e = e^(|x|/2), so that it overflows
+    # only where cosh x does.
+    e = ops.exp(ops.mul(ops.abs(x), 0.5))
+    return ops.add(ops.mul(ops.mul(e, 0.5), e), ops.div(0.5, ops.mul(e, e)))
+
+
 def _isnan(x):
     return ops.ne(x, x)
 
@@ -260,16 +286,23 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.cos: ops.cos,
     np.tan: lambda x: ops.div(ops.sin(x), ops.cos(x)),
     np.tanh: ops.tanh,
-    # sinh = (expm1(x) - expm1(-x)) / 2 keeps full accuracy near 0; cosh = (e^x + e^-x) / 2.
-    np.sinh: lambda x: ops.mul(ops.sub(ops.expm1(x), ops.expm1(ops.neg(x))), 0.5),
-    np.cosh: lambda x: ops.mul(ops.add(ops.exp(x), ops.exp(ops.neg(x))), 0.5),
+    np.sinh: _sinh,
+    np.cosh: _cosh,
     np.arctan: ops.atan,
-    np.floor: ops.floor,
-    np.ceil: ops.ceil,
+    # NumPy 2 keeps integer and boolean inputs of floor/ceil as they are.
+    np.floor: lambda x: ops.floor(x) if is_float(ops.dtype_of(x)) else x,
+    np.ceil: lambda x: ops.ceil(x) if is_float(ops.dtype_of(x)) else x,
     np.trunc: _trunc,
     np.isnan: _float_pred(_isnan),
     np.isinf: _float_pred(_isinf),
     np.isfinite: _float_pred(_isfinite),
+}
+
+
+#: NumPy's boolean loops of ufuncs whose arithmetic primitives take no booleans.
+_BOOL_LOOPS: dict[np.ufunc, Callable] = {
+    np.add: ops.or_, np.multiply: ops.and_, np.maximum: ops.or_, np.minimum: ops.and_,
+    np.fmax: ops.or_, np.fmin: ops.and_, np.absolute: lambda x: x,
 }
 
 
@@ -286,6 +319,8 @@ def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None):
         xs = [_convert(x, _check_dtype(dtype)) for x in xs]
     in_dtypes, out_dtype, weak = _resolve(ufunc, xs)
     xs = _broadcast_all([_convert(x, d) for x, d in zip(xs, in_dtypes)])
+    if in_dtypes[0] == "bool":
+        impl = _BOOL_LOOPS.get(ufunc, impl)
     result = impl(*xs)
     if ops.dtype_of(result) != out_dtype:
         result = ops.cast(result, out_dtype)
@@ -316,7 +351,7 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if kwargs:
             raise errors.user_error(errors.UnsupportedError,
                                     f"{name} with {', '.join(kwargs)}= is not supported")
-        return apply_ufunc(ufunc, *inputs, dtype=dtype)
+        return _strong(apply_ufunc(ufunc, *inputs, dtype=dtype))
     if method == "reduce" and ufunc in _REDUCE_METHOD:
         x = inputs[0]
         axis = kwargs.pop("axis", 0)
@@ -394,11 +429,16 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
             r = ops.full(Type(tuple(n for i, n in enumerate(t.shape) if i not in axes), "bool"),
                          kind == "all")
     elif kind in ("mean", "var", "std"):
+        if kind != "mean" and dtype is not None and not is_float(src):
+            raise errors.user_error(
+                errors.UnsupportedError, f"{name} with an integer dtype= (NumPy truncates the "
+                "mean and every squared deviation) is not supported; use a float dtype")
         fdtype = src if is_float(src) else "f64"
         xf = ops.cast(x, fdtype)
         mean = ops.div(ops.reduce_sum(xf, axes), float(count))
         if kind == "mean":
-            r = mean
+            # NumPy casts the quotient back to an integer dtype= (truncating).
+            r = mean if fdtype == src else ops.cast(mean, src) if dtype is not None else mean
         else:
             d = ops.sub(xf, ops.broadcast_in_dim(
                 mean, t.shape, tuple(i for i in range(t.ndim) if i not in axes)))
@@ -407,7 +447,7 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
                 r = ops.sqrt(r)
     else:
         raise AssertionError(kind)
-    return _weaken(_keep(x, r, axes, keepdims, t.shape), isinstance(x, Tracer) and x.weak)
+    return _strong(_keep(x, r, axes, keepdims, t.shape))
 
 
 def arg_reduction(kind: str, x, axis=None, out=None, keepdims=False):
@@ -557,7 +597,8 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 
 def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
-    xs = [_as_operand(a) for a in arrays]
+    # NumPy converts Python numbers to (strong, default-dtype) arrays here.
+    xs = [np.asarray(x) if _is_py_scalar(x) else x for x in map(_as_operand, arrays)]
     if not xs:
         raise errors.user_error(ValueError, "need at least one array to stack")
     shapes = {tuple(np.shape(x)) if not isinstance(x, Tracer) else x.shape for x in xs}
@@ -570,14 +611,14 @@ def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 
 def vstack(arrays, **kw):
-    xs = [_as_operand(a) for a in arrays]
+    xs = [np.asarray(x) if _is_py_scalar(x) else x for x in map(_as_operand, arrays)]
     xs = [reshape(x, (1, -1)) if np.ndim(x) < 2 and not isinstance(x, Tracer) or
           isinstance(x, Tracer) and x.ndim < 2 else x for x in xs]
     return concatenate(xs, axis=0, **kw)
 
 
 def hstack(arrays, **kw):
-    xs = [_as_operand(a) for a in arrays]
+    xs = [np.asarray(x) if _is_py_scalar(x) else x for x in map(_as_operand, arrays)]
     xs = [reshape(x, (1,)) if ops.type_of(x).ndim == 0 else x for x in xs]
     return concatenate(xs, axis=0 if ops.type_of(xs[0]).ndim == 1 else 1, **kw)
 
@@ -603,11 +644,10 @@ def where(condition, x=None, y=None):
             "form np.where(condition, x, y)")
     c, x, y = (_as_operand(v) for v in (condition, x, y))
     target = _result_dtype(x, y)
-    weak = _is_weak(x) and _is_weak(y) and (isinstance(x, Tracer) or isinstance(y, Tracer))
     c, x, y = _broadcast_all([_truth(_convert(c, ops.dtype_of(c)) if not _is_py_scalar(c)
                                      else np.bool_(c)),
                               _convert(x, target), _convert(y, target)])
-    return _weaken(ops.select(c, x, y), weak)
+    return ops.select(c, x, y)
 
 
 def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
@@ -621,7 +661,7 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
         r = apply_ufunc(np.maximum, r, lo)
     if hi is not None:
         r = apply_ufunc(np.minimum, r, hi)
-    return r
+    return _strong(r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +669,7 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
 
 
 def _promote_pair(a, b, ufunc=np.matmul):
-    a, b = _as_operand(a), _as_operand(b)
+    a, b = _strong(_as_operand(a)), _strong(_as_operand(b))
     (da, db), _, weak = _resolve(ufunc, [a, b])
     a, b = _convert(a, da), _convert(b, db)
     if ops.dtype_of(a) == "bool":
@@ -692,6 +732,7 @@ def dot(a, b, out=None):
 
 
 def outer(a, b, out=None):
+    a, b = _strong(_as_operand(a)), _strong(_as_operand(b))
     return apply_ufunc(np.multiply, reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
 
 
@@ -736,6 +777,7 @@ def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, **kwargs
     if len(set(rhs)) != len(rhs):
         raise errors.user_error(errors.UnsupportedError, f"einsum: repeated output index in "
                                 f"{subscripts!r} is not supported")
+    operands = [_strong(_as_operand(x)) for x in operands]
     target = _check_dtype(dtype) if dtype is not None else _result_dtype(*operands)
     xs = [_convert(_as_operand(x), target) for x in operands]
     sizes: dict[str, int] = {}
@@ -790,6 +832,8 @@ def _normalise_index(key, ndim):
         key = (key,)
     entries = []
     for k in key:
+        if isinstance(k, list) and any(isinstance(v, Tracer) for v in _leaves(k)):
+            k = _as_operand(k)       # x[[i, 0]] with a traced i: a traced index array
         if k is None:
             entries.append(("new",))
         elif k is Ellipsis:
@@ -816,12 +860,14 @@ def _normalise_index(key, ndim):
             entries.append(("int", int(k)))
         else:
             arr = np.asarray(k)
+            if arr.size == 0 and not isinstance(k, np.ndarray):
+                arr = arr.astype(np.int64)   # NumPy: an empty list is an empty integer index
             if arr.dtype == np.bool_:
+                if arr.ndim == 0:
+                    raise _index_error("a scalar boolean index is not supported")
                 # A concrete mask has a static number of True entries: its nonzero indices.
                 for idx in np.nonzero(arr):
                     entries.append(("adv", idx.astype(np.int64)))
-                if arr.ndim == 0:
-                    raise _index_error("a scalar boolean index is not supported")
             elif arr.dtype.kind in "iu":
                 entries.append(("adv", arr.astype(np.int64)))
             else:

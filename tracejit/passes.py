@@ -1,10 +1,104 @@
-"""Passes: each a function Function -> Function, run as an explicit ordered pipeline."""
+"""Passes: each a function Function -> Function, run as an explicit ordered pipeline.
+
+    dce             drop equations no result depends on
+    fold_constants  evaluate equations whose inputs are all known at compile time
+    simplify        algebraic rewrites that hold under IEEE semantics (NaN, ±inf, -0)
+    cse             one equation for each distinct (primitive, inputs, params)
+
+Every rewrite in `simplify` is exact for every input, NaN, infinities and signed zeros
+included, with one documented exception: a sum over axes along which the operand is a
+broadcast becomes a multiplication by the count (exact for counts up to 2**24 in f32 and
+more accurate than the sum otherwise). `fast_math=True` allows rewrites that are wrong for
+some special values: x + 0 -> x (wrong for x = -0.0), x * 0 -> 0 and x - x -> 0 (wrong for
+NaN and infinities).
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+import math
+from typing import Callable, Iterable
 
-from .ir import Function, Var
+import numpy as np
+
+from . import primitives as P
+from .ir import Atom, Eqn, Function, Literal, Type, Var, is_float, verify
+
+Pass = Callable[[Function], Function]
+
+_COMMUTATIVE = {"add", "mul", "max", "min", "and", "or", "xor", "eq", "ne"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the rewriting engine
+
+
+class Rewriter:
+    """Rebuild a Function equation by equation, with substitutions and a producer lookup.
+
+    A rule gets each equation (inputs already substituted) and returns None to keep it, an
+    Eqn with the same output to keep instead, or an Atom to replace its output with (the rule
+    may `emit` new equations that compute that atom first).
+    """
+
+    def __init__(self, fn: Function):
+        self.fn = fn
+        self.subst: dict[Var, Atom] = {}
+        self.eqns: list[Eqn] = []
+        self.producer: dict[Var, Eqn] = {}
+
+    def atom(self, a: Atom) -> Atom:
+        while isinstance(a, Var) and a in self.subst:
+            a = self.subst[a]
+        return a
+
+    def emit(self, prim, inputs, params, like: Eqn) -> Var:
+        """Append a new equation (typed by its rule) with the location of `like`."""
+        out = Var(prim.type_rule(*(a.type for a in inputs), **params))
+        eqn = Eqn(prim, tuple(inputs), out, params, like.loc)
+        self.eqns.append(eqn)
+        self.producer[out] = eqn
+        return out
+
+    def run(self, rule) -> Function:
+        for eqn in self.fn.eqns:
+            inputs = tuple(self.atom(a) for a in eqn.inputs)
+            if inputs != eqn.inputs:
+                eqn = Eqn(eqn.prim, inputs, eqn.out, eqn.params, eqn.loc)
+            result = rule(eqn, self)
+            if result is None or isinstance(result, Eqn):
+                kept = eqn if result is None else result
+                assert kept.out is eqn.out
+                self.eqns.append(kept)
+                self.producer[kept.out] = kept
+            else:
+                assert result.type == eqn.out.type, (eqn.prim.name, result.type, eqn.out.type)
+                self.subst[eqn.out] = result
+        results = tuple(self.atom(r) for r in self.fn.results)
+        return Function(self.fn.name, self.fn.params, tuple(self.eqns), results)
+
+    def const_value(self, a: Atom):
+        """The scalar every element of `a` equals, if `a` is a literal or a broadcast one."""
+        if isinstance(a, Literal):
+            return a.value
+        eqn = self.producer.get(a)
+        if eqn is not None and eqn.prim is P.broadcast_in_dim and isinstance(eqn.inputs[0],
+                                                                               Literal):
+            return eqn.inputs[0].value
+        return None
+
+
+def _same_bits(value, target) -> bool:
+    """value == target with the same sign of zero (so -0.0 is not 0.0)."""
+    if value is None:
+        return False
+    v = np.asarray(value)
+    t = np.asarray(target, dtype=v.dtype)
+    return bool(v == t) and (v.dtype.kind != "f" or np.signbit(v) == np.signbit(t))
+
+
+# ---------------------------------------------------------------------------------------------
+# dce
 
 
 def dce(fn: Function) -> Function:
@@ -21,17 +115,279 @@ def dce(fn: Function) -> Function:
     return Function(fn.name, fn.params, tuple(reversed(kept)), fn.results)
 
 
-#: The optimisation pipeline, in order: (name, pass).
-PIPELINE: list[tuple[str, Callable[[Function], Function]]] = [
-    ("dce", dce),
-]
+# ---------------------------------------------------------------------------------------------
+# cse
 
 
-def optimize(fn: Function, verify_each: bool = False) -> Function:
-    """Run every pass of PIPELINE in order (verifying after each when asked)."""
-    from .ir import verify
-    for _, p in PIPELINE:
+def _freeze(value):
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, value.tobytes())
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _atom_key(a: Atom):
+    return ("lit",) + a.key() if isinstance(a, Literal) else ("var", id(a))
+
+
+def cse(fn: Function) -> Function:
+    """Common-subexpression elimination: equal equations computed once.
+
+    Two equations are equal when their primitive, params and inputs are (inputs of
+    commutative primitives in either order); literals compare by bits (so -0.0 != 0.0).
+    """
+    seen: dict = {}
+
+    def rule(eqn: Eqn, rw: Rewriter):
+        keys = [_atom_key(a) for a in eqn.inputs]
+        if eqn.prim.name in _COMMUTATIVE:
+            keys.sort()
+        key = (eqn.prim.name, tuple(keys), tuple(sorted((k, _freeze(v))
+                                                        for k, v in eqn.params.items())))
+        if key in seen:
+            return seen[key]
+        seen[key] = eqn.out
+        return None
+
+    return Rewriter(fn).run(rule)
+
+
+# ---------------------------------------------------------------------------------------------
+# constant folding
+
+#: Folded results with more elements than this that are not all equal stay unfolded.
+FOLD_LIMIT = 4096
+
+
+def _concrete(a: Atom, rw: Rewriter):
+    if isinstance(a, Literal):
+        return a.value
+    eqn = rw.producer.get(a)
+    if eqn is None:
+        return None
+    if eqn.prim is P.constant:
+        return eqn.params["value"]
+    value = rw.const_value(a)
+    return None if value is None else np.broadcast_to(value, a.type.shape)
+
+
+def fold_constants(fn: Function) -> Function:
+    """Evaluate equations whose inputs are all compile-time constants, with the primitive's
+    own NumPy implementation (so the folded value is exactly what the program would compute).
+    A uniform result becomes a literal (broadcast if not rank 0); a small one a constant."""
+
+    def rule(eqn: Eqn, rw: Rewriter):
+        if eqn.prim.kind == "source" or not eqn.inputs:
+            return None
+        if eqn.prim is P.broadcast_in_dim and isinstance(eqn.inputs[0], Literal):
+            return None   # already the canonical form of a filled array
+        values = [_concrete(a, rw) for a in eqn.inputs]
+        if any(v is None for v in values):
+            return None
+        with np.errstate(all="ignore"):
+            out = np.asarray(eqn.prim.impl(*values, **eqn.params))
+        if out.dtype != eqn.out.type.np_dtype or out.shape != eqn.out.type.shape:
+            return None
+        flat = out.reshape(-1)
+        if out.size and np.all((flat == flat[0]) | (np.isnan(flat) & np.isnan(flat[0])
+                                                    if out.dtype.kind == "f" else False)) \
+                and (out.dtype.kind != "f" or np.all(np.signbit(flat) == np.signbit(flat[0]))):
+            lit = Literal(flat[0])
+            if out.ndim == 0:
+                return lit
+            return rw.emit(P.broadcast_in_dim, (lit,), {"shape": out.shape, "dims": ()}, eqn)
+        if out.size > FOLD_LIMIT:
+            return None
+        frozen = np.array(out, copy=True)
+        frozen.flags.writeable = False
+        return rw.emit(P.constant, (), {"value": frozen}, eqn)
+
+    return Rewriter(fn).run(rule)
+
+
+# ---------------------------------------------------------------------------------------------
+# algebraic simplification
+
+
+def _compose_broadcast(inner: Eqn, shape, dims):
+    # x -(inner: shape1, dims1)-> y -(shape, dims)-> z: axis i of x lands at dims[dims1[i]].
+    return {"shape": tuple(shape), "dims": tuple(dims[d] for d in inner.params["dims"])}
+
+
+def _fill(rw: Rewriter, t: Type, value, like: Eqn) -> Atom:
+    """An atom of type `t` whose every element is `value`."""
+    lit = Literal(np.asarray(value, t.np_dtype)[()])
+    if not t.shape:
+        return lit
+    return rw.emit(P.broadcast_in_dim, (lit,), {"shape": t.shape, "dims": ()}, like)
+
+
+def _literal_operands(eqn: Eqn, rw: Rewriter) -> Eqn:
+    """Fold broadcast literals into an elementwise consumer: `mul (broadcast 2.0), %x` becomes
+    `mul 2.0, %x` (rank-0 operands broadcast), as long as another operand keeps the shape."""
+    ins, shape = eqn.inputs, eqn.out.type.shape
+    if eqn.prim.kind != "elementwise" or len(ins) < 2:
+        return eqn
+    new = list(ins)
+    for i, a in enumerate(ins):
+        c = rw.const_value(a)
+        if c is not None and isinstance(a, Var) and any(
+                b.type.shape == shape for j, b in enumerate(new) if j != i):
+            new[i] = Literal(c)
+    if new == list(ins):
+        return eqn
+    return Eqn(eqn.prim, tuple(new), eqn.out, eqn.params, eqn.loc)
+
+
+def simplify(fn: Function, fast_math: bool = False) -> Function:
+    """Algebraic simplification (see the module docstring for what is allowed)."""
+
+    def rule(eqn: Eqn, rw: Rewriter):
+        folded = _literal_operands(eqn, rw)
+        result = rewrite(folded, rw)
+        if result is None and folded is not eqn:
+            return folded
+        return result
+
+    def rewrite(eqn: Eqn, rw: Rewriter):
+        name, ins, out_t = eqn.prim.name, eqn.inputs, eqn.out.type
+
+        if name in ("mul", "div", "add", "sub", "pow", "max", "min", "and", "or") and len(ins) == 2:
+            x, y = ins
+            cx, cy = rw.const_value(x), rw.const_value(y)
+            integral = not is_float(out_t.dtype)
+            # x * 1, 1 * x, x / 1, x ** 1: exact for every x.
+            if name == "mul" and _same_bits(cy, 1) and x.type == out_t:
+                return x
+            if name == "mul" and _same_bits(cx, 1) and y.type == out_t:
+                return y
+            if name in ("div", "pow") and _same_bits(cy, 1) and x.type == out_t:
+                return x
+            # x - (+0) and x + (-0) are x even for x = -0; x + (+0) is not (-0 + 0 = +0).
+            if name == "sub" and (_same_bits(cy, 0) or (integral and cy == 0)) and x.type == out_t:
+                return x
+            if name == "add":
+                for a, c in ((x, cy), (y, cx)):
+                    zero_ok = _same_bits(c, -0.0) or ((integral or fast_math) and c is not None
+                                                      and c == 0)
+                    if zero_ok and a.type == out_t:
+                        return a
+            # max(x, x), min(x, x), x & x, x | x: exact (NaN stays NaN).
+            if name in ("max", "min", "and", "or") and x is y:
+                return x
+            # x * -1 -> -x: exact (the sign of zero and NaN payload behave the same).
+            if name == "mul" and _same_bits(cy, -1) and x.type == out_t:
+                return rw.emit(P.neg, (x,), {}, eqn)
+            if fast_math and ((name == "mul" and (_same_bits(cx, 0) or _same_bits(cy, 0)))
+                              or (name == "sub" and x is y)):
+                return _fill(rw, out_t, 0, eqn)
+            if integral and name == "sub" and x is y:
+                return _fill(rw, out_t, 0, eqn)
+            return None
+
+        if name == "neg":
+            inner = rw.producer.get(ins[0])
+            if inner is not None and inner.prim is P.neg:
+                return inner.inputs[0]
+            return None
+
+        if name == "select":
+            p, x, y = ins
+            if x is y and x.type == out_t:
+                return x
+            c = rw.const_value(p)
+            if c is not None:
+                pick = x if bool(c) else y
+                if pick.type == out_t:
+                    return pick
+            return None
+
+        if name == "transpose":
+            perm = eqn.params["perm"]
+            inner = rw.producer.get(ins[0])
+            if inner is not None and inner.prim is P.transpose:
+                composed = tuple(inner.params["perm"][p] for p in perm)
+                if composed == tuple(range(len(composed))):
+                    return inner.inputs[0]
+                return rw.emit(P.transpose, inner.inputs, {"perm": composed}, eqn)
+            return None
+
+        if name == "reshape":
+            if ins[0].type == out_t:
+                return ins[0]
+            inner = rw.producer.get(ins[0])
+            if inner is not None and inner.prim is P.reshape:
+                if inner.inputs[0].type == out_t:
+                    return inner.inputs[0]
+                return rw.emit(P.reshape, inner.inputs, dict(eqn.params), eqn)
+            return None
+
+        if name == "broadcast_in_dim":
+            if ins[0].type == out_t:
+                return ins[0]
+            inner = rw.producer.get(ins[0])
+            if inner is not None and inner.prim is P.broadcast_in_dim:
+                return rw.emit(P.broadcast_in_dim, inner.inputs,
+                               _compose_broadcast(inner, **eqn.params), eqn)
+            return None
+
+        if name == "cast" and ins[0].type == out_t:
+            return ins[0]
+
+        if name in ("reduce_sum", "reduce_max", "reduce_min"):
+            # A reduction over axes along which the operand is only a broadcast.
+            inner = rw.producer.get(ins[0])
+            axes = eqn.params["axes"]
+            if inner is None or inner.prim is not P.broadcast_in_dim:
+                return None
+            dims = inner.params["dims"]
+            src = inner.inputs[0]
+            if any(a in dims for a in axes):
+                return None
+            kept = [d for d in range(len(inner.params["shape"])) if d not in axes]
+            # The result equals the source broadcast to the kept axes.
+            sub_dims = tuple(kept.index(d) for d in dims)
+            value = src if src.type.shape == out_t.shape and sub_dims == tuple(
+                range(len(sub_dims))) else rw.emit(P.broadcast_in_dim, (src,),
+                                                   {"shape": out_t.shape, "dims": sub_dims}, eqn)
+            if name != "reduce_sum":
+                return value
+            count = math.prod(inner.params["shape"][a] for a in axes)
+            return rw.emit(P.mul, (value, Literal(np.asarray(count, out_t.np_dtype)[()])), {},
+                           eqn)
+        return None
+
+    return Rewriter(fn).run(rule)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def pipeline(fast_math: bool = False) -> list[tuple[str, Pass]]:
+    """The optimisation pipeline, in order: (name, pass)."""
+    simp = functools.partial(simplify, fast_math=fast_math) if fast_math else simplify
+    return [
+        ("dce", dce),
+        ("fold_constants", fold_constants),
+        ("simplify", simp),
+        ("cse", cse),
+        ("simplify_again", simp),
+        ("dce_final", dce),
+    ]
+
+
+#: The default pipeline.
+PIPELINE: list[tuple[str, Pass]] = pipeline()
+
+
+def optimize(fn: Function, passes: Iterable[tuple[str, Pass]] | None = None,
+             verify_each: bool = False) -> Function:
+    """Run the passes (default: PIPELINE) in order, verifying after each when asked."""
+    for _, p in (PIPELINE if passes is None else passes):
         fn = p(fn)
         if verify_each:
             verify(fn)
     return fn
+

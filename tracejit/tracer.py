@@ -133,6 +133,13 @@ def bind(prim: Primitive, *inputs: Any, **params: Any) -> "Tracer":
     """Record `prim(*inputs, **params)` in the innermost active trace."""
     trace = current_trace()
     if trace is None:
+        escaped = next((x for x in inputs if isinstance(x, Tracer)), None)
+        if escaped is not None:
+            raise errors.user_error(
+                errors.EscapedTracerError,
+                f"a traced value {escaped.type} is used after the function that traced it "
+                f"returned (it escaped through a global, a closure or a container); return it "
+                f"from the function instead")
         raise RuntimeError(f"internal: bind({prim.name}) outside of any trace")
     return trace.bind(prim, inputs, params)
 

@@ -1,0 +1,84 @@
+"""The NumPy oracle shared by test_numpy_forward, test_indexing and test_promotion.
+
+`check(f, *args)` runs `f` with NumPy and through `tj.jit(f)` (the interpret backend) and
+compares the results leafwise (tuples, lists and dicts of results): exact dtype and shape,
+exact values for integers and booleans, and for floats a relative tolerance of 1e-6 (f32) or
+1e-12 (f64), NaN where NumPy has NaN, infinities with their sign. It also checks that the traced
+Function passes `tj.verify`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import tracejit as tj
+
+RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
+
+
+def leaves(tree, path="result"):
+    """[(path, leaf)] of a pytree of results, dict keys sorted."""
+    if isinstance(tree, (tuple, list)):
+        return [item for i, v in enumerate(tree) for item in leaves(v, f"{path}[{i}]")]
+    if isinstance(tree, dict):
+        return [item for k in sorted(tree) for item in leaves(tree[k], f"{path}[{k!r}]")]
+    return [(path, tree)]
+
+
+def structure(tree):
+    if isinstance(tree, (tuple, list)):
+        return (type(tree).__name__, tuple(structure(v) for v in tree))
+    if isinstance(tree, dict):
+        return ("dict", tuple((k, structure(tree[k])) for k in sorted(tree)))
+    return "*"
+
+
+def assert_same(got, want, rtol=None, atol=0.0, signed_zeros=True, where="result"):
+    """`got` (from tracejit) equals `want` (from NumPy) in dtype, shape and value."""
+    g, w = np.asarray(got), np.asarray(want)
+    assert g.dtype == w.dtype, f"{where}: dtype {g.dtype}, NumPy gives {w.dtype}"
+    assert g.shape == w.shape, f"{where}: shape {g.shape}, NumPy gives {w.shape}"
+    if g.ndim == 0:
+        # Documented: rank-0 results come back as NumPy scalars, like np.sum's.
+        assert isinstance(got, np.generic), f"{where}: a 0-d result should be a NumPy scalar"
+    if w.dtype.kind == "f":
+        tol = RTOL[w.dtype] if rtol is None else rtol
+        np.testing.assert_allclose(g, w, rtol=tol, atol=atol, equal_nan=True, err_msg=where)
+        if signed_zeros:
+            zero = w == 0
+            np.testing.assert_array_equal(np.signbit(g[zero]), np.signbit(w[zero]),
+                                          err_msg=f"{where}: sign of zero differs")
+    else:
+        np.testing.assert_array_equal(g, w, err_msg=where, strict=True)
+
+
+def numpy_result(f, *args):
+    """f(*args) run by NumPy, quietly (the interpreter too ignores inf/NaN warnings)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return f(*args)
+
+
+def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=()):
+    """Compare `tj.jit(f)(*args)` with `f(*args)` run by NumPy; verify the traced IR.
+
+    Returns NumPy's result, for tests that also assert something about it.
+    """
+    want = numpy_result(f, *args)
+    got = tj.jit(f, static_argnums=static_argnums)(*args)
+    assert structure(got) == structure(want), f"structure {structure(got)} != {structure(want)}"
+    for (where, g), (_, w) in zip(leaves(got), leaves(want)):
+        assert_same(g, w, rtol, atol, signed_zeros, where)
+    tj.verify(tj.trace(f, *args, static_argnums=static_argnums))
+    return want
+
+
+def numpy_rejects(f, *args) -> bool:
+    """True when NumPy itself raises on f(*args) (then tracejit must raise too)."""
+    try:
+        numpy_result(f, *args)
+    except (TypeError, ValueError, IndexError):
+        return True
+    return False

@@ -1,0 +1,107 @@
+"""From a traced Function to something that runs: passes, fusion, backend; and every stage
+kept as text for dumps.
+
+    traced Function ─ passes ─► optimised Function ─ fusion ─► Program ─ backend ─► callable
+
+`TRACEJIT_DUMP=dir` writes the stages of every function compiled as numbered text files:
+dir/NNN-name/01-traced.txt, 02-differentiated.txt, 03-pass-dce.txt, ..., NN-fused.txt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .fusion import plan
+from .ir import Function
+from .kernel_interpreter import run_program
+from .kernels import Program
+from .passes import pipeline
+from .report import fusion_report
+
+BACKENDS = ("interpret",)
+PLANNED_BACKENDS = ("cpu", "cuda")
+
+_dump_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to compile: the backend, whether to fuse, and whether fast-math rewrites apply."""
+
+    backend: str = "interpret"
+    fuse: bool = True
+    fast_math: bool = False
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            if self.backend in PLANNED_BACKENDS:
+                raise NotImplementedError(
+                    f"backend {self.backend!r} is not implemented yet; available: "
+                    f"{', '.join(BACKENDS)}")
+            raise ValueError(f"unknown backend {self.backend!r}; available: "
+                             f"{', '.join(BACKENDS)}")
+
+
+@dataclass
+class Compiled:
+    """Everything compiling one function for one signature produced."""
+
+    traced: Function                      # as traced (with any autodiff already applied)
+    sources: list[Function]               # functions differentiated while tracing, as traced
+    passes: list[tuple[str, Function]]    # the function after each pass
+    program: Program
+    run: Callable[[list], list]
+    backend_stages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def optimized(self) -> Function:
+        return self.passes[-1][1] if self.passes else self.traced
+
+    def stages(self) -> dict[str, str]:
+        """{stage name: text}, in pipeline order."""
+        out: dict[str, str] = {}
+        if self.sources:
+            out["traced"] = "\n\n".join(f.format(locations=True) for f in self.sources)
+            out["differentiated"] = self.traced.format(locations=True)
+        else:
+            out["traced"] = self.traced.format(locations=True)
+        for name, fn in self.passes:
+            out[f"pass {name}"] = fn.format(locations=True)
+        out["fused"] = f"{self.program}\n\n{fusion_report(self.program)}"
+        out.update(self.backend_stages)
+        return out
+
+
+def compile_function(traced: Function, sources: list[Function], options: Options) -> Compiled:
+    """Optimise, fuse and prepare `traced` for `options.backend`."""
+    passes = []
+    fn = traced
+    for name, p in pipeline(options.fast_math):
+        fn = p(fn)
+        passes.append((name, fn))
+    program = plan(fn, fuse=options.fuse)
+    compiled = Compiled(traced, sources, passes, program,
+                        lambda flat, program=program: run_program(program, flat))
+    directory = os.environ.get("TRACEJIT_DUMP")
+    if directory:
+        write_dump(directory, traced.name, compiled.stages())
+    return compiled
+
+
+def write_dump(directory: str, name: str, stages: dict[str, str]) -> str:
+    """Write stages as numbered files under directory/NNN-name/; returns that folder."""
+    folder = os.path.join(directory, f"{next(_dump_counter):03d}-{name}")
+    os.makedirs(folder, exist_ok=True)
+    for i, (stage, text) in enumerate(stages.items(), 1):
+        slug = re.sub(r"[^\w]+", "-", stage).strip("-")
+        path = os.path.join(folder, f"{i:02d}-{slug}.txt")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    return folder

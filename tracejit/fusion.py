@@ -1,0 +1,399 @@
+"""The fusion planner: Function -> Program of Kernels.
+
+Equations are visited in order and placed greedily:
+
+- *views* (broadcast_in_dim, transpose, slice, reshape of a buffer) are not computed at all:
+  they become index maps of the loads that read them, in every kernel that does;
+- *sources* (a broadcast literal, iota) are recomputed inside every loop body that uses them;
+- an *elementwise* equation joins the loop kernel (or dot epilogue) that computes its operands
+  over the same domain, merging several such kernels when that creates no cycle; it starts a
+  new loop kernel otherwise;
+- a *reduction* joins the loop kernel (or dot epilogue) computing its operand over the
+  operand's domain when that kernel reduces over the same axes or not yet at all; its result
+  is then final in that kernel: an elementwise use of it starts another kernel;
+- a *dot* starts a dot kernel; a loop kernel of elementwise work whose only use is this dot's
+  operand becomes its prologue, and elementwise consumers of the dot's output its epilogue;
+- gather, scatter_add, concatenate, pad, argmax and argmin are kernels of their own.
+
+The duplication policy: views and sources are duplicated into each consumer (they cost no
+memory traffic or arithmetic); arithmetic is never duplicated — a value used by two kernels is
+written once by its kernel and read by the other. `fuse=False` makes every equation its own
+kernel (views become copy kernels): the unfused baseline.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from . import primitives as P
+from .ir import Eqn, Function, Literal, Type, Var
+from .kernels import VIEW_PRIMS, IndexMap, Kernel, Load, Program
+
+_OWN_KERNEL = ("gather", "scatter_add", "concatenate", "pad", "argmax", "argmin")
+
+
+def _is_source(eqn: Eqn) -> bool:
+    return eqn.prim is P.iota or (eqn.prim is P.broadcast_in_dim
+                                  and isinstance(eqn.inputs[0], Literal))
+
+
+@dataclass(eq=False)
+class _Group:
+    """A kernel being planned."""
+
+    kind: str                                  # 'loop', 'dot', or a primitive name
+    domain: tuple[int, ...]
+    reduce_axes: tuple[int, ...] | None = None
+    eqns: list[Eqn] = field(default_factory=list)
+    full: set = field(default_factory=set)     # values computed at every domain point
+    reduced: set = field(default_factory=set)  # reduction results (final in this kernel)
+    deps: set = field(default_factory=set)     # groups whose buffers this one reads
+    notes: list[str] = field(default_factory=list)
+    alive: bool = True
+    order: int = 0
+
+
+class _Planner:
+    def __init__(self, fn: Function, fuse: bool):
+        self.fn = fn
+        self.fuse = fuse
+        self.group_of: dict[Var, _Group] = {}       # value computed in a group -> group
+        self.view: dict[Var, tuple[Var, IndexMap]] = {}
+        self.source: dict[Var, Eqn] = {}            # values recomputed where used
+        self.constants: list[Eqn] = []
+        self.buffers: set[Var] = set(fn.params)     # params and constants
+        self.groups: list[_Group] = []
+        self.uses: dict[Var, list[Eqn]] = {}
+        for e in fn.eqns:
+            for a in e.inputs:
+                if isinstance(a, Var):
+                    self.uses.setdefault(a, []).append(e)
+        self.results = {r for r in fn.results if isinstance(r, Var)}
+        self.counter = itertools.count()
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def new_group(self, kind: str, domain, reduce_axes=None) -> _Group:
+        g = _Group(kind, tuple(domain), reduce_axes, order=next(self.counter))
+        self.groups.append(g)
+        return g
+
+    def producer_groups(self, a) -> set[_Group]:
+        """The groups whose buffers reading `a` needs (through views; sources need none)."""
+        if not isinstance(a, Var):
+            return set()
+        if a in self.view:
+            a = self.view[a][0]
+        if a in self.source:
+            return set()
+        g = self.group_of.get(a)
+        return {g} if g is not None else set()
+
+    def reaches(self, start: set[_Group], targets: set[_Group]) -> bool:
+        """Is some group of `targets` among the (transitive) dependencies of `start`?"""
+        seen, stack = set(), list(start)
+        while stack:
+            g = stack.pop()
+            if g in targets:
+                return True
+            if g in seen:
+                continue
+            seen.add(g)
+            stack.extend(g.deps)
+        return False
+
+    def can_merge(self, members: set[_Group], extra_deps: set[_Group]) -> bool:
+        """Merging `members` (plus an equation reading `extra_deps`) creates no cycle."""
+        outside = set().union(extra_deps, *(g.deps for g in members)) - members
+        return not self.reaches(outside, members)
+
+    def merge(self, members: list[_Group]) -> _Group:
+        target = min(members, key=lambda g: g.order)
+        for g in members:
+            if g is target:
+                continue
+            if g.kind == "dot":
+                target.kind = "dot"
+            target.eqns.extend(g.eqns)
+            target.full |= g.full
+            target.reduced |= g.reduced
+            target.deps |= g.deps
+            target.notes += g.notes
+            if g.reduce_axes is not None:
+                target.reduce_axes = g.reduce_axes
+            for v in list(g.full | g.reduced):
+                self.group_of[v] = target
+            for e in g.eqns:
+                self.group_of[e.out] = target
+            g.alive = False
+        for other in self.groups:
+            if any(not d.alive for d in other.deps):
+                other.deps = {d if d.alive else target for d in other.deps}
+        target.deps -= {target}
+        target.eqns.sort(key=lambda e: self.position[e])
+        return target
+
+    def add(self, g: _Group, eqn: Eqn, full: bool = True):
+        g.eqns.append(eqn)
+        (g.full if full else g.reduced).add(eqn.out)
+        self.group_of[eqn.out] = g
+        for a in eqn.inputs:
+            g.deps |= self.producer_groups(a) - {g} if not self.internal(a, g) else set()
+
+    def internal(self, a, g: _Group) -> bool:
+        return isinstance(a, Var) and self.group_of.get(a) is g and a not in self.view
+
+    # -- placing equations ----------------------------------------------------------------------
+
+    def place(self, eqn: Eqn):
+        name = eqn.prim.name
+        if eqn.prim is P.constant:
+            self.constants.append(eqn)
+            self.buffers.add(eqn.out)
+            return
+        if not self.fuse:
+            return self.place_alone(eqn)
+        if name in VIEW_PRIMS and isinstance(eqn.inputs[0], Var) and not _is_source(eqn):
+            return self.place_view(eqn)
+        if _is_source(eqn):
+            self.source[eqn.out] = eqn
+            return
+        if eqn.prim.kind == "elementwise":
+            return self.place_elementwise(eqn)
+        if name in ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod"):
+            return self.place_reduction(eqn)
+        if name == "dot":
+            return self.place_dot(eqn)
+        # A kernel of its own reads every operand from a buffer: give sources one.
+        for a in eqn.inputs:
+            base = self.view[a][0] if a in self.view else a
+            if base in self.source:
+                self.materialise_source(base)
+        self.place_alone(eqn)
+
+    def place_alone(self, eqn: Eqn):
+        name = eqn.prim.name
+        if name in VIEW_PRIMS and not _is_source(eqn):
+            kind = "copy"
+        elif eqn.prim.kind == "elementwise" or _is_source(eqn) or name.startswith("reduce_"):
+            kind = "loop"
+        elif name == "dot":
+            kind = "dot"
+        else:
+            kind = name
+        domain = eqn.inputs[0].type.shape if name.startswith("reduce_") else eqn.out.type.shape
+        g = self.new_group(kind, domain, eqn.params["axes"] if name.startswith("reduce_") else None)
+        self.add(g, eqn, full=not name.startswith("reduce_"))
+        if not self.fuse and name != "constant":
+            g.notes.append("fuse=False: one kernel per primitive")
+
+    def place_view(self, eqn: Eqn):
+        src = eqn.inputs[0]
+        base, imap = self.view.get(src, (src, IndexMap.contiguous(src.type.shape)))
+        if base in self.source:
+            # A view of a source: make the source a buffer of its own first.
+            self.materialise_source(base)
+        new = imap.apply(eqn)
+        if new is None:
+            # Not a strided view of the buffer (a reshape of a transposed view, say): copy.
+            g = self.new_group("copy", eqn.out.type.shape)
+            self.add(g, eqn)
+            g.notes.append(f"reshape of a non-contiguous view of {base.type} needs a copy")
+            return
+        self.view[eqn.out] = (base, new)
+
+    def materialise_source(self, v: Var):
+        eqn = self.source.pop(v)
+        g = self.new_group("loop", eqn.out.type.shape)
+        self.add(g, eqn)
+
+    def candidates(self, eqn: Eqn) -> list[_Group]:
+        shape = eqn.out.type.shape
+        out = []
+        for a in eqn.inputs:
+            if not isinstance(a, Var) or a in self.view or a in self.source:
+                continue
+            g = self.group_of.get(a)
+            if g is None or g in out:
+                continue
+            if g.kind == "loop" and a in g.full and g.domain == shape:
+                out.append(g)
+            elif g.kind == "dot" and a in g.full and g.domain == shape:
+                out.append(g)
+        return out
+
+    def place_elementwise(self, eqn: Eqn):
+        shape = eqn.out.type.shape
+        cands = self.candidates(eqn)
+        deps = set().union(*(self.producer_groups(a) for a in eqn.inputs))
+        chosen: list[_Group] = []
+        # Try every candidate together, then the largest compatible subsets one at a time.
+        for g in sorted(cands, key=lambda g: g.order):
+            trial = chosen + [g]
+            if self.compatible(trial, eqn) and self.can_merge(set(trial), deps - set(trial)):
+                chosen = trial
+        for g in cands:
+            if g not in chosen:
+                g.notes.append(f"{eqn.prim.name} at {eqn.loc} not fused: merging would create a "
+                               f"cycle or mix incompatible kernels")
+        if not chosen:
+            g = self.new_group("loop", shape)
+        else:
+            g = self.merge(chosen) if len(chosen) > 1 else chosen[0]
+        self.add(g, eqn)
+
+    def compatible(self, groups: list[_Group], eqn: Eqn) -> bool:
+        if sum(g.kind == "dot" for g in groups) > 1:
+            return False
+        axes = {g.reduce_axes for g in groups if g.reduce_axes is not None}
+        if len(axes) > 1:
+            return False
+        dot = next((g for g in groups if g.kind == "dot"), None)
+        if dot is not None:
+            # A loop group may become part of a dot's epilogue only if the dot does not need it.
+            others = {g for g in groups if g is not dot}
+            if self.reaches(set(dot.deps), others):
+                return False
+        return True
+
+    def place_reduction(self, eqn: Eqn):
+        a = eqn.inputs[0]
+        axes = eqn.params["axes"]
+        g = self.group_of.get(a) if isinstance(a, Var) and a not in self.view else None
+        # A loop kernel, or a dot's epilogue, computing the operand over its whole domain.
+        if (g is not None and g.kind in ("loop", "dot") and a in g.full
+                and g.domain == a.type.shape and g.reduce_axes in (None, axes)):
+            g.reduce_axes = axes
+            self.add(g, eqn, full=False)
+            return
+        if g is not None and a in g.full and g.reduce_axes not in (None, axes):
+            g.notes.append(f"{eqn.prim.name} axes={axes} at {eqn.loc} not fused: this kernel "
+                           f"already reduces over axes {g.reduce_axes}")
+        ng = self.new_group("loop", a.type.shape, axes)
+        self.add(ng, eqn, full=False)
+
+    def place_dot(self, eqn: Eqn):
+        g = self.new_group("dot", eqn.out.type.shape)
+        # Prologue: an elementwise loop kernel whose every value used outside it is used only
+        # as an operand of this dot.
+        for a in eqn.inputs:
+            if not isinstance(a, Var) or a in self.view or a in self.source:
+                continue
+            h = self.group_of.get(a)
+            if h is None or h.kind != "loop" or h.reduce_axes is not None or h.domain != a.type.shape:
+                continue
+            external = [v for v in h.full if v in self.results or any(
+                u not in h.eqns and u is not eqn for u in self.uses.get(v, []))]
+            if not external and all(u is eqn for u in self.uses.get(a, [])):
+                h.kind = "dot"
+                h.domain = eqn.out.type.shape
+                g.alive = False
+                self.groups.remove(g)
+                g = h
+                g.full = set()          # prologue values are not over the dot's domain
+                break
+        self.add(g, eqn)
+
+    # -- building kernels -----------------------------------------------------------------------
+
+    def run(self) -> Program:
+        self.position = {e: i for i, e in enumerate(self.fn.eqns)}
+        for eqn in self.fn.eqns:
+            self.place(eqn)
+        # Function results that no kernel writes (views, sources, parameters) get a copy.
+        for r in self.fn.results:
+            if isinstance(r, Var) and r not in self.group_of and r not in self.buffers:
+                if r in self.source:
+                    self.materialise_source(r)
+                else:
+                    g = self.new_group("copy", r.type.shape)
+                    g.eqns = []
+                    g.full.add(r)
+                    self.group_of[r] = g
+                    g.deps |= self.producer_groups(r)
+        groups = [g for g in self.groups if g.alive]
+        kernels = self.order([self.build(g, i) for i, g in enumerate(groups)])
+        return Program(self.fn, tuple(kernels), tuple(self.constants), self.fuse)
+
+    def needed_outside(self, g: _Group) -> list[Var]:
+        computed = g.full | g.reduced | {e.out for e in g.eqns}
+        out = []
+        for v in sorted(computed, key=lambda v: v.uid):
+            if v in self.results or any(u not in g.eqns for u in self.uses.get(v, [])):
+                out.append(v)
+        return out
+
+    def build(self, g: _Group, index: int) -> Kernel:
+        computed = {e.out for e in g.eqns}
+        loads: list[Load] = []
+        load_of: dict[tuple, Var] = {}
+        body: list[Eqn] = []
+        inlined: dict[Var, Var] = {}
+
+        def operand(a, shape_hint):
+            if isinstance(a, Literal):
+                return a
+            if a in computed:
+                return a
+            if a in inlined:
+                return inlined[a]
+            if a in self.source and g.kind in ("loop", "dot"):
+                src = self.source[a]
+                body.append(src)
+                inlined[a] = a
+                return a
+            base, imap = self.view.get(a, (a, IndexMap.contiguous(a.type.shape)))
+            key = (base, imap)
+            if key not in load_of:
+                dst = Var(Type(imap.shape, a.type.dtype))
+                loads.append(Load(dst, base, imap))
+                load_of[key] = dst
+            return load_of[key]
+
+        for e in g.eqns:
+            ins = tuple(operand(a, e.out.type.shape) for a in e.inputs)
+            body.append(e if ins == e.inputs else Eqn(e.prim, ins, e.out, e.params, e.loc))
+        outputs = self.needed_outside(g)
+        if g.kind == "copy" and not g.eqns:
+            (r,) = g.full
+            src = operand(r, r.type.shape)
+            # The copy's destination is the result itself.
+            ld = loads[-1]
+            loads[-1] = Load(r, ld.src, ld.imap)
+            outputs = [r]
+            del src
+        elif g.kind == "copy":
+            (e,) = g.eqns
+            body = [Eqn(e.prim, tuple(operand(a, None) for a in e.inputs), e.out, e.params,
+                        e.loc)]
+            outputs = [e.out]
+        reduce_axes = g.reduce_axes or ()
+        return Kernel(f"k{index}", g.kind, g.domain, tuple(reduce_axes), tuple(loads),
+                      tuple(body), tuple(outputs), tuple(g.eqns), tuple(g.notes))
+
+    def order(self, kernels: list[Kernel]) -> list[Kernel]:
+        """Topological order over buffers (each kernel after the writers of what it reads)."""
+        writer = {v: k for k in kernels for v in k.outputs}
+        done: set = set()
+        out: list[Kernel] = []
+
+        def visit(k: Kernel, stack=()):
+            if k in done:
+                return
+            assert k not in stack, "cycle among kernels"
+            for v in k.inputs:
+                if v in writer:
+                    visit(writer[v], stack + (k,))
+            done.add(k)
+            out.append(k)
+
+        for k in kernels:
+            visit(k)
+        return [Kernel(f"k{i}", k.kind, k.domain, k.reduce_axes, k.loads, k.body, k.outputs,
+                       k.eqns, k.unfused) for i, k in enumerate(out)]
+
+
+def plan(fn: Function, fuse: bool = True) -> Program:
+    """Partition `fn` into Kernels (see the module docstring for the rules)."""
+    return _Planner(fn, fuse).run()

@@ -1,0 +1,256 @@
+"""Kernels and Programs: what the fusion planner produces and every backend lowers.
+
+A `Program` is a list of `Kernel`s in dependency order over *buffers*: the function's
+parameters, its constants, and the values kernels write. A Kernel reads buffers through
+`Load`s (each an affine `IndexMap` into a contiguous row-major buffer: broadcasts, transposes,
+slices and reshapes are index maps, never copies), computes a body of IR equations, and writes
+its `outputs` to fresh contiguous buffers.
+
+Kernel kinds and what their body means:
+
+- `loop`: one loop nest over `domain`. Every body equation is elementwise over the domain
+  (operands of rank 0 broadcast), except reductions over `reduce_axes`, whose results have
+  the domain's shape without those axes. Outputs are full-domain values (written at every
+  point) and reduction results. This covers elementwise chains, elementwise producers feeding
+  a reduction, and multi-output kernels.
+- `dot`: body = prologue equations (elementwise over an operand's shape), one `dot`
+  equation, then epilogue equations over the dot's output (which is `domain`): elementwise,
+  and reductions over `reduce_axes` as in a loop kernel.
+- `copy`: materialise a view (a Load) into a contiguous buffer; the body is empty and the
+  single output is the Load's destination.
+- single-equation kernels named after their primitive (`gather`, `scatter_add`,
+  `concatenate`, `pad`, `argmax`, `argmin`): the body is that equation, on loaded operands.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .ir import Eqn, Function, Var, format_eqn, names_of
+
+
+def row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return tuple(reversed(strides))
+
+
+@dataclass(frozen=True)
+class IndexMap:
+    """The element at index i of a view is element `offset + sum(strides[d] * i[d])` of the
+    underlying contiguous buffer. Strides may be 0 (broadcast) or negative (reversed slice)."""
+
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    offset: int = 0
+
+    @classmethod
+    def contiguous(cls, shape: tuple[int, ...]) -> "IndexMap":
+        return cls(tuple(shape), row_major_strides(tuple(shape)), 0)
+
+    @property
+    def is_contiguous(self) -> bool:
+        return self.offset == 0 and all(
+            n == 1 or s == c for n, s, c in zip(self.shape, self.strides,
+                                               row_major_strides(self.shape)))
+
+    def bounds(self) -> tuple[int, int]:
+        """The smallest and largest buffer element the view touches (for non-empty views)."""
+        lo = hi = self.offset
+        for n, s in zip(self.shape, self.strides):
+            if n == 0:
+                return (self.offset, self.offset - 1)
+            if s > 0:
+                hi += s * (n - 1)
+            else:
+                lo += s * (n - 1)
+        return lo, hi
+
+    # -- composing views ------------------------------------------------------------------------
+
+    def broadcast_in_dim(self, shape, dims) -> "IndexMap":
+        strides = [0] * len(shape)
+        for i, d in enumerate(dims):
+            if self.shape[i] == shape[d]:
+                strides[d] = self.strides[i]
+        return IndexMap(tuple(shape), tuple(strides), self.offset)
+
+    def transpose(self, perm) -> "IndexMap":
+        return IndexMap(tuple(self.shape[p] for p in perm), tuple(self.strides[p] for p in perm),
+                        self.offset)
+
+    def slice(self, starts, steps, shape) -> "IndexMap":
+        offset = self.offset + sum(s * st for s, st in zip(starts, self.strides))
+        return IndexMap(tuple(shape), tuple(s * st for s, st in zip(self.strides, steps)), offset)
+
+    def reshape(self, shape) -> "IndexMap | None":
+        """The reshaped view, or None when it is not a strided view of the same buffer."""
+        shape = tuple(shape)
+        if self.is_contiguous:
+            return IndexMap.contiguous(shape)
+        # Inserting or removing axes of size 1 keeps any view strided.
+        old = [(n, s) for n, s in zip(self.shape, self.strides) if n != 1]
+        if [n for n, _ in old] == [n for n in shape if n != 1]:
+            it = iter(s for _, s in old)
+            return IndexMap(shape, tuple(0 if n == 1 else next(it) for n in shape), self.offset)
+        return None
+
+    def apply(self, eqn: Eqn) -> "IndexMap | None":
+        """This view seen through a view equation (broadcast, transpose, slice, reshape)."""
+        p = eqn.params
+        name = eqn.prim.name
+        if name == "broadcast_in_dim":
+            return self.broadcast_in_dim(p["shape"], p["dims"])
+        if name == "transpose":
+            return self.transpose(p["perm"])
+        if name == "slice":
+            return self.slice(p["starts"], p["steps"], p["shape"])
+        if name == "reshape":
+            return self.reshape(p["shape"])
+        raise ValueError(name)
+
+    def format(self, buffer: str) -> str:
+        """`%3[10*i0 + i1]`: the element read at domain index (i0, i1, ...)."""
+        terms = []
+        for d, s in enumerate(self.strides):
+            if s == 0 or self.shape[d] == 1:
+                continue
+            terms.append(f"i{d}" if s == 1 else f"-i{d}" if s == -1 else f"{s}*i{d}")
+        if self.offset or not terms:
+            terms.append(str(self.offset))
+        text = " + ".join(terms).replace("+ -", "- ")
+        return f"{buffer}[{text}]"
+
+
+VIEW_PRIMS = ("broadcast_in_dim", "transpose", "slice", "reshape")
+
+
+@dataclass(frozen=True, eq=False)
+class Load:
+    """`dst` is the view `imap` of buffer `src`, read inside a kernel."""
+
+    dst: Var
+    src: Var
+    imap: IndexMap
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """One unit of generated code: a loop nest (or a dot, or one special primitive)."""
+
+    name: str
+    kind: str
+    domain: tuple[int, ...]
+    reduce_axes: tuple[int, ...]
+    loads: tuple[Load, ...]
+    body: tuple[Eqn, ...]
+    outputs: tuple[Var, ...]
+    eqns: tuple[Eqn, ...]                    # the function's equations this kernel computes
+    unfused: tuple[str, ...] = ()            # notes on edges into it left unfused
+
+    @property
+    def inputs(self) -> tuple[Var, ...]:
+        """The buffers this kernel reads, each once, in order of first load."""
+        seen: dict[Var, None] = {}
+        for ld in self.loads:
+            seen.setdefault(ld.src, None)
+        return tuple(seen)
+
+    @property
+    def dot(self) -> Eqn | None:
+        return next((e for e in self.body if e.prim.name == "dot"), None) \
+            if self.kind == "dot" else None
+
+    def bytes_moved(self) -> tuple[int, int]:
+        """(bytes read, bytes written): each load's distinct elements once, outputs once."""
+        read = 0
+        for ld in self.loads:
+            t = ld.dst.type
+            distinct = math.prod(n for n, s in zip(ld.imap.shape, ld.imap.strides) if s != 0)
+            read += distinct * t.np_dtype.itemsize
+        return read, sum(v.type.nbytes for v in self.outputs)
+
+    def flops(self) -> int:
+        """Floating point operations: per-element costs of the body (a dot counts 2 per MAC)."""
+        total = 0
+        for e in self.body:
+            if e.prim.name == "dot":
+                (lc, _), _ = e.params["contract"], e.params["batch"]
+                k = math.prod(e.inputs[0].type.shape[a] for a in lc)
+                total += 2 * k * e.out.type.size
+            elif e.prim.kind == "reduction":
+                total += e.inputs[0].type.size
+            elif e.prim.kind == "elementwise" and e.out.type.dtype in ("f32", "f64"):
+                total += e.prim.flops * e.out.type.size
+        return total
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A Function partitioned into Kernels, ready for a backend."""
+
+    fn: Function                          # the (optimised) function this program computes
+    kernels: tuple[Kernel, ...]
+    constants: tuple[Eqn, ...]            # `constant` equations: buffers known at compile time
+    fused: bool = True
+
+    @property
+    def buffers(self) -> tuple[Var, ...]:
+        """Every buffer: parameters, constants, then kernel outputs in order."""
+        out = list(self.fn.params) + [c.out for c in self.constants]
+        for k in self.kernels:
+            out.extend(k.outputs)
+        return tuple(out)
+
+    def __str__(self) -> str:
+        return format_program(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+
+
+def program_names(program: Program) -> dict[Var, str]:
+    """The names of the function's values (as its printer numbers them), extended to loads."""
+    names = dict(names_of(program.fn))
+    for k in program.kernels:
+        for i, ld in enumerate(k.loads):
+            names.setdefault(ld.dst, f"{names.get(ld.src, '%?')}.v{i}")
+    return names
+
+
+def format_kernel(k: Kernel, names: dict[Var, str]) -> str:
+    head = f"kernel {k.name} {k.kind} domain=({','.join(map(str, k.domain))})"
+    if k.reduce_axes:
+        head += f" reduce=({','.join(map(str, k.reduce_axes))})"
+    ins = ", ".join(names.get(v, "%?") for v in k.inputs)
+    outs = ", ".join(names.get(v, "%?") for v in k.outputs)
+    lines = [f"{head}  ({ins}) -> ({outs}) {{"]
+    for ld in k.loads:
+        lines.append(f"  {names[ld.dst]} = load {ld.imap.format(names.get(ld.src, '%?'))}"
+                     f"  : {ld.dst.type}")
+    for e in k.body:
+        lines.append(f"  {format_eqn(e, names)}  : {e.out.type}")
+    lines.append(f"  store {outs}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def format_program(program: Program) -> str:
+    names = program_names(program)
+    fn = program.fn
+    sig = ", ".join(f"{names[p]}: {p.type}" for p in fn.params)
+    lines = [f"program @{fn.name}({sig})  "
+             f"[{len(program.kernels)} kernel{'s' if len(program.kernels) != 1 else ''}, "
+             f"{'fused' if program.fused else 'unfused'}]"]
+    for c in program.constants:
+        lines.append(f"const {format_eqn(c, names)}  : {c.out.type}")
+    for k in program.kernels:
+        lines.append(format_kernel(k, names))
+    rets = ", ".join(names.get(r, "%?") if isinstance(r, Var) else str(r) for r in fn.results)
+    lines.append(f"return {rets}")
+    return "\n".join(lines)
+
