@@ -9,11 +9,14 @@ Equations are visited in order and placed greedily:
   over the same domain, merging several such kernels when that creates no cycle; it starts a
   new loop kernel otherwise;
 - a *reduction* joins the loop kernel (or dot epilogue) computing its operand over the
-  operand's domain when that kernel reduces over the same axes or not yet at all; its result
-  is then final in that kernel: an elementwise use of it starts another kernel;
+  operand's domain when that kernel reduces over the same axes or not yet at all;
+  elementwise work on its result over the kept axes joins the same kernel as an epilogue
+  (but nothing computed over the whole domain can use it there);
 - a *dot* starts a dot kernel; a loop kernel of elementwise work whose only use is this dot's
   operand becomes its prologue, and elementwise consumers of the dot's output its epilogue;
-- gather, scatter_add, concatenate, pad, argmax and argmin are kernels of their own.
+- gather, scatter_add, concatenate, pad, argmax and argmin are kernels of their own;
+- finally, loop kernels over the same domain and reduction axes that read a common buffer
+  and do not depend on each other merge into one multi-output kernel (sibling fusion).
 
 The duplication policy: views and sources are duplicated into each consumer (they cost no
 memory traffic or arithmetic); arithmetic is never duplicated — a value used by two kernels is
@@ -103,9 +106,14 @@ class _Planner:
             stack.extend(g.deps)
         return False
 
-    def can_merge(self, members: set[_Group], extra_deps: set[_Group]) -> bool:
-        """Merging `members` (plus an equation reading `extra_deps`) creates no cycle."""
-        outside = set().union(extra_deps, *(g.deps for g in members)) - members
+    def can_merge(self, members: set[_Group], hard_deps: set[_Group]) -> bool:
+        """Can `members` become one kernel together with an equation that reads `hard_deps`
+        from memory? Not if that kernel would read its own output (a member depending on
+        another, or the equation reading a member's buffer), nor if a path through another
+        kernel leads from the merged kernel back to itself."""
+        if hard_deps & members or any(g.deps & members for g in members):
+            return False
+        outside = set().union(hard_deps, *(g.deps for g in members)) - members
         return not self.reaches(outside, members)
 
     def merge(self, members: list[_Group]) -> _Group:
@@ -208,30 +216,55 @@ class _Planner:
         g = self.new_group("loop", eqn.out.type.shape)
         self.add(g, eqn)
 
-    def candidates(self, eqn: Eqn) -> list[_Group]:
+    def candidates(self, eqn: Eqn) -> tuple[list[_Group], set[_Group], bool]:
+        """The kernels that compute an operand of `eqn` at the same points (over their whole
+        domain, or, for an epilogue, over the kept axes of their reduction), the kernels whose
+        buffers `eqn` must read from memory instead (through a view, or from another domain),
+        and whether the candidates are of the epilogue kind."""
         shape = eqn.out.type.shape
-        out = []
+        found: list[tuple[_Group, bool]] = []
+        hard: set[_Group] = set()
         for a in eqn.inputs:
-            if not isinstance(a, Var) or a in self.view or a in self.source:
+            if not isinstance(a, Var) or a in self.source:
                 continue
-            g = self.group_of.get(a)
-            if g is None or g in out:
+            g = self.group_of.get(a) if a not in self.view else None
+            if g is not None and g.kind in ("loop", "dot") and a in g.full and g.domain == shape:
+                role = (g, False)
+            elif g is not None and g.kind in ("loop", "dot") and a in g.reduced:
+                role = (g, True)
+            else:
+                hard |= self.producer_groups(a)
                 continue
-            if g.kind == "loop" and a in g.full and g.domain == shape:
-                out.append(g)
-            elif g.kind == "dot" and a in g.full and g.domain == shape:
-                out.append(g)
-        return out
+            if role not in found:
+                found.append(role)
+        if not found:
+            return [], hard, False
+        # One kind of candidate only: the oldest one's. Epilogues join a single kernel.
+        post = min(found, key=lambda r: r[0].order)[1]
+        chosen = [g for g, p in found if p == post]
+        if post:
+            chosen = [min(chosen, key=lambda g: g.order)]
+        hard |= {g for g, _ in found if g not in chosen}
+        return chosen, hard, post
 
     def place_elementwise(self, eqn: Eqn):
         shape = eqn.out.type.shape
-        cands = self.candidates(eqn)
-        deps = set().union(*(self.producer_groups(a) for a in eqn.inputs))
+        cands, hard, post = self.candidates(eqn)
+        if post:
+            (g,) = cands
+            if self.can_merge({g}, hard):
+                self.add(g, eqn, full=False)
+                return
+            g.notes.append(f"{eqn.prim.name} at {eqn.loc} not fused as an epilogue: it would "
+                           "create a cycle")
+            cands, hard = [], hard | {g}
         chosen: list[_Group] = []
-        # Try every candidate together, then the largest compatible subsets one at a time.
+        # Add candidates one at a time, oldest first, keeping each that still merges legally;
+        # the candidates left out are read from memory like any other producer.
         for g in sorted(cands, key=lambda g: g.order):
             trial = chosen + [g]
-            if self.compatible(trial, eqn) and self.can_merge(set(trial), deps - set(trial)):
+            if self.compatible(trial, eqn) and self.can_merge(
+                    set(trial), hard | (set(cands) - set(trial))):
                 chosen = trial
         for g in cands:
             if g not in chosen:
@@ -312,9 +345,37 @@ class _Planner:
                     g.full.add(r)
                     self.group_of[r] = g
                     g.deps |= self.producer_groups(r)
+        if self.fuse:
+            self.merge_siblings()
         groups = [g for g in self.groups if g.alive]
         kernels = self.order([self.build(g, i) for i, g in enumerate(groups)])
         return Program(self.fn, tuple(kernels), tuple(self.constants), self.fuse)
+
+    def reads(self, g: _Group) -> set[Var]:
+        """The buffers (after views) that kernel `g` reads."""
+        out = set()
+        for e in g.eqns:
+            for a in e.inputs:
+                if isinstance(a, Var) and not self.internal(a, g) and a not in self.source:
+                    out.add(self.view[a][0] if a in self.view else a)
+        return out
+
+    def merge_siblings(self):
+        """Loop kernels over the same domain and reduction axes that read a common buffer and
+        do not depend on each other become one multi-output kernel: one pass over the input."""
+        changed = True
+        while changed:
+            changed = False
+            loops = [g for g in self.groups if g.alive and g.kind == "loop" and g.eqns]
+            for i, a in enumerate(loops):
+                for b in loops[i + 1:]:
+                    if (a.domain == b.domain and a.reduce_axes == b.reduce_axes
+                            and self.reads(a) & self.reads(b) and self.can_merge({a, b}, set())):
+                        self.merge([a, b])
+                        changed = True
+                        break
+                if changed:
+                    break
 
     def needed_outside(self, g: _Group) -> list[Var]:
         computed = g.full | g.reduced | {e.out for e in g.eqns}

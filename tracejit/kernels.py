@@ -8,11 +8,12 @@ its `outputs` to fresh contiguous buffers.
 
 Kernel kinds and what their body means:
 
-- `loop`: one loop nest over `domain`. Every body equation is elementwise over the domain
-  (operands of rank 0 broadcast), except reductions over `reduce_axes`, whose results have
-  the domain's shape without those axes. Outputs are full-domain values (written at every
-  point) and reduction results. This covers elementwise chains, elementwise producers feeding
-  a reduction, and multi-output kernels.
+- `loop`: one loop nest over `domain`. Body equations come in three phases (`phase`):
+  'full' equations are elementwise over the whole domain (operands of rank 0 broadcast);
+  'reduce' equations reduce a full value over `reduce_axes`; 'epilogue' equations are
+  elementwise over the kept axes (the domain without `reduce_axes`), on reduction results.
+  Outputs are values of any phase. This covers elementwise chains, elementwise producers
+  feeding a reduction (and what follows it), and multi-output kernels.
 - `dot`: body = prologue equations (elementwise over an operand's shape), one `dot`
   equation, then epilogue equations over the dot's output (which is `domain`): elementwise,
   and reductions over `reduce_axes` as in a loop kernel.
@@ -158,6 +159,18 @@ class Kernel:
         for ld in self.loads:
             seen.setdefault(ld.src, None)
         return tuple(seen)
+
+    def phase(self, eqn: Eqn) -> str:
+        """'prologue', 'dot', 'full', 'reduce' or 'epilogue': where `eqn` runs in the kernel."""
+        if eqn.prim.name == "dot" and self.kind == "dot":
+            return "dot"
+        if eqn.prim.kind == "reduction" and self.kind in ("loop", "dot"):
+            return "reduce"
+        if self.kind == "dot" and self.body.index(eqn) < self.body.index(self.dot):
+            return "prologue"
+        if self.reduce_axes and eqn.out.type.shape != self.domain:
+            return "epilogue"
+        return "full"
 
     @property
     def dot(self) -> Eqn | None:

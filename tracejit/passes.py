@@ -2,7 +2,9 @@
 
     dce             drop equations no result depends on
     fold_constants  evaluate equations whose inputs are all known at compile time
-    simplify        algebraic rewrites that hold under IEEE semantics (NaN, ±inf, -0)
+    simplify        algebraic rewrites that hold under IEEE semantics (NaN, ±inf, -0), and
+                    canonical forms: literal operands instead of broadcast literals, reshapes
+                    moved below elementwise work, chains of views composed
     cse             one equation for each distinct (primitive, inputs, params)
 
 Every rewrite in `simplify` is exact for every input, NaN, infinities and signed zeros
@@ -252,6 +254,22 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
     def rewrite(eqn: Eqn, rw: Rewriter):
         name, ins, out_t = eqn.prim.name, eqn.inputs, eqn.out.type
+
+        if eqn.prim.kind == "elementwise" and ins:
+            # Elementwise work commutes with reshape: op(reshape(a), reshape(b)) with a and b
+            # of one shape is reshape(op(a, b)). Doing the work in the source shape lets
+            # keepdims-style reshapes cancel and keeps domains equal for fusion.
+            shaped = [a for a in ins if a.type.shape != ()]
+            sources = [rw.producer.get(a) for a in shaped]
+            if shaped and all(p is not None and p.prim is P.reshape for p in sources):
+                src_shape = sources[0].inputs[0].type.shape
+                if src_shape != out_t.shape and all(p.inputs[0].type.shape == src_shape
+                                                    for p in sources):
+                    swap = dict(zip(shaped, (p.inputs[0] for p in sources)))
+                    inner = rw.emit(eqn.prim, tuple(swap.get(a, a) for a in ins),
+                                    dict(eqn.params), eqn)
+                    return rw.emit(P.reshape, (inner,), {"shape": out_t.shape}, eqn)
+
 
         if name in ("mul", "div", "add", "sub", "pow", "max", "min", "and", "or") and len(ins) == 2:
             x, y = ins

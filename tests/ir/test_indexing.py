@@ -162,7 +162,7 @@ def test_traced_index_arrays(case, idx_dtype):
     f, shapes = TRACED[case]
     x = data(seed=3)
     rng = np.random.default_rng(4)
-    # Index k goes into axis k of x, except after a leading int or None (handled by bounds 4).
+    # Values in [-4, 4) are valid indices for every axis of x (sizes 4, 5, 6).
     idx = [rng.integers(-4, 4, s).astype(idx_dtype) for s in shapes]
     check(f, x, *idx)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tracejit as tj
-from npcheck import check, numpy_rejects, numpy_result
+from npcheck import assert_same, check, numpy_rejects, numpy_result
 
 FLOATS = ["float32", "float64"]
 DTYPES = ["float32", "float64", "int32", "int64", "bool"]
@@ -61,6 +61,18 @@ def check_or_raise(f, *args, **kw):
             tj.jit(f)(*args)
         return
     check(f, *args, **kw)
+
+
+def test_oracle_detects_mismatches():
+    """The comparison itself can fail: dtype, shape, value, NaN, zero sign, 0-d kind."""
+    bad = [(np.float32(1), np.float64(1)), (np.ones(3), np.ones((1, 3))),
+           (np.float64(1 + 1e-9), np.float64(1)), (np.float64(np.nan), np.float64(0)),
+           (np.float64(-0.0), np.float64(0.0)), (np.array(1.0), np.float64(1)),
+           (np.array([1, 2]), np.array([1, 3])), (np.array([True]), np.array([1]))]
+    for got, want in bad:
+        with pytest.raises(AssertionError):
+            assert_same(got, want)
+    assert_same(np.float32(1 + 1e-7), np.float32(1))       # within f32 tolerance
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,301 @@
+"""The workloads W1–W7: sizes, inputs, the tracejit function, and a hand-written NumPy step.
+
+Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
+the loss, its gradients and the parameter update. Inputs come from
+`numpy.random.default_rng(0)`, float32 unless said. `quick=True` shrinks every size for the
+agreement-only run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import tracejit as tj
+
+F32 = np.float32
+
+
+@dataclass
+class Variant:
+    """One thing to time: a function of `args`, with its floor and its NumPy by-hand twin."""
+
+    workload: str                       # "W4"
+    name: str                           # "step", "forward", "value+grad"
+    title: str                          # "W4 mlp-small step"
+    make_args: Callable[[bool], tuple]  # quick -> arguments
+    fn: Callable                        # plain NumPy; tracejit jits it
+    numpy: Callable | None = None       # forward + hand-written backward in NumPy
+    floor: str = "call"                 # 'call', 'copy', 'blas', 'w6'
+    tiny: bool = False                  # per-call overhead: time calls in batches
+    matmuls: Callable[[tuple], list] = field(default=lambda args: [])  # floor shapes
+    bytes_moved: Callable[[tuple], int] = field(default=lambda args: 0)
+    rtol: float = 1e-4                  # agreement tolerance against tracejit (float32 sums)
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# W1 quadratic: J(w) = w**2 - 10w + 25, gradient descent lr 0.01 from w = 0
+
+
+def w1_cost(w):
+    return w ** 2 - 10.0 * w + 25.0
+
+
+def w1_step(w):
+    return w - 0.01 * tj.grad(w1_cost)(w)
+
+
+def w1_numpy(w):
+    return w - F32(0.01) * (F32(2.0) * w - F32(10.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# W2 linreg: w*x + b, mean squared error, SGD lr 0.01; x ~ U(-10, 10), y = 0.1x + 0.3 + N(0, .15)
+
+
+def w2_args(quick):
+    rng = _rng()
+    x = rng.uniform(-10, 10, 200).astype(F32)
+    y = (0.1 * x + 0.3 + rng.normal(0, 0.15, 200)).astype(F32)
+    return F32(0.0), F32(0.0), x, y
+
+
+def w2_loss(w, b, x, y):
+    return np.mean((w * x + b - y) ** 2)
+
+
+def w2_step(w, b, x, y):
+    loss, (gw, gb) = tj.value_and_grad(w2_loss, argnums=(0, 1))(w, b, x, y)
+    return loss, w - 0.01 * gw, b - 0.01 * gb
+
+
+def w2_numpy(w, b, x, y):
+    r = w * x + b - y
+    g = r * F32(2.0 / x.size)
+    return np.mean(r * r), w - F32(0.01) * np.sum(g * x), b - F32(0.01) * np.sum(g)
+
+
+# ---------------------------------------------------------------------------------------------
+# W3 graph: c = sum(x*y + z) with gradients wrt x, y, z, on 3 x 4
+
+
+def w3_args(quick):
+    rng = _rng()
+    return tuple(rng.standard_normal((3, 4)).astype(F32) for _ in range(3))
+
+
+def w3_fn(x, y, z):
+    return tj.value_and_grad(lambda x, y, z: np.sum(x * y + z), argnums=(0, 1, 2))(x, y, z)
+
+
+def w3_numpy(x, y, z):
+    return np.sum(x * y + z), (y.copy(), x.copy(), np.ones_like(z))
+
+
+# ---------------------------------------------------------------------------------------------
+# W4 mlp-small: sum((relu(x @ w1) @ w2 - y)**2), SGD lr 1e-6 on w1, w2
+
+
+def w4_args(quick):
+    n, d_in, h, d_out = (8, 50, 16, 4) if quick else (64, 1000, 100, 10)
+    rng = _rng()
+    x = rng.standard_normal((n, d_in)).astype(F32)
+    y = rng.standard_normal((n, d_out)).astype(F32)
+    w1 = rng.standard_normal((d_in, h)).astype(F32)
+    w2 = rng.standard_normal((h, d_out)).astype(F32)
+    return w1, w2, x, y
+
+
+def w4_loss(w1, w2, x, y):
+    h = np.maximum(x @ w1, 0.0)
+    return np.sum((h @ w2 - y) ** 2)
+
+
+def w4_step(w1, w2, x, y):
+    loss, (g1, g2) = tj.value_and_grad(w4_loss, argnums=(0, 1))(w1, w2, x, y)
+    return loss, w1 - 1e-6 * g1, w2 - 1e-6 * g2
+
+
+def w4_numpy(w1, w2, x, y):
+    a = x @ w1
+    h = np.maximum(a, F32(0.0))
+    d = h @ w2 - y
+    gy = F32(2.0) * d
+    g2 = h.T @ gy
+    g1 = x.T @ ((gy @ w2.T) * (a > 0))
+    return np.sum(d * d), w1 - F32(1e-6) * g1, w2 - F32(1e-6) * g2
+
+
+def w4_matmuls(args):
+    w1, w2, x, y = args
+    n, d_in = x.shape
+    h, d_out = w2.shape
+    # 2 forward, 3 backward
+    return [(n, d_in, h), (n, h, d_out), (n, d_out, h), (h, n, d_out), (d_in, n, h)]
+
+
+# ---------------------------------------------------------------------------------------------
+# W5 fused-elementwise: f = sum((tanh(x)*y + z)**2), forward, and forward + gradients
+
+
+def w5_args(quick):
+    n = 2 ** 10 if quick else 2 ** 24
+    rng = _rng()
+    return tuple(rng.standard_normal(n).astype(F32) for _ in range(3))
+
+
+def w5_forward(x, y, z):
+    return np.sum((np.tanh(x) * y + z) ** 2)
+
+
+def w5_value_and_grad(x, y, z):
+    return tj.value_and_grad(w5_forward, argnums=(0, 1, 2))(x, y, z)
+
+
+def w5_numpy_forward(x, y, z):
+    u = np.tanh(x) * y + z
+    return np.sum(u * u)
+
+
+def w5_numpy_value_and_grad(x, y, z):
+    t = np.tanh(x)
+    u = t * y + z
+    gu = F32(2.0) * u
+    return np.sum(u * u), (gu * y * (F32(1.0) - t * t), gu * t, gu)
+
+
+# ---------------------------------------------------------------------------------------------
+# W6 softmax-xent: logits = x @ W + b, mean(logsumexp(logits) - logits[label]), SGD lr 0.1
+
+
+def w6_args(quick):
+    n, d, c = (64, 20, 10) if quick else (4096, 784, 10)
+    rng = _rng()
+    x = rng.standard_normal((n, d)).astype(F32)
+    labels = rng.integers(0, c, n)
+    w = (rng.standard_normal((d, c)) * 0.01).astype(F32)
+    b = np.zeros(c, F32)
+    return w, b, x, labels
+
+
+def softmax_xent(logits, labels):
+    """mean over the batch of logsumexp(logits) - logits[label]."""
+    m = np.max(logits, axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.sum(np.exp(logits - m), axis=1))
+    return np.mean(lse - logits[np.arange(logits.shape[0]), labels])
+
+
+def w6_loss(w, b, x, labels):
+    return softmax_xent(x @ w + b, labels)
+
+
+def w6_step(w, b, x, labels):
+    loss, (gw, gb) = tj.value_and_grad(w6_loss, argnums=(0, 1))(w, b, x, labels)
+    return loss, w - 0.1 * gw, b - 0.1 * gb
+
+
+def _xent_numpy(logits, labels):
+    """(loss, d loss / d logits) by hand."""
+    n = logits.shape[0]
+    m = np.max(logits, axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    s = np.sum(e, axis=1, keepdims=True)
+    loss = np.mean(m[:, 0] + np.log(s[:, 0]) - logits[np.arange(n), labels])
+    g = e / s
+    g[np.arange(n), labels] -= 1.0
+    return loss, g * F32(1.0 / n)
+
+
+def w6_numpy(w, b, x, labels):
+    loss, g = _xent_numpy(x @ w + b, labels)
+    return loss, w - F32(0.1) * (x.T @ g), b - F32(0.1) * np.sum(g, axis=0)
+
+
+def w6_matmuls(args):
+    w, b, x, labels = args
+    return [(x.shape[0], x.shape[1], w.shape[1]), (x.shape[1], x.shape[0], w.shape[1])]
+
+
+# ---------------------------------------------------------------------------------------------
+# W7 mlp-large: 784-1024-1024-10, biases, relu, softmax cross-entropy, He init, SGD lr 0.01
+
+
+def w7_args(quick):
+    sizes = (20, 32, 32, 10) if quick else (784, 1024, 1024, 10)
+    n = 16 if quick else 512
+    rng = _rng()
+    params = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+        params[f"w{i}"] = (rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(F32)
+        params[f"b{i}"] = np.zeros(b, F32)
+    x = rng.standard_normal((n, sizes[0])).astype(F32)
+    labels = rng.integers(0, sizes[-1], n)
+    return params, x, labels
+
+
+def w7_loss(p, x, labels):
+    h1 = np.maximum(x @ p["w1"] + p["b1"], 0.0)
+    h2 = np.maximum(h1 @ p["w2"] + p["b2"], 0.0)
+    return softmax_xent(h2 @ p["w3"] + p["b3"], labels)
+
+
+def w7_step(p, x, labels):
+    loss, g = tj.value_and_grad(w7_loss)(p, x, labels)
+    return loss, {k: p[k] - 0.01 * g[k] for k in p}
+
+
+def w7_numpy(p, x, labels):
+    a1 = x @ p["w1"] + p["b1"]
+    h1 = np.maximum(a1, F32(0.0))
+    a2 = h1 @ p["w2"] + p["b2"]
+    h2 = np.maximum(a2, F32(0.0))
+    loss, g3 = _xent_numpy(h2 @ p["w3"] + p["b3"], labels)
+    g2 = (g3 @ p["w3"].T) * (a2 > 0)
+    g1 = (g2 @ p["w2"].T) * (a1 > 0)
+    grads = {"w3": h2.T @ g3, "b3": np.sum(g3, axis=0), "w2": h1.T @ g2,
+             "b2": np.sum(g2, axis=0), "w1": x.T @ g1, "b1": np.sum(g1, axis=0)}
+    return loss, {k: p[k] - F32(0.01) * grads[k] for k in p}
+
+
+def w7_matmuls(args):
+    p, x, labels = args
+    n = x.shape[0]
+    (d0, d1), (_, d2), (_, d3) = p["w1"].shape, p["w2"].shape, p["w3"].shape
+    forward = [(n, d0, d1), (n, d1, d2), (n, d2, d3)]
+    weight_grads = [(d0, n, d1), (d1, n, d2), (d2, n, d3)]
+    input_grads = [(n, d3, d2), (n, d2, d1)]
+    return forward + weight_grads + input_grads
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _w5_bytes(args, write):
+    return sum(a.nbytes for a in args) * (2 if write else 1)
+
+
+VARIANTS: list[Variant] = [
+    Variant("W1", "step", "W1 quadratic step", lambda q: (F32(0.0),), w1_step, w1_numpy,
+            tiny=True, rtol=1e-6),
+    Variant("W2", "step", "W2 linreg step", w2_args, w2_step, w2_numpy, tiny=True),
+    Variant("W3", "value+grad", "W3 graph value+grad", w3_args, w3_fn, w3_numpy, tiny=True,
+            rtol=1e-6),
+    Variant("W4", "step", "W4 mlp-small step", w4_args, w4_step, w4_numpy, floor="blas",
+            matmuls=w4_matmuls),
+    Variant("W5", "forward", "W5 fused-elementwise forward", w5_args, w5_forward,
+            w5_numpy_forward, floor="copy", bytes_moved=lambda a: _w5_bytes(a, False),
+            rtol=1e-3),
+    Variant("W5", "value+grad", "W5 fused-elementwise value+grad", w5_args, w5_value_and_grad,
+            w5_numpy_value_and_grad, floor="copy", bytes_moved=lambda a: _w5_bytes(a, True),
+            rtol=1e-3),
+    Variant("W6", "step", "W6 softmax-xent step", w6_args, w6_step, w6_numpy, floor="w6",
+            matmuls=w6_matmuls, bytes_moved=lambda a: a[2].nbytes),
+    Variant("W7", "step", "W7 mlp-large step", w7_args, w7_step, w7_numpy, floor="blas",
+            matmuls=w7_matmuls, rtol=1e-3),
+]

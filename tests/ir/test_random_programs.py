@@ -1,0 +1,506 @@
+"""Random programs: hypothesis composes NumPy operations into small functions and every stage
+of tracejit must agree on them.
+
+A program is a straight-line list of steps over 1-4 input arrays: elementwise unary and
+binary operations (with broadcasting between shapes like (3,1,4), (4,) and ()), comparisons
+feeding np.where, reductions over random axes with keepdims, transposes, reshapes, slices with
+negative steps, integer-array indexing, matmul/dot and concatenate. Its results are the last
+value and sometimes an earlier one. For each program:
+
+- the reference interpreter on the traced Function equals NumPy running the program;
+- after every pass of `tracejit.passes.PIPELINE` (and of the fast-math pipeline), the Function
+  verifies and the interpreter still gives the same results;
+- `run_program` on the fused and on the unfused plan, of the traced and of the optimised
+  Function, gives the same results;
+- the same for the gradient of sum_k sum(result_k * r_k) with respect to every input (r_k
+  fixed random arrays): the interpreter on the traced gradient, every pass, both plans and
+  `tj.jit` with and without fusion agree, and for smooth float64 programs the gradient matches
+  central finite differences along random directions.
+
+Values are compared with a tolerance relative to the largest magnitude of the expected array
+(fusion changes the memory layout a dot or a reduction sees, and with it the rounding).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tracejit as tj
+from tracejit.fusion import plan
+from tracejit.kernel_interpreter import run_program
+from tracejit.passes import PIPELINE, optimize, pipeline
+
+MAX_SIZE = 240        # elements in any value of a program
+MAX_NDIM = 4
+INPUT_SHAPES = [(), (4,), (3,), (3, 4), (4, 3), (1, 4), (3, 1, 4), (2, 3, 4), (2, 1, 3, 1),
+                (5,), (2, 3, 1, 4)]
+
+RTOL = {"f64": 1e-9, "f32": 2e-4}
+
+
+# ---------------------------------------------------------------------------------------------
+# the operations a step can apply: name -> (function of arrays and params, smooth?)
+#
+# Every function works unchanged on NumPy arrays and on tracers. "Smooth" operations are
+# differentiable everywhere, so finite differences check their gradients reliably. The
+# branches of every np.where agree where the condition flips, so a rounding difference in
+# the condition's operands cannot change a result by more than the rounding itself.
+
+UNARY: dict[str, tuple[Callable, bool]] = {
+    "neg": (lambda x: -x, True),
+    "tanh": (np.tanh, True),
+    "sin": (np.sin, True),
+    "cos": (np.cos, True),
+    "square": (lambda x: x * x, True),
+    "cube": (lambda x: x ** 3, True),
+    "soft_abs": (lambda x: np.sqrt(x * x + 1.0), True),
+    "exp_tanh": (lambda x: np.exp(np.tanh(x)), True),
+    "affine": (lambda x: 0.5 * x + 1.0, True),
+    "abs": (np.abs, False),
+    "relu": (lambda x: np.maximum(x, 0.0), False),
+    "clip": (lambda x: np.clip(x, -1.0, 1.0), False),
+    "f32_round_trip": (lambda x: x.astype(np.float32).astype(x.dtype), False),
+    # identities the simplifier removes (or must not remove), in random contexts
+    "times_one": (lambda x: x * 1.0, True),
+    "one_times": (lambda x: 1.0 * x, True),
+    "plus_zero": (lambda x: x + 0.0, True),
+    "minus_zero": (lambda x: x - 0.0, True),
+    "plus_neg_zero": (lambda x: x + (-0.0), True),
+    "over_one": (lambda x: x / 1.0, True),
+    "pow_one": (lambda x: x ** 1, True),
+    "neg_neg": (lambda x: -(-x), True),
+    "times_minus_one": (lambda x: x * -1.0, True),
+    "double_transpose": (lambda x: x.T.T, True),
+}
+
+BINARY: dict[str, tuple[Callable, bool]] = {
+    "add": (lambda a, b: a + b, True),
+    "sub": (lambda a, b: a - b, True),
+    "mul": (lambda a, b: a * b, True),
+    "safe_div": (lambda a, b: a / (1.0 + b * b), True),
+    "hypot1": (lambda a, b: np.sqrt(a * a + b * b + 1.0), True),
+    "maximum": (np.maximum, False),
+    "minimum": (np.minimum, False),
+    "where_gt": (lambda a, b: np.where(a > b, a - b, 0.0), False),
+    "where_lt": (lambda a, b: np.where(a < b, a * b, b * b), False),
+    "mask_ge": (lambda a, b: (a >= b) * (a - b), False),
+    "where_eq": (lambda a, b: np.where(a == b, a, a + (a - b)), False),
+}
+
+REDUCTIONS: dict[str, tuple[Callable, bool]] = {
+    "sum": (np.sum, True),
+    "mean": (np.mean, True),
+    "max": (np.max, False),
+    "min": (np.min, False),
+}
+
+
+def _take(x, axis, idx):
+    return x[(slice(None),) * axis + (np.array(idx),)]
+
+
+def _matmul_const(x, k, seed):
+    w = np.random.default_rng(seed).standard_normal((x.shape[-1], k)).astype(x.dtype)
+    return x @ w
+
+
+STRUCTURAL: dict[str, tuple[Callable, bool]] = {
+    "transpose": (lambda x, perm: np.transpose(x, perm), True),
+    "reshape": (lambda x, shape: np.reshape(x, shape), True),
+    "slice": (lambda x, key: x[key], True),
+    "take": (_take, True),
+    "broadcast_to": (lambda x, shape: np.broadcast_to(x, shape), True),
+    "matmul": (lambda a, b: a @ b, True),
+    "dot": (np.dot, True),
+    "matmul_const": (_matmul_const, True),
+    "concatenate": (lambda a, b, axis: np.concatenate([a, b], axis=axis), True),
+}
+
+OPS: dict[str, tuple[Callable, bool]] = {**UNARY, **BINARY, **STRUCTURAL,
+                                         **{f"reduce_{k}": v for k, v in REDUCTIONS.items()}}
+OPS["reduce_sum"] = (lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), True)
+OPS["reduce_mean"] = (lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), True)
+OPS["reduce_max"] = (lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims), False)
+OPS["reduce_min"] = (lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims), False)
+
+
+# ---------------------------------------------------------------------------------------------
+# programs
+
+
+@dataclass(frozen=True)
+class Step:
+    """value = OPS[op](*(values[a] for a in args), *params)."""
+
+    op: str
+    args: tuple[int, ...]
+    params: tuple = ()
+
+
+@dataclass(frozen=True)
+class RandomProgram:
+    in_shapes: tuple[tuple[int, ...], ...]
+    dtype: str
+    steps: tuple[Step, ...]
+    outputs: tuple[int, ...]
+    seed: int = 0
+
+    @property
+    def smooth(self) -> bool:
+        return all(OPS[s.op][1] for s in self.steps)
+
+    def __call__(self, *xs):
+        values = list(xs)
+        for s in self.steps:
+            values.append(OPS[s.op][0](*(values[a] for a in s.args), *s.params))
+        return tuple(values[i] for i in self.outputs)
+
+    def inputs(self) -> list[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        return [np.asarray(rng.standard_normal(s), dtype=self.dtype) for s in self.in_shapes]
+
+    @functools.cached_property
+    def weights(self) -> list[np.ndarray]:
+        """The fixed arrays r_k of the loss sum_k sum(result_k * r_k)."""
+        rng = np.random.default_rng(self.seed + 1)
+        outs = numpy_run(self, [np.zeros(s, self.dtype) for s in self.in_shapes])
+        return [np.asarray(rng.standard_normal(np.shape(o)), dtype=self.dtype) for o in outs]
+
+    def loss(self, *xs):
+        return sum(np.sum(o * r) for o, r in zip(self(*xs), self.weights))
+
+    def __repr__(self) -> str:
+        n = len(self.in_shapes)
+        lines = [f"def program({', '.join(f'v{i}' for i in range(n))}):  "
+                 f"# {self.dtype} {list(self.in_shapes)} seed={self.seed}"]
+        for i, s in enumerate(self.steps):
+            args = ", ".join([f"v{a}" for a in s.args] + [repr(p) for p in s.params])
+            lines.append(f"    v{n + i} = {s.op}({args})")
+        lines.append(f"    return {', '.join(f'v{i}' for i in self.outputs)}")
+        return "\n".join(lines)
+
+
+def numpy_run(program, xs):
+    with np.errstate(all="ignore"):
+        return [np.asarray(o) for o in program(*xs)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator: each maker looks at the values so far (as example arrays) and returns a Step
+# or None when it does not apply.
+
+
+class Gen:
+    """Random choices, drawn through hypothesis (so failing programs shrink)."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+    def pick(self, seq):
+        return self.draw(st.sampled_from(list(seq)))
+
+    def integer(self, lo, hi):
+        return self.draw(st.integers(lo, hi))
+
+    def coin(self) -> bool:
+        return self.draw(st.booleans())
+
+    def subset(self, seq):
+        return tuple(x for x in seq if self.coin())
+
+
+def broadcastable(a, b) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
+
+
+def make_unary(g: Gen, vals):
+    return Step(g.pick(UNARY), (g.integer(0, len(vals) - 1),))
+
+
+def make_binary(g: Gen, vals):
+    i = g.integer(0, len(vals) - 1)
+    partners = [j for j, v in enumerate(vals) if broadcastable(v.shape, vals[i].shape)]
+    j = g.pick(partners)
+    a, b = (i, j) if g.coin() else (j, i)
+    return Step(g.pick(BINARY), (a, b))
+
+
+def make_reduction(g: Gen, vals):
+    i = g.integer(0, len(vals) - 1)
+    ndim = vals[i].ndim
+    if g.coin() or ndim == 0:
+        axis = None
+    else:
+        axes = g.subset(range(ndim)) or (g.integer(0, ndim - 1),)
+        # NumPy accepts negative axes and an int for one axis: use both spellings.
+        axis = axes[0] - ndim if len(axes) == 1 and g.coin() else axes
+    return Step("reduce_" + g.pick(REDUCTIONS), (i,), (axis, g.coin()))
+
+
+def make_transpose(g: Gen, vals):
+    i = g.integer(0, len(vals) - 1)
+    perm = tuple(g.draw(st.permutations(range(vals[i].ndim))))
+    return Step("transpose", (i,), (perm,))
+
+
+def make_reshape(g: Gen, vals):
+    i = g.integer(0, len(vals) - 1)
+    shape = vals[i].shape
+    options = [(-1,), shape[::-1], shape + (1,), (1,) + shape]
+    options += [shape[:k] + (shape[k] * shape[k + 1],) + shape[k + 2:]
+                for k in range(len(shape) - 1)]
+    options += [shape[:k] + (1,) + shape[k:] for k in range(1, len(shape))]
+    options = [s for s in options if len(s) <= MAX_NDIM]
+    return Step("reshape", (i,), (g.pick(options),))
+
+
+def random_slice(g: Gen, n: int):
+    """A Python slice (or an int) selecting at least one of n elements."""
+    if g.integer(0, 5) == 0:
+        return g.integer(-n, n - 1)
+    step = g.pick([1, 1, 2, 3, -1, -1, -2])
+    start = g.pick([None, g.integer(-n, n - 1)])
+    stop = g.pick([None, g.integer(-n - 1, n)])
+    s = slice(start, stop, step)
+    return s if len(range(*s.indices(n))) > 0 else slice(None, None, step)
+
+
+def make_slice(g: Gen, vals):
+    candidates = [i for i, v in enumerate(vals) if v.ndim > 0 and v.size > 0]
+    if not candidates:
+        return None
+    i = g.pick(candidates)
+    key = tuple(random_slice(g, n) for n in vals[i].shape)
+    if g.coin():
+        key = key[:g.integer(1, len(key))]          # trailing axes taken whole
+    return Step("slice", (i,), (key,))
+
+
+def make_take(g: Gen, vals):
+    candidates = [i for i, v in enumerate(vals) if v.ndim > 0 and v.size > 0]
+    if not candidates:
+        return None
+    i = g.pick(candidates)
+    axis = g.integer(0, vals[i].ndim - 1)
+    n = vals[i].shape[axis]
+    shape = g.pick([(g.integer(1, 5),), (2, g.integer(1, 3))])
+    idx = np.array([g.integer(-n, n - 1) for _ in range(math.prod(shape))]).reshape(shape)
+    return Step("take", (i,), (axis, idx.tolist()))
+
+
+def make_broadcast_to(g: Gen, vals):
+    i = g.integer(0, len(vals) - 1)
+    shape = vals[i].shape
+    target = tuple(g.pick([1, 3]) if n == 1 else n for n in shape)
+    if g.coin() or target == shape:
+        target = (2,) + target
+    return Step("broadcast_to", (i,), (target,))
+
+
+def make_matmul(g: Gen, vals):
+    candidates = [i for i, v in enumerate(vals) if v.ndim > 0]
+    if not candidates:
+        return None
+    i = g.pick(candidates)
+    a = vals[i].shape
+    partners = []
+    for j, v in enumerate(vals):
+        b = v.shape
+        if len(b) == 0 or a[-1] != b[-2 if len(b) > 1 else 0]:
+            continue
+        if len(a) > 1 and len(b) > 1 and not broadcastable(a[:-2], b[:-2]):
+            continue
+        partners.append(j)
+    if partners and g.coin():
+        j = g.pick(partners)
+        b = vals[j].shape
+        if len(a) <= 2 and len(b) <= 2 and g.coin():
+            return Step("dot", (i, j))
+        return Step("matmul", (i, j))
+    return Step("matmul_const", (i,), (g.integer(1, 4), g.integer(0, 1000)))
+
+
+def make_concatenate(g: Gen, vals):
+    candidates = [i for i, v in enumerate(vals) if v.ndim > 0]
+    if not candidates:
+        return None
+    i = g.pick(candidates)
+    a = vals[i].shape
+    axis = g.integer(0, len(a) - 1)
+    partners = [j for j, v in enumerate(vals) if v.ndim == len(a) and all(
+        m == n for k, (m, n) in enumerate(zip(v.shape, a)) if k != axis)]
+    return Step("concatenate", (i, g.pick(partners)), (axis,))
+
+
+MAKERS = {
+    "unary": make_unary, "binary": make_binary, "reduction": make_reduction,
+    "transpose": make_transpose, "reshape": make_reshape, "slice": make_slice,
+    "take": make_take, "broadcast_to": make_broadcast_to, "matmul": make_matmul,
+    "concatenate": make_concatenate,
+}
+# Elementwise work is what fusion is about: make it the most frequent.
+MAKER_WEIGHTS = ["unary"] * 3 + ["binary"] * 4 + [k for k in MAKERS if k not in ("unary",
+                                                                                "binary")]
+
+
+@st.composite
+def programs(draw, dtype: str = "f64", max_steps: int = 7) -> RandomProgram:
+    g = Gen(draw)
+    in_shapes = tuple(g.pick(INPUT_SHAPES) for _ in range(g.integer(1, 4)))
+    vals = [np.zeros(s, dtype) for s in in_shapes]
+    steps = []
+    for _ in range(g.integer(1, max_steps)):
+        step = MAKERS[g.pick(MAKER_WEIGHTS)](g, vals)
+        if step is None:
+            continue
+        with np.errstate(all="ignore"):
+            out = np.asarray(OPS[step.op][0](*(vals[a] for a in step.args), *step.params))
+        if out.size > MAX_SIZE or out.ndim > MAX_NDIM or out.size == 0:
+            continue
+        steps.append(step)
+        vals.append(out)
+    outputs = (len(vals) - 1,)
+    if g.coin():
+        outputs += (g.integer(0, len(vals) - 1),)
+    return RandomProgram(in_shapes, dtype, tuple(steps), outputs, g.integer(0, 2**31))
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons
+
+
+def assert_close(got, want, dtype: str, where: str):
+    """Same dtype and shape; values within RTOL of the larger of 1 and max |want|."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, f"{where}: dtype {got.dtype}, expected {want.dtype}"
+    assert got.shape == want.shape, f"{where}: shape {got.shape}, expected {want.shape}"
+    finite = want[np.isfinite(want)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
+                               equal_nan=True, err_msg=where)
+
+
+def assert_all_close(got, want, dtype, where):
+    assert len(got) == len(want), f"{where}: {len(got)} results, expected {len(want)}"
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, dtype, f"{where}, result {k}")
+
+
+def check_function_stages(fn: tj.Function, args, want, dtype: str):
+    """Every pass (verified), both plans of the traced and optimised Function, agree."""
+    tj.verify(fn)
+    assert_all_close(tj.interpret(fn, args), want, dtype, "interpreter")
+    for fast_math in (False, True):
+        stage = fn
+        for name, p in (pipeline(fast_math) if fast_math else PIPELINE):
+            stage = tj.verify(p(stage))
+            assert_all_close(tj.interpret(stage, args), want, dtype,
+                             f"after pass {name} (fast_math={fast_math})")
+    optimised = optimize(fn, verify_each=True)
+    for source, f in (("traced", fn), ("optimised", optimised)):
+        for fuse in (True, False):
+            got = run_program(plan(f, fuse=fuse), args)
+            assert_all_close(got, want, dtype, f"run_program(plan({source}, fuse={fuse}))")
+
+
+# ---------------------------------------------------------------------------------------------
+# the tests
+
+
+def check_forward(program: RandomProgram):
+    args = program.inputs()
+    want = numpy_run(program, args)
+    fn = tj.trace(program, *args)
+    assert len(fn.results) == len(want)
+    assert_all_close(tj.interpret(fn, args), want, program.dtype, "interpreter vs NumPy")
+    check_function_stages(fn, args, tj.interpret(fn, args), program.dtype)
+
+
+def check_gradient(program: RandomProgram, directions: int = 2):
+    args = program.inputs()
+    argnums = tuple(range(len(args)))
+    grad = tj.grad(program.loss, argnums=argnums)
+    want = [np.asarray(g) for g in grad(*args)]
+    for g, a in zip(want, args):
+        assert g.shape == a.shape and g.dtype == a.dtype
+    gfn = tj.trace(grad, *args)
+    check_function_stages(gfn, args, want, program.dtype)
+    for fuse in (True, False):
+        got = [np.asarray(g) for g in tj.jit(grad, fuse=fuse)(*args)]
+        assert_all_close(got, want, program.dtype, f"tj.jit(grad, fuse={fuse})")
+    if program.dtype == "f64" and program.smooth:
+        check_finite_differences(program, args, want, directions)
+
+
+def check_finite_differences(program, args, grads, directions):
+    rng = np.random.default_rng(program.seed + 2)
+    h = 1e-5
+    for _ in range(directions):
+        d = [rng.standard_normal(a.shape) for a in args]
+        with np.errstate(all="ignore"):
+            up = program.loss(*(a + h * v for a, v in zip(args, d)))
+            down = program.loss(*(a - h * v for a, v in zip(args, d)))
+        fd = (up - down) / (2 * h)
+        analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, d))
+        if not (np.isfinite(fd) and np.isfinite(analytic)):
+            continue
+        scale = 1.0 + abs(float(program.loss(*args))) + abs(analytic)
+        assert abs(fd - analytic) <= 1e-6 * scale, (fd, analytic)
+
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                       HealthCheck.filter_too_much])
+
+
+@settings(max_examples=220, **SETTINGS)
+@given(programs("f64"))
+def test_forward_f64(program):
+    check_forward(program)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(programs("f32"))
+def test_forward_f32(program):
+    check_forward(program)
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(programs("f64", max_steps=5))
+def test_gradient_f64(program):
+    check_gradient(program)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(programs("f32", max_steps=5))
+def test_gradient_f32(program):
+    check_gradient(program)
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator itself
+
+
+def test_generator_covers_every_operation():
+    """A broad sample of programs uses every operation at least once (so a maker that never
+    applies cannot hide)."""
+    seen: set[str] = set()
+
+    @settings(max_examples=300, database=None, derandomize=True, **SETTINGS)
+    @given(programs("f64"))
+    def collect(program):
+        seen.update(s.op for s in program.steps)
+
+    collect()
+    assert seen == set(OPS), sorted(set(OPS) - seen)
