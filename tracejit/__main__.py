@@ -22,7 +22,10 @@ def _parse_args(text: str) -> list:
     values = []
     for token in text.split():
         if "[" in token:
-            values.append(Spec.parse(token))
+            try:
+                values.append(Spec.parse(token))
+            except (ValueError, TypeError) as exc:
+                raise SystemExit(f"cannot read argument {token!r}: {exc}") from None
         else:
             try:
                 values.append(ast.literal_eval(token))
@@ -36,7 +39,10 @@ def _load(target: str):
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name:
         raise SystemExit(f"expected FILE.py:FUNCTION, got {target!r}")
-    namespace = runpy.run_path(path, run_name="__tracejit_dump__")
+    try:
+        namespace = runpy.run_path(path, run_name="__tracejit_dump__")
+    except OSError as exc:
+        raise SystemExit(f"cannot run {path}: {exc.strerror or exc}") from None
     obj = namespace
     for part in name.split("."):
         try:

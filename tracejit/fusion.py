@@ -4,7 +4,8 @@ Equations are visited in order and placed greedily:
 
 - *views* (broadcast_in_dim, transpose, slice, reshape of a buffer) are not computed at all:
   they become index maps of the loads that read them, in every kernel that does;
-- *sources* (a broadcast literal, iota) are recomputed inside every loop body that uses them;
+- *sources* (a broadcast literal, iota, and scalar arithmetic on scalars that need no
+  kernel, such as casting a learning rate) are recomputed inside every kernel that uses them;
 - an *elementwise* equation joins the loop kernel (or dot epilogue) that computes its operands
   over the same domain, merging several such kernels when that creates no cycle; it starts a
   new loop kernel otherwise;
@@ -15,11 +16,12 @@ Equations are visited in order and placed greedily:
 - a *dot* starts a dot kernel; a loop kernel of elementwise work whose only use is this dot's
   operand becomes its prologue, and elementwise consumers of the dot's output its epilogue;
 - gather, scatter_add, concatenate, pad, argmax and argmin are kernels of their own;
-- finally, loop kernels over the same domain and reduction axes that read a common buffer
-  and do not depend on each other merge into one multi-output kernel (sibling fusion).
+- finally, loop kernels over the same domain and reduction axes (or one reducing nothing)
+  that read a common buffer and do not depend on each other merge into one multi-output
+  kernel (sibling fusion).
 
 The duplication policy: views and sources are duplicated into each consumer (they cost no
-memory traffic or arithmetic); arithmetic is never duplicated — a value used by two kernels is
+memory traffic, and at most one scalar operation); arithmetic on arrays is never duplicated — a value used by two kernels is
 written once by its kernel and read by the other. `fuse=False` makes every equation its own
 kernel (views become copy kernels): the unfused baseline.
 """
@@ -164,7 +166,7 @@ class _Planner:
             return self.place_alone(eqn)
         if name in VIEW_PRIMS and isinstance(eqn.inputs[0], Var) and not _is_source(eqn):
             return self.place_view(eqn)
-        if _is_source(eqn):
+        if _is_source(eqn) or self.scalar_source(eqn):
             self.source[eqn.out] = eqn
             return
         if eqn.prim.kind == "elementwise":
@@ -179,6 +181,13 @@ class _Planner:
             if base in self.source:
                 self.materialise_source(base)
         self.place_alone(eqn)
+
+    def scalar_source(self, eqn: Eqn) -> bool:
+        """Scalar work on scalars that need no kernel (parameters, constants, views of them,
+        and other such scalars) is recomputed wherever it is used, like a source."""
+        return eqn.prim.kind == "elementwise" and eqn.out.type.shape == () and all(
+            isinstance(a, Literal) or a in self.buffers or a in self.source
+            or (a in self.view and a.type.shape == ()) for a in eqn.inputs)
 
     def place_alone(self, eqn: Eqn):
         name = eqn.prim.name
@@ -230,7 +239,10 @@ class _Planner:
             g = self.group_of.get(a) if a not in self.view else None
             if g is not None and g.kind in ("loop", "dot") and a in g.full and g.domain == shape:
                 role = (g, False)
-            elif g is not None and g.kind in ("loop", "dot") and a in g.reduced:
+            elif (g is not None and g.kind in ("loop", "dot") and a in g.reduced
+                  and a.type.shape == shape):
+                # An epilogue is over the kept axes: a reduction result used over the whole
+                # domain (exp(x) - sum(exp(x))) must be read back from memory.
                 role = (g, True)
             else:
                 hard |= self.producer_groups(a)
@@ -361,15 +373,20 @@ class _Planner:
         return out
 
     def merge_siblings(self):
-        """Loop kernels over the same domain and reduction axes that read a common buffer and
-        do not depend on each other become one multi-output kernel: one pass over the input."""
+        """Loop kernels over the same domain and reduction axes (or one reducing nothing) that
+        read a common buffer and do not depend on each other become one multi-output kernel:
+        one pass over the input."""
         changed = True
         while changed:
             changed = False
             loops = [g for g in self.groups if g.alive and g.kind == "loop" and g.eqns]
             for i, a in enumerate(loops):
                 for b in loops[i + 1:]:
-                    if (a.domain == b.domain and a.reduce_axes == b.reduce_axes
+                    # A kernel that reduces nothing joins one that does: its values are
+                    # full-domain outputs of the merged kernel.
+                    same_axes = (a.reduce_axes == b.reduce_axes
+                                 or a.reduce_axes is None or b.reduce_axes is None)
+                    if (a.domain == b.domain and same_axes
                             and self.reads(a) & self.reads(b) and self.can_merge({a, b}, set())):
                         self.merge([a, b])
                         changed = True
@@ -401,7 +418,9 @@ class _Planner:
                 return inlined[a]
             if a in self.source and g.kind in ("loop", "dot"):
                 src = self.source[a]
-                body.append(src)
+                ins = tuple(operand(x, None) for x in src.inputs)
+                body.append(src if ins == src.inputs else Eqn(src.prim, ins, src.out,
+                                                              src.params, src.loc))
                 inlined[a] = a
                 return a
             base, imap = self.view.get(a, (a, IndexMap.contiguous(a.type.shape)))

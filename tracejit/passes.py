@@ -372,6 +372,10 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
             if name != "reduce_sum":
                 return value
             count = math.prod(inner.params["shape"][a] for a in axes)
+            if count == 0:
+                # A sum over an empty axis is +0 for every source value (0 * x is not:
+                # NaN for x = ±inf or NaN, -0 for negative x).
+                return _fill(rw, out_t, 0, eqn)
             return rw.emit(P.mul, (value, Literal(np.asarray(count, out_t.np_dtype)[()])), {},
                            eqn)
         return None

@@ -21,6 +21,10 @@ def _edge_reason(producer: Kernel, consumer: Kernel, v: Var, program: Program) -
     loads = [ld for ld in consumer.loads if ld.src is v]
     readers = [k.name for k in program.kernels if any(ld.src is v for ld in k.loads)]
     reduced = any(e.out is v and e.prim.kind == "reduction" for e in producer.body)
+    if not program.fused:
+        return "fuse=False: one kernel per primitive"
+    if producer.kind == "copy":
+        return "written by a copy kernel (a reshape of a view that no index map expresses)"
     if consumer.kind == "dot" and consumer.dot is not None and any(
             ld.dst in consumer.dot.inputs for ld in loads):
         return "operand of a dot, which reads the whole operand for each output"

@@ -1,0 +1,157 @@
+"""python -m benchmarks: every workload, every backend, fused and unfused, beside NumPy and the
+installed peers, against the machine's floors, in one process run.
+
+    python -m benchmarks                           # everything (several minutes)
+    python -m benchmarks --workloads W4,W5 --peers numpy,jax --reps 30
+    python -m benchmarks --quick                   # small sizes, agreement only (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tracejit.compiler import BACKENDS
+
+from .peers import PEERS, available
+from .runner import Plan, rows_as_dicts, run
+from .workloads import VARIANTS
+
+
+def _fmt_time(s) -> str:
+    if s is None:
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def _fmt_ratio(r) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def table(rows, quick: bool) -> str:
+    """One table per workload variant."""
+    out = []
+    keys = []
+    for r in rows:
+        if (r.workload, r.variant) not in keys:
+            keys.append((r.workload, r.variant))
+    for w, v in keys:
+        group = [r for r in rows if (r.workload, r.variant) == (w, v)]
+        title = next(x.title for x in VARIANTS if (x.workload, x.name) == (w, v))
+        floor = group[0].floor
+        what = next((r.note for r in group if r.impl == "tracejit"), "")
+        out.append(f"\n{title}   floor {_fmt_time(floor)} ({what})")
+        header = (f"  {'implementation':<30} {'kernels':>7} {'median':>10} {'min':>10} "
+                  f"{'max':>10} {'first call':>10} {'/floor':>9} {'/best peer':>10}  agrees")
+        if quick:
+            header = f"  {'implementation':<30} {'kernels':>7} {'first call':>10}  agrees  max rel err"
+        out.append(header)
+        for r in group:
+            agree = "yes" if r.agrees else "NO"
+            if quick:
+                err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.1e}"
+                out.append(f"  {r.label:<30} {r.kernels or '':>7} {_fmt_time(r.first_call):>10}"
+                           f"  {agree:<6}  {err}  {r.note if r.agrees is False else ''}")
+                continue
+            out.append(f"  {r.label:<30} {r.kernels or '':>7} {_fmt_time(r.median):>10} "
+                       f"{_fmt_time(r.min):>10} {_fmt_time(r.max):>10} "
+                       f"{_fmt_time(r.first_call):>10} {_fmt_ratio(r.ratio_floor):>9} "
+                       f"{_fmt_ratio(r.ratio_best_peer):>10}  {agree}"
+                       + (f"  {r.note}" if r.agrees is False else ""))
+    return "\n".join(out)
+
+
+def plot(rows, path: str) -> str:
+    """Bars of time / floor per workload for every implementation (log scale)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
+    keys = []
+    for r in rows:
+        if (r.workload, r.variant) not in keys and r.ratio_floor:
+            keys.append((r.workload, r.variant))
+    labels = []
+    for r in rows:
+        if r.label not in labels:
+            labels.append(r.label)
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(keys)), 5))
+    width = 0.8 / max(len(labels), 1)
+    for i, label in enumerate(labels):
+        xs, ys = [], []
+        for j, key in enumerate(keys):
+            r = next((r for r in rows if (r.workload, r.variant) == key and r.label == label),
+                     None)
+            if r is not None and r.ratio_floor:
+                xs.append(j + i * width)
+                ys.append(r.ratio_floor)
+        ax.bar(xs, ys, width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
+    ax.set_xticklabels([f"{w}\n{v}" for w, v in keys])
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_ylabel("median time / floor (lower is better)")
+    ax.set_title("tracejit fused vs unfused vs NumPy and peers")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return f"plot written to {path}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", default="all", help="e.g. W1,W4,W5 (default: all)")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help=f"tracejit backends (available: {', '.join(BACKENDS)})")
+    parser.add_argument("--fuse", default="on,off", help="on, off, or on,off")
+    parser.add_argument("--peers", default="numpy," + ",".join(PEERS),
+                        help="numpy, torch, torch.compile, jax (installed ones run), or none")
+    parser.add_argument("--reps", type=int, default=15, help="timed samples at least")
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="seconds to keep sampling each implementation (up to 10x reps)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every workload once at small sizes; check agreement, no timing")
+    parser.add_argument("--json", default="benchmark-results.json", help="where to write JSON")
+    parser.add_argument("--plot", default="benchmark-results.png", help="where to write the PNG")
+    parser.add_argument("--no-progress", action="store_true")
+    ns = parser.parse_args(argv)
+
+    wanted = None if ns.workloads == "all" else set(ns.workloads.upper().split(","))
+    variants = [v for v in VARIANTS if wanted is None or v.workload in wanted]
+    backends = [b for b in ns.backends.split(",") if b]
+    for b in backends:
+        if b not in BACKENDS:
+            parser.error(f"backend {b!r} is not available (available: {', '.join(BACKENDS)})")
+    fuse = [{"on": True, "off": False}[f] for f in ns.fuse.split(",")]
+    peers = [] if ns.peers == "none" else [p for p in ns.peers.split(",") if p]
+    missing = [p for p in peers if p != "numpy" and not available(p)]
+    plan = Plan(variants, backends, fuse, peers, ns.reps, ns.min_time, ns.quick)
+    rows, floors, env = run(plan, progress=not ns.no_progress)
+
+    print(f"tracejit benchmarks: {len(variants)} workload variants, backends "
+          f"{', '.join(backends)}; peers {', '.join(p for p in peers if p not in missing)}"
+          + (f" (not installed: {', '.join(missing)})" if missing else ""))
+    print(f"floors: copy bandwidth {floors.copy_bandwidth / 1e9:.1f} GB/s, sgemm "
+          f"{floors.sgemm_flops / 1e9:.0f} GFLOP/s, Python call {floors.call_overhead * 1e9:.0f} ns;"
+          f" threads: {env.get('torch_threads', '-')} (torch), {env['cpus']} cpus")
+    print(table(rows, ns.quick))
+    disagreements = [r for r in rows if r.agrees is False]
+    if not ns.quick:
+        with open(ns.json, "w") as f:
+            json.dump({"environment": env, "floors": floors.__dict__,
+                       "rows": rows_as_dicts(rows)}, f, indent=1)
+        print(f"\nresults written to {ns.json}; {plot(rows, ns.plot)}")
+    if disagreements:
+        print(f"\n{len(disagreements)} implementation(s) disagree with tracejit", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The peers: each workload written for PyTorch (eager and torch.compile) and JAX (jit).
+
+Each peer is used only where it is installed. A peer function takes the workload's arguments
+converted to the peer's arrays and returns the same structure as the tracejit function
+(loss, updated parameters) or (value, gradients). Gradients come from the peer's own autodiff
+(torch.func, jax.value_and_grad); the parameter update is inside the timed function.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from tracejit.pytree import flatten, tree_map
+
+
+@dataclass
+class Peer:
+    """A way to run a workload: how to build its function, convert inputs, and wait for it."""
+
+    name: str
+    build: Callable[[str, str], Callable]      # (workload id, variant name) -> function
+    convert: Callable[[Any], Any]               # NumPy pytree -> the peer's arrays
+    sync: Callable[[Any], None]                 # wait for results (asynchronous dispatch)
+    to_numpy: Callable[[Any], list]             # results -> flat list of NumPy arrays
+
+
+def available(name: str) -> bool:
+    module = {"torch": "torch", "torch.compile": "torch", "jax": "jax"}.get(name)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def _torch_functions(torch):
+    F = torch.nn.functional
+
+    def xent(logits, labels):
+        picked = logits.gather(1, labels[:, None])[:, 0]
+        return torch.mean(torch.logsumexp(logits, dim=1) - picked)
+
+    def w1_step(w):
+        g = torch.func.grad(lambda w: w ** 2 - 10.0 * w + 25.0)(w)
+        return w - 0.01 * g
+
+    def w2_step(w, b, x, y):
+        (gw, gb), loss = torch.func.grad_and_value(
+            lambda w, b: torch.mean((w * x + b - y) ** 2), argnums=(0, 1))(w, b)
+        return loss, w - 0.01 * gw, b - 0.01 * gb
+
+    def w3(x, y, z):
+        grads, value = torch.func.grad_and_value(lambda x, y, z: torch.sum(x * y + z),
+                                                 argnums=(0, 1, 2))(x, y, z)
+        return value, grads
+
+    def w4_step(w1, w2, x, y):
+        (g1, g2), loss = torch.func.grad_and_value(
+            lambda w1, w2: torch.sum((F.relu(x @ w1) @ w2 - y) ** 2), argnums=(0, 1))(w1, w2)
+        return loss, w1 - 1e-6 * g1, w2 - 1e-6 * g2
+
+    def w5_forward(x, y, z):
+        return torch.sum((torch.tanh(x) * y + z) ** 2)
+
+    def w5_vag(x, y, z):
+        grads, value = torch.func.grad_and_value(w5_forward, argnums=(0, 1, 2))(x, y, z)
+        return value, grads
+
+    def w6_step(w, b, x, labels):
+        (gw, gb), loss = torch.func.grad_and_value(lambda w, b: xent(x @ w + b, labels),
+                                                   argnums=(0, 1))(w, b)
+        return loss, w - 0.1 * gw, b - 0.1 * gb
+
+    def w7_loss(p, x, labels):
+        h1 = F.relu(x @ p["w1"] + p["b1"])
+        h2 = F.relu(h1 @ p["w2"] + p["b2"])
+        return xent(h2 @ p["w3"] + p["b3"], labels)
+
+    def w7_step(p, x, labels):
+        g, loss = torch.func.grad_and_value(w7_loss)(p, x, labels)
+        return loss, {k: p[k] - 0.01 * g[k] for k in p}
+
+    return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
+            ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
+            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
+
+
+def _torch_peer(compiled: bool) -> Peer:
+    import torch
+
+    table = _torch_functions(torch)
+
+    def build(workload, variant):
+        fn = table[(workload, variant)]
+        return torch.compile(fn) if compiled else fn
+
+    def convert(tree):
+        return tree_map(lambda a: torch.from_numpy(np.array(a)), tree)
+
+    def to_numpy(out):
+        return [np.asarray(t.detach().numpy()) for t in flatten(out)[0]]
+
+    return Peer("torch.compile" if compiled else "torch", build, convert, lambda out: None,
+                to_numpy)
+
+
+# ---------------------------------------------------------------------------------------------
+# JAX
+
+
+def _jax_functions(jax):
+    jnp = jax.numpy
+
+    def xent(logits, labels):
+        picked = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked)
+
+    def w1_step(w):
+        return w - 0.01 * jax.grad(lambda w: w ** 2 - 10.0 * w + 25.0)(w)
+
+    def w2_step(w, b, x, y):
+        loss, (gw, gb) = jax.value_and_grad(
+            lambda w, b: jnp.mean((w * x + b - y) ** 2), argnums=(0, 1))(w, b)
+        return loss, w - 0.01 * gw, b - 0.01 * gb
+
+    def w3(x, y, z):
+        return jax.value_and_grad(lambda x, y, z: jnp.sum(x * y + z), argnums=(0, 1, 2))(x, y, z)
+
+    def w4_step(w1, w2, x, y):
+        loss, (g1, g2) = jax.value_and_grad(
+            lambda w1, w2: jnp.sum((jnp.maximum(x @ w1, 0.0) @ w2 - y) ** 2),
+            argnums=(0, 1))(w1, w2)
+        return loss, w1 - 1e-6 * g1, w2 - 1e-6 * g2
+
+    def w5_forward(x, y, z):
+        return jnp.sum((jnp.tanh(x) * y + z) ** 2)
+
+    def w5_vag(x, y, z):
+        return jax.value_and_grad(w5_forward, argnums=(0, 1, 2))(x, y, z)
+
+    def w6_step(w, b, x, labels):
+        loss, (gw, gb) = jax.value_and_grad(lambda w, b: xent(x @ w + b, labels),
+                                            argnums=(0, 1))(w, b)
+        return loss, w - 0.1 * gw, b - 0.1 * gb
+
+    def w7_loss(p, x, labels):
+        h1 = jnp.maximum(x @ p["w1"] + p["b1"], 0.0)
+        h2 = jnp.maximum(h1 @ p["w2"] + p["b2"], 0.0)
+        return xent(h2 @ p["w3"] + p["b3"], labels)
+
+    def w7_step(p, x, labels):
+        loss, g = jax.value_and_grad(w7_loss)(p, x, labels)
+        return loss, {k: p[k] - 0.01 * g[k] for k in p}
+
+    return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
+            ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
+            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
+
+
+def _jax_peer() -> Peer:
+    import jax
+
+    table = _jax_functions(jax)
+    return Peer("jax", lambda w, v: jax.jit(table[(w, v)]),
+                lambda tree: tree_map(lambda a: jax.device_put(np.array(a)), tree),
+                jax.block_until_ready,
+                lambda out: [np.asarray(a) for a in flatten(out)[0]])
+
+
+def make_peer(name: str) -> Peer:
+    """The peer called `name` ('torch', 'torch.compile', 'jax'); it must be installed."""
+    if name in ("torch", "torch.compile"):
+        return _torch_peer(name == "torch.compile")
+    if name == "jax":
+        return _jax_peer()
+    raise ValueError(f"unknown peer {name!r}")
+
+
+PEERS = ("torch", "torch.compile", "jax")
