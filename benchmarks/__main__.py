@@ -48,7 +48,8 @@ def table(rows, quick: bool) -> str:
         header = (f"  {'implementation':<30} {'kernels':>7} {'median':>10} {'min':>10} "
                   f"{'max':>10} {'first call':>10} {'/floor':>9} {'/best peer':>10}  agrees")
         if quick:
-            header = f"  {'implementation':<30} {'kernels':>7} {'first call':>10}  agrees  max rel err"
+            header = (f"  {'implementation':<30} {'kernels':>7} {'first call':>10}  agrees  "
+                      "max rel err")
         out.append(header)
         for r in group:
             agree = "yes" if r.agrees else "NO"
@@ -105,7 +106,8 @@ def plot(rows, path: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", default="all", help="e.g. W1,W4,W5 (default: all)")
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help=f"tracejit backends (available: {', '.join(BACKENDS)})")
@@ -138,7 +140,8 @@ def main(argv=None) -> int:
           f"{', '.join(backends)}; peers {', '.join(p for p in peers if p not in missing)}"
           + (f" (not installed: {', '.join(missing)})" if missing else ""))
     print(f"floors: copy bandwidth {floors.copy_bandwidth / 1e9:.1f} GB/s, sgemm "
-          f"{floors.sgemm_flops / 1e9:.0f} GFLOP/s, Python call {floors.call_overhead * 1e9:.0f} ns;"
+          f"{floors.sgemm_flops / 1e9:.0f} GFLOP/s, Python call "
+          f"{floors.call_overhead * 1e9:.0f} ns;"
           f" threads: {env.get('torch_threads', '-')} (torch), {env['cpus']} cpus")
     print(table(rows, ns.quick))
     disagreements = [r for r in rows if r.agrees is False]

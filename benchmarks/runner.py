@@ -90,7 +90,9 @@ class Floors:
         m = 256 if quick else 1024
         x = np.random.default_rng(0).standard_normal((m, m)).astype(F32)
         flops = 2 * m ** 3 / _median_time(lambda: x @ x, 3 if quick else 7)
-        f = (lambda *args: args)
+        def f(*args):
+            return args
+
         t0 = time.perf_counter()
         for _ in range(100000):
             f(1, 2, 3)
@@ -269,7 +271,8 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
                 row.note = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
             rows.append(row)
         group = [r for r in rows if r.workload == v.workload and r.variant == v.name]
-        best_peer = min((r.median for r in group if r.impl != "tracejit" and r.median), default=None)
+        best_peer = min((r.median for r in group if r.impl != "tracejit" and r.median),
+                        default=None)
         for r in group:
             r.floor = floor
             r.note = r.note or (what if r.impl == "tracejit" else "")

@@ -16,6 +16,7 @@ import runpy
 import sys
 
 from .api import Jitted, Spec, jit
+from .errors import TracejitError
 
 
 def _parse_args(text: str) -> list:
@@ -93,6 +94,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:          # the reader (say `| head`) stopped early
         sys.stderr.close()
         return 0
+    except TracejitError as exc:     # a problem in the user's function: its message says where
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

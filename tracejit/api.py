@@ -118,7 +118,8 @@ def trace_callable(f: Callable, args: Sequence, kwargs: dict | None = None,
     types = []
     for k, leaf in enumerate(leaves):
         arg = next((i for i, (s, e) in enumerate(slices) if s <= k < e), None)
-        where = f"argument {arg} of {fname}" if arg is not None else f"a keyword argument of {fname}"
+        where = (f"argument {arg} of {fname}" if arg is not None
+                 else f"a keyword argument of {fname}")
         types.append(_leaf_type(leaf, where))
     with Trace(fname) as trace:
         tracers = [trace.new_param(t, weak) for t, weak in types]

@@ -187,7 +187,8 @@ class _Planner:
         and other such scalars) is recomputed wherever it is used, like a source."""
         return eqn.prim.kind == "elementwise" and eqn.out.type.shape == () and all(
             isinstance(a, Literal) or a in self.buffers or a in self.source
-            or (a in self.view and a.type.shape == ()) for a in eqn.inputs)
+            or (a in self.view and a.type.shape == () and self.view[a][0] in self.buffers)
+            for a in eqn.inputs)
 
     def place_alone(self, eqn: Eqn):
         name = eqn.prim.name
@@ -224,6 +225,11 @@ class _Planner:
         eqn = self.source.pop(v)
         g = self.new_group("loop", eqn.out.type.shape)
         self.add(g, eqn)
+        # Kernels planned to recompute v (directly or inside another source) now read its
+        # buffer instead: they depend on g.
+        for other in self.groups:
+            if other.alive and other is not g and v in self.reads(other):
+                other.deps.add(g)
 
     def candidates(self, eqn: Eqn) -> tuple[list[_Group], set[_Group], bool]:
         """The kernels that compute an operand of `eqn` at the same points (over their whole
@@ -364,12 +370,22 @@ class _Planner:
         return Program(self.fn, tuple(kernels), tuple(self.constants), self.fuse)
 
     def reads(self, g: _Group) -> set[Var]:
-        """The buffers (after views) that kernel `g` reads."""
+        """The buffers (after views) that kernel `g` reads, through the sources it recomputes
+        too."""
         out = set()
+
+        def visit(a):
+            if not isinstance(a, Var) or self.internal(a, g):
+                return
+            if a in self.source:
+                for b in self.source[a].inputs:
+                    visit(b)
+            else:
+                out.add(self.view[a][0] if a in self.view else a)
+
         for e in g.eqns:
             for a in e.inputs:
-                if isinstance(a, Var) and not self.internal(a, g) and a not in self.source:
-                    out.add(self.view[a][0] if a in self.view else a)
+                visit(a)
         return out
 
     def merge_siblings(self):

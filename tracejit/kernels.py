@@ -167,8 +167,23 @@ class Kernel:
         if eqn.prim.kind == "reduction" and self.kind in ("loop", "dot"):
             return "reduce"
         if self.kind == "dot" and self.body.index(eqn) < self.body.index(self.dot):
-            return "prologue"
-        if self.reduce_axes and eqn.out.type.shape != self.domain:
+            # Before the dot in the body, but only a prologue if it feeds the dot's operands
+            # (a merged epilogue's independent work, as in exp(y) + x @ w, is over the output).
+            feeds = set(self.dot.inputs)
+            for e in reversed(self.body[:self.body.index(self.dot)]):
+                if e.out in feeds:
+                    feeds.update(e.inputs)
+            if eqn.out in feeds:
+                return "prologue"
+        # An epilogue is work on reduction results (scalar work on loads, such as a learning
+        # rate recomputed in the kernel, is not: it is available at every point).
+        after_reduce: set = set()
+        for e in self.body:
+            if e.prim.kind == "reduction" or any(a in after_reduce for a in e.inputs):
+                after_reduce.add(e.out)
+            if e is eqn:
+                break
+        if self.reduce_axes and eqn.out in after_reduce:
             return "epilogue"
         return "full"
 

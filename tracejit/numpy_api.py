@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -118,15 +118,20 @@ def _type_str(x) -> str:
     return str(ops.type_of(x))
 
 
-def _broadcast_all(xs: list) -> list:
-    """NumPy broadcasting; rank-0 operands stay rank 0 (elementwise primitives take them)."""
+def _broadcast_shape(xs: list) -> tuple[int, ...]:
+    """The shape NumPy broadcasts `xs` to, or a ShapeError naming every operand's type."""
     shapes = [np.shape(x) if not isinstance(x, Tracer) else x.shape for x in xs]
     try:
-        out = np.broadcast_shapes(*shapes)
+        return np.broadcast_shapes(*shapes)
     except ValueError:
         raise errors.user_error(
             errors.ShapeError, "operands could not be broadcast together: "
             + " and ".join(_type_str(x) for x in xs)) from None
+
+
+def _broadcast_all(xs: list) -> list:
+    """NumPy broadcasting; rank-0 operands stay rank 0 (elementwise primitives take them)."""
+    out = _broadcast_shape(xs)
     return [x if np.ndim(x) == 0 or tuple(np.shape(x)) == out else ops.broadcast_to(x, out)
             for x in xs]
 
@@ -315,6 +320,7 @@ def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None):
     if impl is None:
         raise errors.user_error(errors.UnsupportedError,
                                 f"numpy.{ufunc.__name__} is not supported")
+    _broadcast_shape(xs)          # shape errors name the operands as the user wrote them
     if dtype is not None:
         xs = [_convert(x, _check_dtype(dtype)) for x in xs]
     in_dtypes, out_dtype, weak = _resolve(ufunc, xs)

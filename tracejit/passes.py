@@ -28,7 +28,9 @@ from .ir import Atom, Eqn, Function, Literal, Type, Var, is_float, verify
 
 Pass = Callable[[Function], Function]
 
-_COMMUTATIVE = {"add", "mul", "max", "min", "and", "or", "xor", "eq", "ne"}
+# Not max and min: on equal operands of different sign (±0.0) the result depends on the order
+# (np.maximum(0.0, -0.0) is -0.0, np.maximum(-0.0, 0.0) is 0.0).
+_COMMUTATIVE = {"add", "mul", "and", "or", "xor", "eq", "ne"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,14 @@ def _fmt_bytes(n: int) -> str:
     return str(n)
 
 
+def _typed(values, names) -> str:
+    return ", ".join(f"{names.get(v, '%?')}:{v.type}" for v in values)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _edge_reason(producer: Kernel, consumer: Kernel, v: Var, program: Program) -> str:
     """Why the value `v` written by `producer` is read back from memory by `consumer`."""
     loads = [ld for ld in consumer.loads if ld.src is v]
@@ -30,7 +38,8 @@ def _edge_reason(producer: Kernel, consumer: Kernel, v: Var, program: Program) -
         return "operand of a dot, which reads the whole operand for each output"
     if producer.kind not in ("loop", "dot", "copy") or consumer.kind not in ("loop", "dot"):
         kind = producer.kind if producer.kind not in ("loop", "dot", "copy") else consumer.kind
-        return f"a {kind} kernel is not fused with its neighbours"
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"{article} {kind} kernel is not fused with its neighbours"
     if reduced:
         return "result of a reduction, complete only after its loop"
     if producer.kind == "dot" and consumer.kind == "dot":
@@ -54,9 +63,9 @@ def fusion_report(program: Program) -> str:
     every producer -> consumer edge left unfused, with the reason."""
     names = program_names(program)
     writer = {v: k for k in program.kernels for v in k.outputs}
-    lines = [f"fusion report for @{program.fn.name}: {len(program.kernels)} kernels "
+    lines = [f"fusion report for @{program.fn.name}: {_plural(len(program.kernels), 'kernel')} "
              f"({'fused' if program.fused else 'unfused'}), "
-             f"{len(program.fn.eqns)} equations"]
+             f"{_plural(len(program.fn.eqns), 'equation')}"]
     total_r = total_w = total_f = 0
     for k in program.kernels:
         r, w = k.bytes_moved()
@@ -66,10 +75,10 @@ def fusion_report(program: Program) -> str:
                       if e.loc is not None})
         lines.append(f"{k.name} {k.kind} domain=({','.join(map(str, k.domain))})"
                      + (f" reduce=({','.join(map(str, k.reduce_axes))})" if k.reduce_axes else "")
-                     + f": {len(k.eqns)} equations from {', '.join(src) or '-'}")
-        lines.append(f"    reads  {', '.join(names.get(v, '%?') + ':' + str(v.type) for v in k.inputs) or '-'}"
+                     + f": {_plural(len(k.eqns), 'equation')} from {', '.join(src) or '-'}")
+        lines.append(f"    reads  {_typed(k.inputs, names) or '-'}"
                      f"  ({_fmt_bytes(r)})")
-        lines.append(f"    writes {', '.join(names.get(v, '%?') + ':' + str(v.type) for v in k.outputs)}"
+        lines.append(f"    writes {_typed(k.outputs, names)}"
                      f"  ({_fmt_bytes(w)})")
         lines.append(f"    flops  {f}")
         for e in k.eqns:

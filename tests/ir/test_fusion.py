@@ -15,9 +15,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracejit as tj
-from npcheck import assert_same, numpy_result
+from npcheck import numpy_result
 from tracejit.ir import Literal, Var
 from tracejit.kernels import VIEW_PRIMS, IndexMap
 
@@ -111,6 +113,32 @@ def check_invariants(prog):
     # Each kernel's `eqns` are the function's equations it computes, once over the program.
     owners = Counter(e for k in prog.kernels for e in k.eqns)
     assert all(n == 1 for n in owners.values())
+    for k in prog.kernels:
+        check_phases(k)
+
+
+def check_phases(k):
+    """Inside a loop or dot kernel: work over the whole domain never uses a reduction's result
+    (complete only after the loop); epilogues run over the kept axes; a dot's prologue is
+    exactly the work that feeds its operands."""
+    if k.kind not in ("loop", "dot"):
+        return
+    phase = {e.out: k.phase(e) for e in k.body}
+    kept = tuple(n for d, n in enumerate(k.domain) if d not in k.reduce_axes)
+    feeds = set(k.dot.inputs) if k.dot is not None else set()
+    for e in reversed(k.body):
+        if e.out in feeds:
+            feeds.update(e.inputs)
+    for e in k.body:
+        p = phase[e.out]
+        used = {phase.get(a) for a in e.inputs if isinstance(a, Var)}
+        if p in ("full", "prologue", "dot", "reduce"):
+            assert not used & {"reduce", "epilogue"}, (k.name, e.prim.name, p)
+        if p == "epilogue":
+            assert e.out.type.shape in (kept, ()), (k.name, e.prim.name)
+        if p == "full" and e.out.type.shape != ():
+            assert e.out.type.shape == k.domain, (k.name, e.prim.name)
+        assert (p == "prologue") == (e.out in feeds and e is not k.dot), (k.name, e.prim.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,8 +291,10 @@ def test_spec_broadcast_chain_3_1_4_plus_4_plus_scalar():
     prog = program(f, a, b)
     assert kinds(prog) == ["loop"]
     (k,) = prog.kernels
-    assert any(0 in ld.imap.strides for ld in k.loads)
-    assert all(ld.src in prog.fn.params for ld in k.loads)
+    assert k.domain == (3, 1, 4)
+    imaps = {ld.src: ld.imap for ld in k.loads}
+    assert len(k.loads) == 2 and set(imaps) == set(prog.fn.params)
+    assert imaps[prog.fn.params[1]] == IndexMap((3, 1, 4), (0, 0, 1))     # b: stride 0 twice
     check_numbers(f, a, b)
 
 
@@ -537,6 +567,11 @@ def _corpus():
         ("where", lambda x: np.where(x > 0, x, 0.1 * x).T @ x, (x,)),
         ("fills_and_params", lambda x, b: (x, np.zeros(3, np.float32), b * 0.0 + 1.0, x.T),
          (x, b)),
+        ("minus_total", lambda x: np.exp(x) - np.sum(np.exp(x)), (x,)),
+        ("mean_epilogue", lambda x: np.tanh(np.mean(x * x, axis=1) + 1.0), (x,)),
+        ("epilogue_before_dot", lambda x, w, y: np.exp(y) + x @ w, (x, w, rand(4, 3, seed=9))),
+        ("scalar_in_reduction", lambda x, lr: np.sum(x - lr * 0.5, axis=0) * lr,
+         (x, np.float32(0.1))),
         ("scalar_params", lambda x, w, lr, n: (x - (lr * 0.5) * n, w * (lr * 0.5) - n),
          (x, w, np.float32(0.1), 3)),
     ]
@@ -581,3 +616,63 @@ def test_fusion_never_adds_kernels_or_traffic(name, f, args):
     assert len(fused.kernels) <= len(unfused.kernels)
     moved = [sum(sum(k.bytes_moved()) for k in p.kernels) for p in (fused, unfused)]
     assert moved[0] <= moved[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# random chains of views: index maps composed, bounds kept, values right
+
+
+@st.composite
+def view_chains(draw):
+    """A parameter shape and a chain of views (transpose, slice with any step, reshape,
+    broadcast) applied to it."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    cur, ops = shape, []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["transpose", "slice", "reshape", "broadcast"]))
+        if kind == "transpose":
+            perm = tuple(draw(st.permutations(range(len(cur)))))
+            ops.append((kind, perm))
+            cur = tuple(cur[p] for p in perm)
+        elif kind == "slice":
+            idx = tuple(slice(draw(st.integers(0, n - 1)), None,
+                              draw(st.sampled_from([1, 2, 3, -1, -2, -3]))) for n in cur)
+            ops.append((kind, idx))
+            cur = tuple(len(range(*s.indices(n))) for s, n in zip(idx, cur))
+        elif kind == "reshape":
+            new = draw(st.sampled_from([(-1,), cur[::-1], (1,) + cur, cur + (1,)]))
+            ops.append((kind, new))
+            cur = (int(np.prod(cur)),) if new == (-1,) else new
+        elif len(cur) < 4:
+            new = (draw(st.integers(1, 3)),) + cur
+            ops.append((kind, new))
+            cur = new
+    return shape, ops
+
+
+def apply_views(x, ops):
+    for kind, arg in ops:
+        if kind == "transpose":
+            x = np.transpose(x, arg)
+        elif kind == "slice":
+            x = x[arg]
+        elif kind == "reshape":
+            x = x.reshape(arg)
+        else:
+            x = np.broadcast_to(x, arg)
+    return x
+
+
+@settings(max_examples=60, deadline=None)
+@given(view_chains())
+def test_random_view_chains_are_in_bounds_and_right(chain):
+    shape, ops = chain
+
+    def f(x):
+        v = apply_views(x, ops)
+        return np.sin(v) + v, np.sum(v * 2.0, axis=0), apply_views(x * 3.0, ops)
+
+    x = rand(*shape, seed=len(ops))
+    for fuse in (True, False):
+        check_invariants(program(f, x, fuse=fuse))
+    check_numbers(f, x, rtol=1e-5)

@@ -272,7 +272,8 @@ def test_report_names_every_user_line_of_every_kernel():
     for k in prog.kernels:
         lines = sorted({e.loc.line for e in k.eqns})
         head = next(line for line in report.splitlines() if line.startswith(f"{k.name} "))
-        assert head.endswith(f"{len(k.eqns)} equations from "
+        n = len(k.eqns)
+        assert head.endswith(f"{n} equation{'' if n == 1 else 's'} from "
                              + ", ".join(f"{HERE}:{n}" for n in lines))
         assert set(lines) <= {first + 1, first + 2}
     assert report.count(f"# {HERE}:{first + 1}") == 2       # tanh, mul
