@@ -306,11 +306,17 @@ class Jitted:
     re-traces (`trace_count` counts traces)."""
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
-                 backend: str = "interpret", fuse: bool = True, fast_math: bool = False):
+                 backend: str = "interpret", fuse: bool = True, fast_math: bool = False,
+                 donate_argnums: int | Sequence[int] = ()):
         self.options = Options(backend, fuse, fast_math)
         self.fun = fun
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
+        self.donate_argnums = ((donate_argnums,) if isinstance(donate_argnums, int)
+                               else tuple(donate_argnums))
+        both = set(self.static_argnums) & set(self.donate_argnums)
+        if both:
+            raise ValueError(f"arguments {sorted(both)} are both static and donated")
         self.trace_count = 0
         self._cache: dict[Any, _Entry] = {}
         functools.update_wrapper(self, fun)
@@ -372,7 +378,38 @@ class Jitted:
                                     "the dtype it is combined with")
         params = entry.compiled.traced.params
         flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, params)]
-        return unflatten(entry.out_tree, [_user_value(v) for v in entry.compiled.run(flat)])
+        results = entry.compiled.run(flat)
+        if self.donate_argnums:
+            results = self._into_donated(args, results)
+        return unflatten(entry.out_tree, [_user_value(v) for v in results])
+
+    def _into_donated(self, args, results: list) -> list:
+        """Write results into the arrays of the donated arguments, in place: each result goes
+        to the first unused donated array of its shape and dtype (so `params` in, `params`
+        out updates the caller's arrays), and that array object is returned in its stead."""
+        free = []
+        for i in self.donate_argnums:
+            if i >= len(args):
+                raise TypeError(f"donate_argnums names argument {i}, but "
+                                f"{_function_name(self.fun)} got {len(args)} positional arguments")
+            for k, leaf in enumerate(flatten(args[i])[0]):
+                if isinstance(leaf, np.ndarray):
+                    if not (leaf.flags.writeable and leaf.flags.c_contiguous):
+                        raise ValueError(f"leaf {k} of donated argument {i} of "
+                                         f"{_function_name(self.fun)} is not a writable "
+                                         "C-contiguous array, so it cannot be updated in place")
+                    free.append(leaf)
+        out = []
+        for value in results:
+            target = next((a for a in free if a.shape == value.shape and a.dtype == value.dtype
+                           and a.ndim > 0), None)
+            if target is None:
+                out.append(value)
+                continue
+            free.remove(target)
+            np.copyto(target, value)
+            out.append(target)
+        return out
 
     def lower(self, *args, **kwargs) -> Function:
         """The optimised Function this jitted function runs for these arguments."""
@@ -419,13 +456,16 @@ def _int32_params(fn: Function, leaves: list) -> list[int]:
 
 
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
-        backend: str = "interpret", fuse: bool = True, fast_math: bool = False):
+        backend: str = "interpret", fuse: bool = True, fast_math: bool = False,
+        donate_argnums: int | Sequence[int] = ()):
     """Compile `fun`: trace once per argument signature, optimise, fuse, run on `backend`.
 
     `fuse=False` gives one kernel per primitive (the unfused baseline); `fast_math=True`
-    allows rewrites that are wrong for some special values (see tracejit.passes).
+    allows rewrites that are wrong for some special values (see tracejit.passes);
+    `donate_argnums` names arguments whose arrays the call may overwrite with results of the
+    same shape and dtype (in-place parameter updates). Inputs are never mutated otherwise.
     Usable as `jit(f)`, `@jit` or `@jit(static_argnums=1)`.
     """
     if fun is None:
-        return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math)
-    return Jitted(fun, static_argnums, backend, fuse, fast_math)
+        return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math, donate_argnums)
+    return Jitted(fun, static_argnums, backend, fuse, fast_math, donate_argnums)

@@ -336,7 +336,8 @@ class _Planner:
                 continue
             external = [v for v in h.full if v in self.results or any(
                 u not in h.eqns and u is not eqn for u in self.uses.get(v, []))]
-            if not external and all(u is eqn for u in self.uses.get(a, [])):
+            if (not external and all(u is eqn for u in self.uses.get(a, []))
+                    and self.feeds(h, a)):
                 h.kind = "dot"
                 h.domain = eqn.out.type.shape
                 g.alive = False
@@ -345,6 +346,18 @@ class _Planner:
                 g.full = set()          # prologue values are not over the dot's domain
                 break
         self.add(g, eqn)
+
+    def feeds(self, g: _Group, a: Var) -> bool:
+        """Does every equation of `g` contribute to `a` (so all of `g` can be a prologue)?"""
+        needed, producer = {a}, {e.out: e for e in g.eqns}
+        stack = [a]
+        while stack:
+            e = producer.get(stack.pop())
+            for v in (e.inputs if e is not None else ()):
+                if isinstance(v, Var) and v in producer and v not in needed:
+                    needed.add(v)
+                    stack.append(v)
+        return all(e.out in needed for e in g.eqns)
 
     # -- building kernels -----------------------------------------------------------------------
 

@@ -224,13 +224,15 @@ def test_only_python_number_arguments():
     check(lambda x, a, b: x * (a * b + a), x, 0.5, 2)       # still weak in the middle
 
 
-@pytest.mark.xfail(strict=True, reason="a Python bool argument follows NumPy's bool rules "
-                   "in arithmetic among Python numbers, where Python treats it as the int 1/0: "
-                   "True + True is 2 and -True is -1 in Python, tracejit gives True and an error")
-@pytest.mark.parametrize("f", [lambda a, b: a + b, lambda a, b: -a + b,
-                               lambda a, b: np.sqrt(abs(a)) * b], ids=["add", "neg", "abs"])
-def test_python_bool_arithmetic(f):
-    check(f, True, True)
+def test_python_bool_arguments_follow_numpy_bool_rules():
+    # Traced, a Python bool is a NumPy bool (as in JAX): True + True is True (logical or), as
+    # np.True_ + np.True_ is, not Python's 2; negating a bool is an error, as in NumPy.
+    assert tj.jit(lambda a, b: a + b)(True, True) == np.True_ + np.True_
+    assert tj.jit(lambda a, b: a * b)(True, False) == np.True_ * np.False_
+    with pytest.raises(TypeError):
+        -np.True_
+    with pytest.raises(tj.DTypeError):
+        tj.jit(lambda a: -a)(True)
 
 
 def test_weak_argument_cache_keys():

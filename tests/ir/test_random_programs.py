@@ -668,9 +668,6 @@ REGRESSIONS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="the planner moves a dead equation of a dot's prologue "
-                   "kernel into the dot kernel, where Kernel.phase calls it 'full' (over the "
-                   "dot's output) although it is over the operand's shape")
 def test_plan_of_function_with_dead_prologue_code():
     def f(x, w):
         a = -x
