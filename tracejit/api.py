@@ -81,7 +81,8 @@ def _leaf_type(x: Any, where: str) -> tuple[Type, bool]:
             raise errors.user_error(errors.DTypeError, f"{where}: {exc}") from None
     raise errors.user_error(
         TypeError, f"{where} is a {type(x).__name__}, not an array or a number; pass arrays, "
-        f"numbers and tuples/lists/dicts of them, or mark the argument static (static_argnums)")
+        f"numbers and tuples/lists/dicts of them, or keep it out of the traced arguments: mark "
+        f"it static (jit's static_argnums) or bind it with functools.partial")
 
 
 def _function_name(f: Callable) -> str:
@@ -285,7 +286,6 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
                        np.asarray(full[k], dtype=want.np_dtype))
         if current_trace() is not None:
             grads = inline(b_fn, list(t.leaves) + list(t.captured) + cts)
-            grads = [grads[i] for i in range(len(grads))]
         else:
             concrete = [_concrete(leaf, p.type) for leaf, p in zip(t.leaves, t.fn.params)]
             grads = interpret(b_fn, concrete + cts)
@@ -342,8 +342,8 @@ class Jitted:
         leaves, tree = flatten((dynamic, kwargs))
         sig = []
         for leaf in leaves:
-            if isinstance(leaf, np.ndarray):
-                sig.append((leaf.shape, leaf.dtype))
+            if isinstance(leaf, (np.ndarray, np.generic)):   # a 0-d array and a NumPy scalar
+                sig.append((leaf.shape, leaf.dtype))          # share one signature
             elif is_python_scalar(leaf):
                 sig.append(type(leaf))
             else:
@@ -398,15 +398,16 @@ class Jitted:
                         raise ValueError(f"leaf {k} of donated argument {i} of "
                                          f"{_function_name(self.fun)} is not a writable "
                                          "C-contiguous array, so it cannot be updated in place")
-                    free.append(leaf)
+                    if not any(leaf is a for a in free):    # a tied array is written once
+                        free.append(leaf)
         out = []
         for value in results:
-            target = next((a for a in free if a.shape == value.shape and a.dtype == value.dtype
-                           and a.ndim > 0), None)
-            if target is None:
+            k = next((k for k, a in enumerate(free) if a.shape == value.shape
+                      and a.dtype == value.dtype and a.ndim > 0), None)
+            if k is None:
                 out.append(value)
                 continue
-            free.remove(target)
+            target = free.pop(k)        # by position: list.remove would compare arrays with ==
             np.copyto(target, value)
             out.append(target)
         return out

@@ -125,24 +125,27 @@ class _Planner:
                 continue
             if g.kind == "dot":
                 target.kind = "dot"
-            target.eqns.extend(g.eqns)
             target.full |= g.full
-            target.reduced |= g.reduced
-            target.deps |= g.deps
-            target.notes += g.notes
             if g.reduce_axes is not None:
                 target.reduce_axes = g.reduce_axes
-            for v in list(g.full | g.reduced):
-                self.group_of[v] = target
-            for e in g.eqns:
-                self.group_of[e.out] = target
-            g.alive = False
-        for other in self.groups:
-            if any(not d.alive for d in other.deps):
-                other.deps = {d if d.alive else target for d in other.deps}
-        target.deps -= {target}
-        target.eqns.sort(key=lambda e: self.position[e])
+            self.retire(g, into=target)
         return target
+
+    def retire(self, g: _Group, into: _Group) -> None:
+        """Move g's equations, reduction results, dependencies and notes into `into` (the
+        caller decides the phase of g's whole-domain values) and drop g."""
+        into.eqns.extend(g.eqns)
+        into.reduced |= g.reduced
+        into.deps |= g.deps
+        into.notes += g.notes
+        for e in g.eqns:
+            self.group_of[e.out] = into
+        g.alive = False
+        for other in self.groups:
+            if g in other.deps:
+                other.deps = (other.deps - {g}) | {into}
+        into.deps -= {into}
+        into.eqns.sort(key=lambda e: self.position[e])
 
     def add(self, g: _Group, eqn: Eqn, full: bool = True):
         g.eqns.append(eqn)
@@ -257,11 +260,13 @@ class _Planner:
                 found.append(role)
         if not found:
             return [], hard, False
-        # One kind of candidate only: the oldest one's. Epilogues join a single kernel.
+        # One kind of candidate only: the oldest one's. Epilogues join a single kernel, which
+        # may absorb loop kernels of plain elementwise work over the same (kept) shape.
         post = min(found, key=lambda r: r[0].order)[1]
         chosen = [g for g, p in found if p == post]
         if post:
-            chosen = [min(chosen, key=lambda g: g.order)]
+            chosen = [min(chosen, key=lambda g: g.order)] + [
+                g for g, p in found if not p and g.kind == "loop" and g.reduce_axes is None]
         hard |= {g for g, _ in found if g not in chosen}
         return chosen, hard, post
 
@@ -269,13 +274,18 @@ class _Planner:
         shape = eqn.out.type.shape
         cands, hard, post = self.candidates(eqn)
         if post:
-            (g,) = cands
-            if self.can_merge({g}, hard):
+            g, *plain = cands
+            if plain and self.can_merge({g, *plain}, hard):
+                for h in plain:                  # their work now runs in g's epilogue
+                    g.reduced |= h.full
+                    self.retire(h, into=g)
+                plain = []
+            if self.can_merge({g}, hard | set(plain)):
                 self.add(g, eqn, full=False)
                 return
             g.notes.append(f"{eqn.prim.name} at {eqn.loc} not fused as an epilogue: it would "
                            "create a cycle")
-            cands, hard = [], hard | {g}
+            cands, hard = [], hard | {g, *plain}
         chosen: list[_Group] = []
         # Add candidates one at a time, oldest first, keeping each that still merges legally;
         # the candidates left out are read from memory like any other producer.

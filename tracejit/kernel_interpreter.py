@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .interpreter import InterpreterError
+from .interpreter import InterpreterError, bind_arguments, evaluate
 from .ir import Literal, Var
 from .kernels import IndexMap, Kernel, Program
 
@@ -39,12 +39,7 @@ def run_kernel(kernel: Kernel, buffers: dict[Var, np.ndarray]) -> None:
         env[ld.dst] = view(buffers[ld.src], ld.imap)
     with np.errstate(all="ignore"):
         for e in kernel.body:
-            args = [a.value if isinstance(a, Literal) else env[a] for a in e.inputs]
-            out = np.asarray(e.prim.impl(*args, **e.params))
-            if out.shape != e.out.type.shape or out.dtype != e.out.type.np_dtype:
-                raise InterpreterError(f"kernel {kernel.name}: {e.prim.name} gave "
-                                       f"{out.dtype}{out.shape}, the IR says {e.out.type}")
-            env[e.out] = out
+            env[e.out] = evaluate(e, env, f"kernel {kernel.name}")
     for v in kernel.outputs:
         buffers[v] = np.array(env[v], copy=True, order="C")
 
@@ -52,13 +47,7 @@ def run_kernel(kernel: Kernel, buffers: dict[Var, np.ndarray]) -> None:
 def run_program(program: Program, args: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Execute `program` on arguments typed like its function's parameters."""
     fn = program.fn
-    buffers: dict[Var, np.ndarray] = {}
-    for p, a in zip(fn.params, args):
-        a = np.asarray(a)
-        if a.shape != p.type.shape or a.dtype != p.type.np_dtype:
-            raise TypeError(f"@{fn.name}: argument of shape {a.shape} and dtype {a.dtype} "
-                            f"given for a parameter of type {p.type}")
-        buffers[p] = np.asarray(a, order="C")
+    buffers = {p: np.asarray(a, order="C") for p, a in bind_arguments(fn, args).items()}
     for c in program.constants:
         buffers[c.out] = np.asarray(c.params["value"], order="C")
     for k in program.kernels:

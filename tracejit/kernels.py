@@ -11,7 +11,9 @@ Kernel kinds and what their body means:
 - `loop`: one loop nest over `domain`. Body equations come in three phases (`phase`):
   'full' equations are elementwise over the whole domain (operands of rank 0 broadcast);
   'reduce' equations reduce a full value over `reduce_axes`; 'epilogue' equations are
-  elementwise over the kept axes (the domain without `reduce_axes`), on reduction results.
+  elementwise over the kept axes (the domain without `reduce_axes`): work on reduction
+  results, and other work over that shape merged into the kernel (with its loads, whose
+  shape is then the kept shape too).
   Outputs are values of any phase. This covers elementwise chains, elementwise producers
   feeding a reduction (and what follows it), and multi-output kernels.
 - `dot`: body = prologue equations (elementwise over an operand's shape), one `dot`
@@ -175,17 +177,25 @@ class Kernel:
                     feeds.update(e.inputs)
             if eqn.out in feeds:
                 return "prologue"
-        # An epilogue is work on reduction results (scalar work on loads, such as a learning
-        # rate recomputed in the kernel, is not: it is available at every point).
+        # An epilogue is work on reduction results, and any other work over the kept axes
+        # (scalar work on loads, such as a learning rate recomputed in the kernel, is neither:
+        # it is available at every point).
         after_reduce: set = set()
         for e in self.body:
             if e.prim.kind == "reduction" or any(a in after_reduce for a in e.inputs):
                 after_reduce.add(e.out)
             if e is eqn:
                 break
-        if self.reduce_axes and eqn.out in after_reduce:
+        kept = self.kept_shape
+        if self.reduce_axes and (eqn.out in after_reduce or (
+                eqn.out.type.shape == kept and kept != self.domain and kept != ())):
             return "epilogue"
         return "full"
+
+    @property
+    def kept_shape(self) -> tuple[int, ...]:
+        """The domain without the reduced axes: the shape of reductions and epilogue work."""
+        return tuple(n for i, n in enumerate(self.domain) if i not in self.reduce_axes)
 
     @property
     def dot(self) -> Eqn | None:

@@ -77,10 +77,6 @@ def _promotion_key(x):
     return np.asarray(x).dtype
 
 
-def _is_weak(x) -> bool:
-    return _is_py_scalar(x) or (isinstance(x, Tracer) and x.weak)
-
-
 def _resolve(ufunc, xs) -> tuple[list[str], str, bool]:
     """(input dtypes, output dtype, weak result) of `ufunc` on `xs`, as NumPy 2 decides."""
     keys = [_promotion_key(x) for x in xs]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -57,7 +56,10 @@ def save(path: str | os.PathLike, tree: Any) -> None:
     meta = json.dumps({"format": _FORMAT, "tree": _encode(treedef)})
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    # Created as open(path, "wb") would create it: mode 0o666 less the umask (mkstemp's 0o600
+    # would leave saved files readable by their owner only).
+    tmp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}.npz")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, __tree__=np.array(meta), **arrays)

@@ -1,0 +1,233 @@
+"""The programs in examples/: each one's `main([...])` run in-process with small arguments, and
+its numbers checked against oracles (closed forms, np.polyfit, NumPy forward passes and
+gradients written out by hand, accuracy recomputed from the true labels); and each one run
+once as a script.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def load_example(name):
+    """Import examples/<name>.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"tracejit_example_{name}",
+                                                  EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_png(path):
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(path) > 1000
+
+
+def hide_matplotlib(monkeypatch):
+    """Make `import matplotlib` fail, as on a machine without it."""
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# quadratic.py
+
+
+@pytest.mark.parametrize("steps", [1, 10, 1000])
+def test_quadratic_follows_the_closed_form(steps):
+    # w_{t+1} = w_t - lr * 2 c0 (w_t - m)  =>  w_t = m (1 - (1 - 2 c0 lr)**t), m the minimum
+    out = load_example("quadratic").main(["--steps", str(steps)])
+    lr = 0.01
+    np.testing.assert_allclose(out["first"], 0.1, rtol=1e-12)
+    np.testing.assert_allclose(out["first_data"], 0.2, rtol=1e-12)
+    np.testing.assert_allclose(out["w"], 5 * (1 - (1 - 2 * lr) ** steps), rtol=1e-10)
+    np.testing.assert_allclose(out["w_data"], 10 * (1 - (1 - 2 * lr) ** steps), rtol=1e-10)
+    assert out["trace_counts"] == (1, 1)
+
+
+def test_quadratic_reaches_the_minima():
+    out = load_example("quadratic").main([])
+    assert abs(out["w"] - 5.0) < 1e-6
+    assert abs(out["w_data"] - 10.0) < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# linear_regression.py
+
+
+def linreg_data():
+    """The data as the example's docstring describes it, generated here independently."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-10.0, 10.0, 200)
+    y = 0.1 * x + 0.3 + rng.normal(0.0, 0.15, 200)
+    return x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
+
+
+def test_linear_regression_matches_polyfit(tmp_path):
+    path = tmp_path / "fit.png"
+    out = load_example("linear_regression").main(["--plot", str(path)])
+    x, y = linreg_data()
+    w_ls, b_ls = np.polyfit(x, y, 1)
+    np.testing.assert_allclose(out["polyfit"], (w_ls, b_ls), rtol=1e-12)
+    for name in ("sgd", "adam"):
+        w, b = out[name]
+        assert abs(w - w_ls) < 1e-4 and abs(b - b_ls) < 1e-4, (name, w, b, w_ls, b_ls)
+        losses = out[f"{name}_losses"]
+        # the first loss is at w = b = 0; the last one is the least-squares residual
+        np.testing.assert_allclose(losses[0], np.mean(y ** 2), rtol=1e-5)
+        np.testing.assert_allclose(losses[-1], np.mean((w_ls * x + b_ls - y) ** 2), rtol=1e-4)
+    assert abs(w_ls - 0.1) < 0.01 and abs(b_ls - 0.3) < 0.05      # the data is what it says
+    assert out["plotted"] == HAVE_MATPLOTLIB
+    if HAVE_MATPLOTLIB:
+        assert_png(path)
+    else:
+        assert not path.exists()
+
+
+def test_linear_regression_without_matplotlib(tmp_path, monkeypatch, capsys):
+    hide_matplotlib(monkeypatch)
+    path = tmp_path / "fit.png"
+    out = load_example("linear_regression").main(["--steps", "5", "--plot", str(path)])
+    assert out["plotted"] is False and not path.exists()
+    assert "matplotlib is not installed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# graph.py
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_graph_gradients_are_y_x_ones(seed):
+    out = load_example("graph").main(["--seed", str(seed)])
+    x, y, z = out["x"], out["y"], out["z"]
+    assert x.shape == (3, 4) and x.dtype == np.float32
+    np.testing.assert_allclose(out["c"], np.sum(x.astype(np.float64) * y + z), rtol=1e-5)
+    for got, want in zip(out["grads"], (y, x, np.ones((3, 4), np.float32))):
+        assert got.dtype == np.float32 and got.shape == (3, 4)
+        np.testing.assert_array_equal(got, want)
+    assert "reduce_sum" in out["forward_ir"] and "mul" in out["forward_ir"]
+    assert out["grad_ir"].count("f32[3,4]") > out["forward_ir"].count("f32[3,4]")
+
+
+# ---------------------------------------------------------------------------------------------
+# two_layer_net.py
+
+
+def numpy_loss_and_grads(w1, w2, x, y, reduction):
+    """The loss and its gradients, written out by hand in float64."""
+    w1, w2, x, y = (a.astype(np.float64) for a in (w1, w2, x, y))
+    pre = x @ w1
+    h = np.maximum(pre, 0.0)
+    err = h @ w2 - y
+    scale = 1.0 / len(x) if reduction == "mean" else 1.0
+    loss = scale * np.sum(err ** 2)
+    d_out = 2.0 * scale * err
+    g2 = h.T @ d_out
+    g1 = x.T @ ((d_out @ w2.T) * (pre > 0))
+    return loss, g1, g2
+
+
+@pytest.mark.parametrize("variant, steps, drop, printed", [
+    ("l2", 50, 1e4, list(range(50))),                   # every step
+    ("torch", 200, 1e6, [0, 50, 100, 150, 199]),       # every 50 steps, and the last
+])
+def test_two_layer_net_losses(variant, steps, drop, printed, capsys):
+    module = load_example("two_layer_net")
+    out = module.main(["--variant", variant, "--steps", str(steps)])
+    v, losses = out["variant"], out["losses"]
+    assert len(losses) == steps
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("step ")]
+    assert [int(w[1]) for w in lines] == printed
+    np.testing.assert_allclose([float(w[3]) for w in lines], [losses[t] for t in printed],
+                               rtol=1e-5)
+    x, y, w1, w2 = module.make_problem(v, out["seed"])
+    assert x.shape == (64, 1000) and y.shape == (64, v.d_out) and w2.shape == (100, v.d_out)
+    loss0, g1, g2 = numpy_loss_and_grads(w1, w2, x, y, v.reduction)
+    np.testing.assert_allclose(losses[0], loss0, rtol=1e-4)
+    # the second loss is NumPy's loss after one gradient step by hand
+    loss1 = numpy_loss_and_grads(w1 - v.lr * g1, w2 - v.lr * g2, x, y, v.reduction)[0]
+    np.testing.assert_allclose(losses[1], loss1, rtol=1e-3)
+    assert losses[-1] < losses[0] / drop
+    assert all(np.isfinite(losses))
+
+
+# ---------------------------------------------------------------------------------------------
+# digits.py
+
+
+def numpy_accuracy(params, rows):
+    """Accuracy of the MLP on load_digits' rows `rows`, by a NumPy forward pass against the
+    true labels."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x = digits.data[rows] / 16.0
+    h = np.maximum(x @ params["w1"].astype(np.float64) + params["b1"], 0.0)
+    pred = np.argmax(h @ params["w2"].astype(np.float64) + params["b2"], axis=1)
+    return np.mean(pred == digits.target[rows])
+
+
+def test_digits_default_run_reaches_95_percent(tmp_path):
+    pytest.importorskip("sklearn")
+    plot_path, save_path = tmp_path / "curves.png", tmp_path / "mlp.npz"
+    out = load_example("digits").main(["--plot", str(plot_path), "--save", str(save_path)])
+    params, rows = out["params"], out["test_index"]
+    assert len(rows) == 359 and len(np.unique(rows)) == 359
+    accuracy = numpy_accuracy(params, rows)
+    assert accuracy >= 0.95
+    assert abs(accuracy - out["test_accuracy"]) <= 1.5 / len(rows)     # at most one near-tie
+    history = out["history"]
+    assert len(history["loss"]) == 15 and history["loss"][-1] < history["loss"][0] / 5
+    assert out["trace_count"] == 1 and out["median_step_s"] > 0
+    saved = tj.load(save_path)
+    assert sorted(saved) == ["b1", "b2", "w1", "w2"]
+    for k, a in params.items():
+        assert saved[k].dtype == np.float32 and saved[k].shape == a.shape
+        np.testing.assert_array_equal(saved[k], a)
+    assert out["plotted"] == HAVE_MATPLOTLIB
+    if HAVE_MATPLOTLIB:
+        assert_png(plot_path)
+
+
+def test_digits_fused_and_unfused_train_alike():
+    pytest.importorskip("sklearn")
+    digits = load_example("digits")
+    runs = [digits.main(["--epochs", "2", "--plot", ""] + flag) for flag in ([], ["--no-fuse"])]
+    fused, unfused = (r["history"] for r in runs)
+    np.testing.assert_allclose(fused["loss"], unfused["loss"], rtol=1e-4)
+    assert runs[1]["kernels"] > 2 * runs[0]["kernels"]      # --no-fuse: one kernel per primitive
+    for r in runs:
+        assert numpy_accuracy(r["params"], r["test_index"]) >= 0.85     # learning after 2 epochs
+
+
+# ---------------------------------------------------------------------------------------------
+# as scripts
+
+
+@pytest.mark.parametrize("name, args, expect", [
+    ("quadratic", ["--steps", "3"], "w -> "),
+    ("linear_regression", ["--steps", "3", "--plot", ""], "sgd : y = "),
+    ("graph", [], "dc/dz (= ones)"),
+    ("two_layer_net", ["--variant", "torch", "--steps", "2"], "torch: loss"),
+    ("digits", ["--epochs", "1", "--plot", ""], "test accuracy"),
+])
+def test_runs_as_a_script(name, args, expect, tmp_path):
+    if name == "digits":
+        pytest.importorskip("sklearn")
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert expect in done.stdout
