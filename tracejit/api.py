@@ -400,6 +400,12 @@ class Jitted:
                                          "C-contiguous array, so it cannot be updated in place")
                     if not any(leaf is a for a in free):    # a tied array is written once
                         free.append(leaf)
+        # An array that overlaps another donated array, or any array the call did not donate,
+        # is not written: the write would show through the other one.
+        others = [leaf for i, a in enumerate(args) if i not in self.donate_argnums
+                  for leaf in flatten(a)[0] if isinstance(leaf, np.ndarray)]
+        free = [a for j, a in enumerate(free)
+                if not any(np.may_share_memory(a, b) for b in free[:j] + free[j + 1:] + others)]
         out = []
         for value in results:
             k = next((k for k, a in enumerate(free) if a.shape == value.shape

@@ -627,3 +627,22 @@ def test_donated_training_with_adam_matches():
         for a, b in zip(flatten((p1, s1))[0], flatten((p2, s2))[0]):
             assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
     assert p2["w"] is w_obj
+
+
+def test_donated_arrays_that_overlap_are_not_written():
+    # Two donated views of one buffer: writing both would let the second write show through
+    # the first result; neither is written, and both results are right.
+    a = np.arange(4.0)
+    first, second = tj.jit(lambda p: (p[0] * 0, p[1] + 1), donate_argnums=0)(
+        (a[0:2], a[0:2].view()))
+    np.testing.assert_array_equal(first, [0.0, 0.0])
+    np.testing.assert_array_equal(second, [1.0, 2.0])
+    np.testing.assert_array_equal(a, [0.0, 1.0, 2.0, 3.0])
+
+
+def test_a_donated_array_also_passed_undonated_is_not_mutated():
+    w = np.ones(3)
+    out = tj.jit(lambda p, q: p + q, donate_argnums=0)(w, w)
+    np.testing.assert_array_equal(out, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(w, [1.0, 1.0, 1.0])
+    assert out is not w
