@@ -1,1 +1,4 @@
-"""Code generation: tracejit Kernels to LLVM IR (cpu) and CUDA C (cuda). Installed as tracejit.codegen."""
+"""Code generation: tracejit Kernels to LLVM IR (cpu) and CUDA C (cuda).
+
+Installed as tracejit.codegen.
+"""

@@ -125,6 +125,34 @@ def plot(path, history):
     return True
 
 
+def time_torch_step(x_train, y_train, args, steps=200):
+    """The median time of a PyTorch eager training step of the same model (same sizes, Adam,
+    same batches), for comparison; None when PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: no comparison")
+        return None
+    model = torch.nn.Sequential(torch.nn.Linear(x_train.shape[1], args.hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(args.hidden, CLASSES))
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.from_numpy(np.ascontiguousarray(x_train[:args.batch]))
+    y = torch.from_numpy(y_train[:args.batch].astype(np.int64))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times[10:])
+    print(f"PyTorch eager step of the same model: median {median * 1e3:.3f} ms "
+          f"({torch.get_num_threads()} threads)")
+    return median
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
@@ -137,6 +165,8 @@ def main(argv=None):
     parser.add_argument("--plot", default="digits-training.png", metavar="PATH",
                         help="where to save the curves as PNG; '' for none")
     parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
+    parser.add_argument("--torch", action="store_true",
+                        help="also time a PyTorch eager step of the same model (if installed)")
     args = parser.parse_args(argv)
 
     x_train, y_train, x_test, y_test, test_index = load(args.seed)
@@ -179,14 +209,15 @@ def main(argv=None):
           f"one step (batch of {args.batch}): median {median * 1e3:.3f} ms, {kernels} kernels "
           f"({'unfused' if args.no_fuse else 'fused'}, backend {step.backend!r}, traced "
           f"{step.trace_count} time(s), {len(step_times)} steps)")
+    torch_median = time_torch_step(x_train, y_train, args) if args.torch else None
     if args.save:
         tj.save(args.save, params)
         print(f"parameters saved to {args.save}")
     plotted = plot(args.plot, history) if args.plot else False
     return {"params": params, "history": history, "test_accuracy": history["test_accuracy"][-1],
             "test_index": test_index, "median_step_s": median, "kernels": kernels,
-            "plotted": plotted,
-            "trace_count": step.trace_count}
+            "plotted": plotted, "trace_count": step.trace_count,
+            "torch_median_step_s": torch_median}
 
 
 if __name__ == "__main__":

@@ -1,1 +1,4 @@
-"""Runtime: compiling generated code, caches, buffers and launching. Installed as tracejit.runtime."""
+"""Runtime: compiling generated code, caches, buffers and launching.
+
+Installed as tracejit.runtime.
+"""

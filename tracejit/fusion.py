@@ -21,9 +21,10 @@ Equations are visited in order and placed greedily:
   kernel (sibling fusion).
 
 The duplication policy: views and sources are duplicated into each consumer (they cost no
-memory traffic, and at most one scalar operation); arithmetic on arrays is never duplicated — a value used by two kernels is
-written once by its kernel and read by the other. `fuse=False` makes every equation its own
-kernel (views become copy kernels): the unfused baseline.
+memory traffic, and at most one scalar operation); arithmetic on arrays is never duplicated:
+a value used by two kernels is written once by its kernel and read by the other.
+`fuse=False` makes every equation its own kernel (views become copy kernels): the unfused
+baseline.
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ class _Planner:
             if not isinstance(a, Var) or a in self.view or a in self.source:
                 continue
             h = self.group_of.get(a)
-            if h is None or h.kind != "loop" or h.reduce_axes is not None or h.domain != a.type.shape:
+            if (h is None or h.kind != "loop" or h.reduce_axes is not None
+                    or h.domain != a.type.shape):
                 continue
             external = [v for v in h.full if v in self.results or any(
                 u not in h.eqns and u is not eqn for u in self.uses.get(v, []))]

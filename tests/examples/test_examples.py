@@ -202,6 +202,14 @@ def test_digits_default_run_reaches_95_percent(tmp_path):
         assert_png(plot_path)
 
 
+def test_digits_compares_with_a_pytorch_step_when_asked():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    run = load_example("digits").main(["--epochs", "1", "--plot", "", "--torch"])
+    assert run["torch_median_step_s"] is not None and run["torch_median_step_s"] > 0
+    assert run["trace_count"] == 1
+
+
 def test_digits_fused_and_unfused_train_alike():
     pytest.importorskip("sklearn")
     digits = load_example("digits")
