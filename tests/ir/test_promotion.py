@@ -186,7 +186,8 @@ def test_python_number_arguments(case, dtype, s):
     f = WEAK_ARGS[case]
     x = arr(dtype, (3,), seed=5)
     if s is True and case in ("through_python_ops", "np_sqrt"):
-        pytest.skip("Python arithmetic on a bool argument: see test_python_bool_arithmetic")
+        pytest.skip("Python arithmetic on a bool argument follows NumPy bool rules, not Python int "
+                    "rules: see test_python_bool_arguments_follow_numpy_bool_rules")
     if case == "np_dot" and dtype == "bool" and s is True:
         with pytest.raises(tj.UnsupportedError):     # documented: no boolean matrix products
             tj.jit(f)(x, s)
