@@ -258,6 +258,9 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     values = _run(t.fn, t.leaves, t.captured)
     out = unflatten(t.out_tree, [_user_value(v) for v in values])
     if has_aux:
+        if t.out_tree.kind not in ("tuple", "list") or len(t.out_tree.children) != 2:
+            raise errors.user_error(errors.GradError, f"{fname} was given to vjp with "
+                                    "has_aux=True and must return a pair (output, aux)")
         out_tree = t.out_tree.children[0]
         n_main = out_tree.num_leaves
         out, aux = out

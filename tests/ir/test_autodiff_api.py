@@ -562,3 +562,13 @@ def test_has_aux_with_non_pair_output_raises(out):
         tj.grad(out, has_aux=True)(np.ones(3))
     with pytest.raises(tj.GradError, match="pair"):
         tj.value_and_grad(out, has_aux=True)(np.ones(3))
+
+
+def test_vjp_has_aux_needs_a_pair():
+    with pytest.raises(tj.GradError, match="pair"):
+        tj.vjp(lambda x: np.sin(x), np.ones(3), has_aux=True)
+    out, vjp_fn, aux = tj.vjp(lambda x: (np.sin(x), x * 2), np.arange(3.0), has_aux=True)
+    np.testing.assert_allclose(out, np.sin(np.arange(3.0)))
+    np.testing.assert_allclose(aux, np.arange(3.0) * 2)
+    (g,) = vjp_fn(np.ones(3))
+    np.testing.assert_allclose(g, np.cos(np.arange(3.0)))
