@@ -21,7 +21,6 @@ from .tracer import Tracer
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
-_PY_DEFAULT = {bool: "bool", int: "i64", float: "f64"}
 
 
 # ---------------------------------------------------------------------------------------------
