@@ -383,10 +383,10 @@ class Jitted:
         flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, params)]
         results = entry.compiled.run(flat)
         if self.donate_argnums:
-            results = self._into_donated(args, results)
+            results = self._into_donated(args, kwargs, results)
         return unflatten(entry.out_tree, [_user_value(v) for v in results])
 
-    def _into_donated(self, args, results: list) -> list:
+    def _into_donated(self, args, kwargs, results: list) -> list:
         """Write results into the arrays of the donated arguments, in place: each result goes
         to the first unused donated array of its shape and dtype (so `params` in, `params`
         out updates the caller's arrays), and that array object is returned in its stead."""
@@ -405,8 +405,9 @@ class Jitted:
                         free.append(leaf)
         # An array that overlaps another donated array, or any array the call did not donate,
         # is not written: the write would show through the other one.
-        others = [leaf for i, a in enumerate(args) if i not in self.donate_argnums
-                  for leaf in flatten(a)[0] if isinstance(leaf, np.ndarray)]
+        undonated = [a for i, a in enumerate(args) if i not in self.donate_argnums]
+        others = [leaf for leaf in flatten((undonated, kwargs))[0]
+                  if isinstance(leaf, np.ndarray)]
         free = [a for j, a in enumerate(free)
                 if not any(np.may_share_memory(a, b) for b in free[:j] + free[j + 1:] + others)]
         out = []

@@ -207,7 +207,7 @@ class _Planner:
         domain = eqn.inputs[0].type.shape if name.startswith("reduce_") else eqn.out.type.shape
         g = self.new_group(kind, domain, eqn.params["axes"] if name.startswith("reduce_") else None)
         self.add(g, eqn, full=not name.startswith("reduce_"))
-        if not self.fuse and name != "constant":
+        if not self.fuse:
             g.notes.append("fuse=False: one kernel per primitive")
 
     def place_view(self, eqn: Eqn):
@@ -448,21 +448,17 @@ class _Planner:
         loads: list[Load] = []
         load_of: dict[tuple, Var] = {}
         body: list[Eqn] = []
-        inlined: dict[Var, Var] = {}
+        inlined: set[Var] = set()
 
-        def operand(a, shape_hint):
-            if isinstance(a, Literal):
+        def operand(a):
+            if isinstance(a, Literal) or a in computed or a in inlined:
                 return a
-            if a in computed:
-                return a
-            if a in inlined:
-                return inlined[a]
             if a in self.source and g.kind in ("loop", "dot"):
                 src = self.source[a]
-                ins = tuple(operand(x, None) for x in src.inputs)
+                ins = tuple(operand(x) for x in src.inputs)
                 body.append(src if ins == src.inputs else Eqn(src.prim, ins, src.out,
                                                               src.params, src.loc))
-                inlined[a] = a
+                inlined.add(a)
                 return a
             base, imap = self.view.get(a, (a, IndexMap.contiguous(a.type.shape)))
             key = (base, imap)
@@ -473,22 +469,17 @@ class _Planner:
             return load_of[key]
 
         for e in g.eqns:
-            ins = tuple(operand(a, e.out.type.shape) for a in e.inputs)
+            ins = tuple(operand(a) for a in e.inputs)
             body.append(e if ins == e.inputs else Eqn(e.prim, ins, e.out, e.params, e.loc))
         outputs = self.needed_outside(g)
         if g.kind == "copy" and not g.eqns:
+            # A function result that no kernel writes: the load's destination is the result.
             (r,) = g.full
-            src = operand(r, r.type.shape)
-            # The copy's destination is the result itself.
-            ld = loads[-1]
-            loads[-1] = Load(r, ld.src, ld.imap)
+            operand(r)
+            loads[-1] = Load(r, loads[-1].src, loads[-1].imap)
             outputs = [r]
-            del src
         elif g.kind == "copy":
-            (e,) = g.eqns
-            body = [Eqn(e.prim, tuple(operand(a, None) for a in e.inputs), e.out, e.params,
-                        e.loc)]
-            outputs = [e.out]
+            outputs = [g.eqns[0].out]
         reduce_axes = g.reduce_axes or ()
         return Kernel(f"k{index}", g.kind, g.domain, tuple(reduce_axes), tuple(loads),
                       tuple(body), tuple(outputs), tuple(g.eqns), tuple(g.notes))

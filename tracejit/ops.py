@@ -83,9 +83,9 @@ def cast(x, dtype: str):
     """Convert to `dtype` (NumPy's astype); a no-op when the dtype already matches."""
     if dtype_of(x) == dtype:
         return x
-    if is_literal(x):
-        return scalar(np.asarray(x).astype(DTYPES[dtype])[()], dtype) if np.ndim(x) == 0 \
-            else np.asarray(x).astype(DTYPES[dtype])
+    if is_literal(x):        # known now: cast it now (a NumPy scalar stays a scalar)
+        arr = np.asarray(x).astype(DTYPES[dtype])
+        return arr[()] if arr.ndim == 0 else arr
     return bind(P.cast, x, dtype=dtype)
 
 

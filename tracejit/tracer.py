@@ -109,7 +109,7 @@ class Trace:
         self.eqns.append(eqn)
         return Tracer(self, eqn.out)
 
-    def finish(self, results: Sequence[Any], weak_results=None) -> tuple[Function, list["Tracer"]]:
+    def finish(self, results: Sequence[Any]) -> tuple[Function, list["Tracer"]]:
         """Close the trace: the Function (explicit params, then captured ones) and the outer
         tracers that the captured params stand for, in order."""
         atoms = []

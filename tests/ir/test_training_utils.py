@@ -646,3 +646,10 @@ def test_a_donated_array_also_passed_undonated_is_not_mutated():
     np.testing.assert_array_equal(out, [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(w, [1.0, 1.0, 1.0])
     assert out is not w
+
+
+def test_a_donated_array_also_passed_by_keyword_is_not_mutated():
+    w = np.ones(3)
+    out = tj.jit(lambda p, q=None: p * 2 + q, donate_argnums=0)(w, q=w)
+    np.testing.assert_array_equal(out, [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(w, [1.0, 1.0, 1.0])
