@@ -309,7 +309,7 @@ class Jitted:
     re-traces (`trace_count` counts traces)."""
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
-                 backend: str = "interpret", fuse: bool = True, fast_math: bool = False,
+                 backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
                  donate_argnums: int | Sequence[int] = ()):
         self.options = Options(backend, fuse, fast_math)
         self.fun = fun
@@ -467,7 +467,7 @@ def _int32_params(fn: Function, leaves: list) -> list[int]:
 
 
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
-        backend: str = "interpret", fuse: bool = True, fast_math: bool = False,
+        backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
         donate_argnums: int | Sequence[int] = ()):
     """Compile `fun`: trace once per argument signature, optimise, fuse, run on `backend`.
 

@@ -23,8 +23,8 @@ from .kernels import Program
 from .passes import pipeline
 from .report import fusion_report
 
-BACKENDS = ("interpret",)
-PLANNED_BACKENDS = ("cpu", "cuda")
+BACKENDS = ("cpu", "interpret")
+PLANNED_BACKENDS = ("cuda",)
 
 _dump_counter = itertools.count(1)
 
@@ -33,7 +33,7 @@ _dump_counter = itertools.count(1)
 class Options:
     """How to compile: the backend, whether to fuse, and whether fast-math rewrites apply."""
 
-    backend: str = "interpret"
+    backend: str = "cpu"
     fuse: bool = True
     fast_math: bool = False
 
@@ -57,6 +57,18 @@ class Compiled:
     program: Program
     run: Callable[[list], list]
     backend_stages: dict[str, str] = field(default_factory=dict)
+    native: object = None                 # the backend's compiled program (cpu: CpuProgram)
+
+    def attach_cpu(self) -> None:
+        """Compile the Program for the host CPU (through LLVM, or from the disk cache)."""
+        from .runtime.cache import DiskCache
+        from .runtime.cpu import CpuProgram
+        cpu = CpuProgram(self.program, DiskCache.default())
+        self.run = cpu
+        self.native = cpu
+        self.backend_stages["llvm"] = cpu.info.llvm
+        if cpu.info.optimised is not None:
+            self.backend_stages["llvm optimized"] = cpu.info.optimised
 
     @property
     def optimized(self) -> Function:
@@ -85,8 +97,12 @@ def compile_function(traced: Function, sources: list[Function], options: Options
         fn = p(fn)
         passes.append((name, fn))
     program = plan(fn, fuse=options.fuse)
-    compiled = Compiled(traced, sources, passes, program,
-                        lambda flat, program=program: run_program(program, flat))
+    if options.backend == "cpu":
+        compiled = Compiled(traced, sources, passes, program, None)
+        compiled.attach_cpu()
+    else:
+        compiled = Compiled(traced, sources, passes, program,
+                            lambda flat, program=program: run_program(program, flat))
     directory = os.environ.get("TRACEJIT_DUMP")
     if directory:
         write_dump(directory, traced.name, compiled.stages())

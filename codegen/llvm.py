@@ -1,0 +1,1255 @@
+"""Program → LLVM IR, through llvmlite's IR builder.
+
+One LLVM module per Program. Each kernel `kN` becomes a driver function
+
+    void @kN(i8** %args, i8* %arena, i64 %nthreads, i64* %status)
+
+that finds its buffers (the argument table for parameters, constants and results; fixed
+offsets into the arena for intermediates, from the buffer plan) and runs the kernel's loop nest,
+split over threads when the kernel is large. The Program's entry function calls the drivers in
+order:
+
+    i32 @entry(i8** %args, i8* %arena, i64 %nthreads, i64* %status)   ; 0, or 1 on an error
+
+LLVM values are named after the IR values they hold (`%"v5"` is `%5`, `%"v0.1"` the load
+`%0.v1`, `%"i0"` the loop index of axis 0), so the optimised dump can be read beside the
+Program. Scalar semantics follow NumPy's exactly: integer division by zero gives 0 (never a
+trap), float → int casts saturate the way x86 does, max/min propagate NaN, and so on; the
+transcendentals come from `llvm_math` as branch-free IR, so loops that call them vectorise.
+
+Loop kernels. The loop order is the kept axes, outermost first, then the reduced axes, so every
+reduction accumulates in a scalar (kept in a register after mem2reg). Float32 sums accumulate
+in float64: the error of a sum of n float32 values is then at most about n·2⁻⁵³·Σ|x| before
+the final rounding to float32 (2⁻²⁴ relative), far inside NumPy's pairwise bound for any n
+below 2²⁹. Float64 sums accumulate in blocks of `SUM_BLOCK` elements along the innermost axis
+(each block's partial sum added to the total), which bounds the error by about
+(SUM_BLOCK/lanes + n/SUM_BLOCK)·2⁻⁵³·Σ|x|. Sum accumulations carry the `reassoc` flag, so the
+vectoriser keeps several partial sums.
+
+Threads: a kernel whose domain has at least `PARALLEL_MIN` elements splits its outermost loop
+into one chunk per thread (pthreads created by the generated code itself: no Python runs while
+a kernel runs). A full reduction (no kept axes) writes each chunk's partial accumulators to a
+table, combined in chunk order afterwards (deterministic for a given thread count).
+
+Dots call the BLAS `cblas_sgemm` / `cblas_dgemm` through their addresses (resolved when the
+module is loaded), with operands passed as strided matrices where their index maps allow and
+copied into scratch otherwise; prologue work is materialised into scratch, the product goes to
+scratch (or straight into the output) and the epilogue runs as a loop kernel over it. Integer
+dots, and any dot when no BLAS is available, use a loop nest (m, k, n order: the inner loop is
+contiguous in the product and one operand).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+
+import llvmlite.ir as ir
+import numpy as np
+
+from tracejit.ir import Eqn, Literal, Type, Var
+from tracejit.primitives import REGISTRY
+from tracejit.kernels import IndexMap, Kernel, Load, Program, program_names, row_major_strides
+
+from . import llvm_math
+from .buffers import BufferPlan, plan_buffers
+
+F32, F64 = ir.FloatType(), ir.DoubleType()
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+I8P = I8.as_pointer()
+VOID = ir.VoidType()
+
+#: Register types of the IR's dtypes (bool is i1 in registers, one byte in memory).
+REG = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I1}
+MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
+
+PARALLEL_MIN = 1 << 20        # elements of a kernel's domain before it is split over threads
+MAX_THREADS = 64
+SUM_BLOCK = 4096              # float64 sums: elements per block of the innermost loop
+BLAS_SYMBOLS = {"f32": "tj_cblas_sgemm", "f64": "tj_cblas_dgemm"}
+
+# The driver function of every kernel, and the chunk function of every loop nest.
+DRIVER_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64.as_pointer()])
+CHUNK_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64, I8P, I64.as_pointer()])
+
+
+def is_float(dtype: str) -> bool:
+    return dtype in ("f32", "f64")
+
+
+def llvm_name(text: str) -> str:
+    """`%5` → `v5`, `%0.v1` → `v0.1`: LLVM names for the Program's printed names."""
+    return "v" + text.lstrip("%").replace(".v", ".")
+
+
+def constant(dtype: str, value) -> ir.Constant:
+    """A register constant of `dtype` (NaN, infinities and -0.0 exactly)."""
+    t = REG[dtype]
+    if dtype == "bool":
+        return ir.Constant(I1, int(bool(value)))
+    if is_float(dtype):
+        return ir.Constant(t, float(value))
+    return ir.Constant(t, int(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# the scalar lowering table: primitive name → builder function
+
+
+def _fcmp(b, op, x, y, name=""):
+    return b.fcmp_ordered(op, x, y, name=name) if op != "!=" else \
+        b.fcmp_unordered(op, x, y, name=name)
+
+
+def _mangle(t: ir.Type) -> str:
+    return {"float": "f32", "double": "f64"}.get(str(t), str(t))
+
+
+def _intrinsic(b: ir.IRBuilder, name: str, args, ret: ir.Type | None = None) -> ir.Value:
+    """Call LLVM intrinsic `name`, overloaded on its result type (and on its argument's, when
+    they differ: `llvm.fptosi.sat.i64.f32`)."""
+    ret = ret or args[0].type
+    overload = [ret] if ret == args[0].type else [ret, args[0].type]
+    full = name + "".join("." + _mangle(t) for t in overload)
+    fn = b.module.globals.get(full)
+    if fn is None:
+        fn = ir.Function(b.module, ir.FunctionType(ret, [a.type for a in args]), full)
+    return b.call(fn, args)
+
+
+def _neg(b, x, dt):
+    return b.fneg(x) if is_float(dt) else b.sub(constant(dt, 0), x)
+
+
+def _abs(b, x, dt):
+    if is_float(dt):
+        return _intrinsic(b, "llvm.fabs", [x])
+    return b.select(b.icmp_signed("<", x, constant(dt, 0)), b.sub(constant(dt, 0), x), x)
+
+
+def _sign(b, x, dt):
+    one, zero = constant(dt, 1), constant(dt, 0)
+    if is_float(dt):
+        # sign(±0) = +0 (NumPy) and sign(NaN) = NaN.
+        pos = b.select(_fcmp(b, ">", x, zero), one, b.select(_fcmp(b, "==", x, zero), zero, x))
+        return b.select(_fcmp(b, "<", x, zero), constant(dt, -1), pos)
+    pos = b.select(b.icmp_signed(">", x, zero), one, zero)
+    return b.select(b.icmp_signed("<", x, zero), constant(dt, -1), pos)
+
+
+def _floor_div_mod(b, x, y, dt):
+    """NumPy's divmod: (floor_divide, remainder)."""
+    if is_float(dt):
+        # As npy_divmod: mod = fmod(x, y); div = (x - mod) / y, corrected to floor.
+        zero = constant(dt, 0)
+        mod = b.frem(x, y)
+        div = b.fdiv(b.fsub(x, mod), y)
+        fix = b.and_(_fcmp(b, "!=", mod, zero),
+                     b.xor(_fcmp(b, "<", y, zero), _fcmp(b, "<", mod, zero)))
+        mod = b.select(fix, b.fadd(mod, y), _intrinsic(b, "llvm.copysign", [zero, y]))
+        mod = b.select(_fcmp(b, "==", b.frem(x, y), zero), mod,
+                       b.select(fix, mod, b.frem(x, y)))
+        div = b.select(fix, b.fsub(div, constant(dt, 1)), div)
+        fl = _intrinsic(b, "llvm.floor", [div])
+        fl = b.select(_fcmp(b, ">", b.fsub(div, fl), constant(dt, 0.5)),
+                      b.fadd(fl, constant(dt, 1)), fl)
+        quotient = b.fdiv(x, y)
+        fl = b.select(_fcmp(b, "==", div, zero),
+                      _intrinsic(b, "llvm.copysign", [zero, quotient]), fl)
+        # Division by zero: NumPy gives x / y and fmod(x, 0) = NaN.
+        yzero = _fcmp(b, "==", y, zero)
+        return b.select(yzero, quotient, fl), b.select(yzero, b.frem(x, y), mod)
+    # Integers, Python's floor semantics; y == 0 gives 0 (NumPy warns), and y == -1 is a
+    # negation (wrapping at the minimum) so that `sdiv MIN, -1` never traps.
+    zero, one = constant(dt, 0), constant(dt, 1)
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, constant(dt, -1)))
+    safe_y = b.select(bad, one, y)
+    q = b.sdiv(x, safe_y)
+    r = b.srem(x, safe_y)
+    adjust = b.and_(b.icmp_signed("!=", r, zero),
+                    b.xor(b.icmp_signed("<", r, zero), b.icmp_signed("<", y, zero)))
+    q = b.select(adjust, b.sub(q, one), q)
+    r = b.select(adjust, b.add(r, y), r)
+    yzero = b.icmp_signed("==", y, zero)
+    q = b.select(yzero, zero, b.select(b.icmp_signed("==", y, constant(dt, -1)),
+                                       b.sub(zero, x), q))
+    r = b.select(bad, zero, r)
+    return q, r
+
+
+def _int_pow(b: ir.IRBuilder, x, y, dt):
+    """x ** y for integers by repeated squaring (y < 0 gives 0, except for x = ±1)."""
+    fn_name = f"tj.ipow.{dt}"
+    fn = b.module.globals.get(fn_name)
+    t = REG[dt]
+    if fn is None:
+        fn = ir.Function(b.module, ir.FunctionType(t, [t, t]), fn_name)
+        fn.linkage = "internal"
+        base, exp = fn.args
+        fb = ir.IRBuilder(fn.append_basic_block("entry"))
+        loop, body, done = (fn.append_basic_block(n) for n in ("loop", "body", "done"))
+        entry = fb.block
+        fb.branch(loop)
+        fb.position_at_end(loop)
+        acc = fb.phi(t, "acc")
+        bb = fb.phi(t, "base")
+        e = fb.phi(t, "exp")
+        acc.add_incoming(ir.Constant(t, 1), entry)
+        bb.add_incoming(base, entry)
+        e.add_incoming(exp, entry)
+        fb.cbranch(fb.icmp_signed(">", e, ir.Constant(t, 0)), body, done)
+        fb.position_at_end(body)
+        odd = fb.trunc(e, I1)
+        acc2 = fb.select(odd, fb.mul(acc, bb), acc)
+        acc.add_incoming(acc2, body)
+        bb.add_incoming(fb.mul(bb, bb), body)
+        e.add_incoming(fb.ashr(e, ir.Constant(t, 1)), body)
+        fb.branch(loop)
+        fb.position_at_end(done)
+        neg = fb.icmp_signed("<", exp, ir.Constant(t, 0))
+        # Negative exponents: 1 ** y = 1, (-1) ** y = ±1, anything else truncates to 0.
+        one = ir.Constant(t, 1)
+        minus = fb.icmp_signed("==", base, ir.Constant(t, -1))
+        odd_exp = fb.trunc(exp, I1)
+        neg_value = fb.select(fb.icmp_signed("==", base, one), one,
+                              fb.select(minus, fb.select(odd_exp, ir.Constant(t, -1), one),
+                                        ir.Constant(t, 0)))
+        fb.ret(fb.select(neg, neg_value, acc))
+    return b.call(fn, [x, y])
+
+
+def _max_min(b, x, y, dt, is_max):
+    if is_float(dt):
+        # NumPy (SIMD): maximum(a, b) = a if (a > b or a is NaN) else b, so a NaN in either
+        # operand wins and maximum(0.0, -0.0) is -0.0.
+        keep = _fcmp(b, ">" if is_max else "<", x, y)
+        keep = b.or_(keep, b.fcmp_unordered("uno", x, x))
+        return b.select(keep, x, y)
+    if dt == "bool":
+        return b.or_(x, y) if is_max else b.and_(x, y)
+    return b.select(b.icmp_signed(">=" if is_max else "<=", x, y), x, y)
+
+
+_CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def _compare(b, op, x, y, dt):
+    if is_float(dt):
+        return _fcmp(b, op, x, y)
+    if dt == "bool":
+        return b.icmp_unsigned(op, x, y)
+    return b.icmp_signed(op, x, y)
+
+
+def _cast(b: ir.IRBuilder, x, src: str, dst: str):
+    if src == dst:
+        return x
+    if dst == "bool":
+        if is_float(src):
+            return b.fcmp_unordered("!=", x, constant(src, 0))   # NaN is true
+        return b.icmp_signed("!=", x, constant(src, 0))
+    if is_float(dst):
+        if is_float(src):
+            return b.fpext(x, REG[dst]) if dst == "f64" else b.fptrunc(x, REG[dst])
+        return b.uitofp(x, REG[dst]) if src == "bool" else b.sitofp(x, REG[dst])
+    if is_float(src):
+        # x86's conversion gives the minimum integer for NaN and out-of-range values, and
+        # NumPy shows it; LLVM's fptosi would be poison there, so saturate and select.
+        bits = REG[dst].width
+        lo, hi = constant(src, -2.0 ** (bits - 1)), constant(src, 2.0 ** (bits - 1))
+        ok = b.and_(_fcmp(b, ">=", x, lo), _fcmp(b, "<", x, hi))
+        converted = _intrinsic(b, "llvm.fptosi.sat", [x], REG[dst])
+        return b.select(ok, converted, ir.Constant(REG[dst], -(1 << (bits - 1))))
+    if src == "bool":
+        return b.zext(x, REG[dst])
+    if REG[src].width < REG[dst].width:
+        return b.sext(x, REG[dst])
+    return b.trunc(x, REG[dst])
+
+
+def _binary(b: ir.IRBuilder, name: str, x, y, dt: str):
+    f = is_float(dt)
+    if name == "add":
+        return b.fadd(x, y) if f else (b.or_(x, y) if dt == "bool" else b.add(x, y))
+    if name == "sub":
+        return b.fsub(x, y) if f else b.sub(x, y)
+    if name == "mul":
+        return b.fmul(x, y) if f else (b.and_(x, y) if dt == "bool" else b.mul(x, y))
+    if name == "div":
+        return b.fdiv(x, y)
+    if name == "floordiv":
+        return _floor_div_mod(b, x, y, dt)[0]
+    if name == "mod":
+        return _floor_div_mod(b, x, y, dt)[1]
+    if name == "pow":
+        return llvm_math.call(b, "pow", [x, y]) if f else _int_pow(b, x, y, dt)
+    if name in ("max", "min"):
+        return _max_min(b, x, y, dt, name == "max")
+    if name == "and":
+        return b.and_(x, y)
+    if name == "or":
+        return b.or_(x, y)
+    if name == "xor":
+        return b.xor(x, y)
+    if name in _CMP:
+        return _compare(b, _CMP[name], x, y, dt)
+    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+
+
+def _unary(b: ir.IRBuilder, name: str, x, dt: str):
+    if name == "neg":
+        return _neg(b, x, dt)
+    if name == "abs":
+        return _abs(b, x, dt)
+    if name == "sign":
+        return _sign(b, x, dt)
+    if name in ("sqrt", "floor", "ceil"):
+        return _intrinsic(b, f"llvm.{name}", [x])
+    if name == "not":
+        return b.not_(x)
+    if name in llvm_math.SUPPORTED:
+        return llvm_math.call(b, name, [x])
+    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+
+
+def lower_scalar(b: ir.IRBuilder, eqn: Eqn, args: list, index: dict[int, ir.Value]) -> ir.Value:
+    """The scalar value of `eqn` at one point, from its operands' scalar values. `index` maps
+    the eqn's axes to their loop indices (for iota)."""
+    name = eqn.prim.name
+    in_dt = [a.type.dtype for a in eqn.inputs]
+    out_dt = eqn.out.type.dtype
+    if name == "cast":
+        return _cast(b, args[0], in_dt[0], out_dt)
+    if name == "select":
+        return b.select(args[0], args[1], args[2])
+    if name == "broadcast_in_dim":
+        if eqn.inputs[0].type.shape != ():
+            raise NotImplementedError("the cpu backend broadcasts only scalars in a body")
+        return args[0]
+    if name == "iota":
+        i = index[eqn.params["dimension"]]
+        return _cast(b, i, "i64", out_dt)
+    if len(args) == 1:
+        return _unary(b, name, args[0], in_dt[0])
+    if len(args) == 2:
+        return _binary(b, name, args[0], args[1], in_dt[0])
+    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# loops
+
+
+@contextmanager
+def for_range(b: ir.IRBuilder, start, stop, name: str, step=1):
+    """`for name in range(start, stop, step)`: yields the i64 index inside the body."""
+    start = start if isinstance(start, ir.Value) else ir.Constant(I64, start)
+    stop = stop if isinstance(stop, ir.Value) else ir.Constant(I64, stop)
+    pre = b.block
+    head = b.append_basic_block(f"{name}.head")
+    body = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name=name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop), body, end)
+    b.position_at_end(body)
+    yield i
+    nxt = b.add(i, ir.Constant(I64, step), name=f"{name}.next", flags=("nsw",))
+    i.add_incoming(nxt, b.block)
+    b.branch(head)
+    b.position_at_end(end)
+
+
+def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str, count: int = 1) -> ir.Value:
+    """An alloca in the function's entry block (where mem2reg promotes it)."""
+    entry = b.function.entry_basic_block
+    with b.goto_block(entry):
+        if entry.instructions and entry.terminator is not None:
+            b.position_before(entry.instructions[0])
+        else:
+            b.position_at_start(entry)
+        return b.alloca(t, size=count if count > 1 else None, name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions
+
+
+@dataclass(eq=False)
+class Reduction:
+    eqn: Eqn
+    acc_dtype: str          # the accumulator's dtype (f64 for float32 sums)
+    slot: ir.Value | None = None
+
+    @property
+    def op(self) -> str:
+        return self.eqn.prim.name
+
+    def identity(self) -> ir.Constant:
+        dt = self.acc_dtype
+        if self.op == "reduce_sum":
+            return constant(dt, 0)
+        if self.op == "reduce_prod":
+            return constant(dt, 1)
+        big = self.op == "reduce_min"
+        if is_float(dt):
+            return constant(dt, math.inf if big else -math.inf)
+        if dt == "bool":
+            return constant(dt, big)
+        info = np.iinfo(np.dtype(dt.replace("f", "float").replace("i", "int")))
+        return constant(dt, info.max if big else info.min)
+
+    def combine(self, b: ir.IRBuilder, acc, x) -> ir.Value:
+        dt = self.acc_dtype
+        if self.op == "reduce_sum":
+            if is_float(dt):
+                return b.fadd(acc, x, flags=("reassoc",))
+            return b.or_(acc, x) if dt == "bool" else b.add(acc, x)
+        if self.op == "reduce_prod":
+            if is_float(dt):
+                return b.fmul(acc, x, flags=("reassoc",))
+            return b.and_(acc, x) if dt == "bool" else b.mul(acc, x)
+        # max/min: NaN wins (NumPy), so test the new value, not the accumulator.
+        return _max_min(b, x, acc, dt, self.op == "reduce_max")
+
+
+def reductions_of(body) -> list[Reduction]:
+    out = []
+    for e in body:
+        if e.prim.kind == "reduction":
+            dt = e.out.type.dtype
+            acc = "f64" if dt == "f32" and e.prim.name == "reduce_sum" else dt
+            out.append(Reduction(e, acc))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the Program's module
+
+
+class ModuleBuilder:
+    """Builds the LLVM module of one Program, kernel by kernel."""
+
+    def __init__(self, program: Program, plan: BufferPlan, dots: dict[int, "DotLowering"],
+                 name: str):
+        self.program = program
+        self.plan = plan
+        self.dots = dots
+        self.names = program_names(program)
+        self.module = ir.Module(name=name)
+        self._parallel_for = None
+        self.may_fail: set[str] = set()
+
+    # -- names and buffers ------------------------------------------------------------------
+
+    def name(self, v: Var) -> str:
+        return llvm_name(self.names.get(v, f"%t{v.uid}"))
+
+    def buffer(self, b: ir.IRBuilder, v: Var, args, arena) -> ir.Value:
+        """A typed pointer to the first element of buffer `v`."""
+        scratch = self.plan.scratch.get(self.current, {})
+        kind, where = ("arena", scratch[v]) if v in scratch else self.plan.locations[v]
+        t = MEM[v.type.dtype].as_pointer()
+        if kind == "arg":
+            raw = b.load(b.gep(args, [ir.Constant(I64, where)], inbounds=True))
+        else:
+            raw = b.gep(arena, [ir.Constant(I64, where)], inbounds=True)
+        return b.bitcast(raw, t, name=f"{self.name(v)}.ptr")
+
+    @staticmethod
+    def load(b: ir.IRBuilder, ptr, index, dtype: str, name: str) -> ir.Value:
+        value = b.load(b.gep(ptr, [index], inbounds=True), name=name if dtype != "bool" else "")
+        if dtype == "bool":
+            value = b.icmp_unsigned("!=", value, ir.Constant(I8, 0), name=name)
+        return value
+
+    @staticmethod
+    def store(b: ir.IRBuilder, value, ptr, index, dtype: str) -> None:
+        if dtype == "bool":
+            value = b.zext(value, I8)
+        b.store(value, b.gep(ptr, [index], inbounds=True))
+
+    @staticmethod
+    def affine(b: ir.IRBuilder, imap: IndexMap, idx: list) -> ir.Value:
+        """offset + Σ strides[d]·idx[d], in 64 bits."""
+        acc = None
+        for n, s, i in zip(imap.shape, imap.strides, idx):
+            if s == 0 or n == 1:
+                continue
+            term = i if s == 1 else b.mul(i, ir.Constant(I64, s), flags=("nsw",))
+            acc = term if acc is None else b.add(acc, term, flags=("nsw",))
+        if acc is None:
+            return ir.Constant(I64, imap.offset)
+        return b.add(acc, ir.Constant(I64, imap.offset), flags=("nsw",)) if imap.offset else acc
+
+    # -- the module ---------------------------------------------------------------------------
+
+    def build(self) -> ir.Module:
+        drivers = []
+        for k, kernel in enumerate(self.program.kernels):
+            drivers.append(self.kernel(k, kernel))
+        entry = ir.Function(self.module, ir.FunctionType(I32, list(DRIVER_TYPE.args)), "entry")
+        args, arena, nthreads, status = entry.args
+        for a, n in zip(entry.args, ("args", "arena", "nthreads", "status")):
+            a.name = n
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        for kernel, driver in zip(self.program.kernels, drivers):
+            b.call(driver, [args, arena, nthreads, status])
+            if kernel.name in self.may_fail:
+                failed = b.icmp_signed("!=", b.load(status), ir.Constant(I64, 0))
+                with b.if_then(failed, likely=False):
+                    b.ret(ir.Constant(I32, 1))
+        b.ret(ir.Constant(I32, 0))
+        return self.module
+
+    def driver(self, name: str):
+        fn = ir.Function(self.module, DRIVER_TYPE, name)
+        for a, n in zip(fn.args, ("args", "arena", "nthreads", "status")):
+            a.name = n
+        fn.attributes.add("nounwind")
+        return fn
+
+    def kernel(self, k: int, kernel: Kernel) -> ir.Function:
+        self.current = k                   # whose scratch `buffer` finds
+        fn = self.driver(kernel.name)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        if kernel.kind == "loop":
+            LoopNest(self, kernel, kernel.name).emit_into(b, fn.args)
+        elif kernel.kind == "copy":
+            # A view made contiguous: the body's view equations compose with the load's index
+            # map; a final reshape that is not a strided view keeps row-major order, so the
+            # loop runs over the view before it.
+            ld, (out,) = kernel.loads[0], kernel.outputs
+            imap = ld.imap
+            for e in kernel.body:
+                composed = imap.apply(e)
+                if composed is None:
+                    if e is not kernel.body[-1] or e.prim.name != "reshape":
+                        raise NotImplementedError(f"copy kernel {kernel.name}: {e.prim.name}")
+                    break
+                imap = composed
+            loop = replace(kernel, kind="loop", domain=imap.shape, reduce_axes=(), body=(),
+                           loads=(Load(out, ld.src, imap),))
+            LoopNest(self, loop, kernel.name).emit_into(b, fn.args)
+        elif kernel.kind == "dot":
+            self.dots[k].emit_into(self, b, fn.args)
+        elif kernel.kind in SPECIAL:
+            SPECIAL[kernel.kind](self, kernel, b, fn.args)
+        else:
+            raise NotImplementedError(f"the cpu backend cannot lower a {kernel.kind} kernel")
+        b.ret_void()
+        return fn
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def parallel_for(self) -> ir.Function:
+        """`i64 tj.parallel_for(chunk, args, arena, n, partial, partial_stride, status, threads)`:
+        runs chunk(args, arena, lo, hi, partial + t*partial_stride, status) for
+        t < T = min(threads, n, MAX_THREADS) equal ranges [lo, hi) of [0, n), chunk 0 on the
+        calling thread and the others on fresh pthreads (inline if one cannot be created);
+        returns T."""
+        if self._parallel_for is not None:
+            return self._parallel_for
+        m = self.module
+        task = ir.LiteralStructType([CHUNK_TYPE.as_pointer(), I8P.as_pointer(), I8P, I64, I64,
+                                     I8P, I64.as_pointer()])
+        worker = ir.Function(m, ir.FunctionType(I8P, [I8P]), "tj.worker")
+        worker.linkage = "internal"
+        wb = ir.IRBuilder(worker.append_basic_block("entry"))
+        t = wb.bitcast(worker.args[0], task.as_pointer())
+        fields = [wb.load(wb.gep(t, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+                  for i in range(7)]
+        wb.call(fields[0], fields[1:])
+        wb.ret(ir.Constant(I8P, None))
+
+        start_type = ir.FunctionType(I8P, [I8P]).as_pointer()
+        create = ir.Function(m, ir.FunctionType(I32, [I64.as_pointer(), I8P, start_type, I8P]),
+                             "pthread_create")
+        join = ir.Function(m, ir.FunctionType(I32, [I64, I8P.as_pointer()]), "pthread_join")
+
+        fn = ir.Function(m, ir.FunctionType(I64, [CHUNK_TYPE.as_pointer(), I8P.as_pointer(), I8P,
+                                                  I64, I8P, I64, I64.as_pointer(), I64]),
+                         "tj.parallel_for")
+        fn.linkage = "internal"
+        chunk, args, arena, n, partial, stride, status, threads = fn.args
+        for a, nm in zip(fn.args, ("chunk", "args", "arena", "n", "partial", "stride", "status",
+                                   "threads")):
+            a.name = nm
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        tcount = b.select(b.icmp_signed("<", threads, n), threads, n)
+        tcount = b.select(b.icmp_signed("<", tcount, ir.Constant(I64, MAX_THREADS)), tcount,
+                          ir.Constant(I64, MAX_THREADS))
+        tcount = b.select(b.icmp_signed("<", tcount, ir.Constant(I64, 1)), ir.Constant(I64, 1),
+                          tcount, name="nchunks")
+        tasks = b.alloca(task, size=ir.Constant(I64, MAX_THREADS), name="tasks")
+        tids = b.alloca(I64, size=ir.Constant(I64, MAX_THREADS), name="tids")
+        started = b.alloca(I1, size=ir.Constant(I64, MAX_THREADS), name="started")
+
+        def bounds(bb, t):
+            lo = bb.sdiv(bb.mul(n, t), tcount)
+            hi = bb.sdiv(bb.mul(n, bb.add(t, ir.Constant(I64, 1))), tcount)
+            return lo, hi
+
+        with for_range(b, 1, tcount, "t") as tt:
+            lo, hi = bounds(b, tt)
+            slot = b.gep(tasks, [tt])
+            values = [chunk, args, arena, lo, hi, b.gep(partial, [b.mul(tt, stride)]), status]
+            for i, v in enumerate(values):
+                b.store(v, b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+            rc = b.call(create, [b.gep(tids, [tt]), ir.Constant(I8P, None), worker,
+                                 b.bitcast(slot, I8P)])
+            ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
+            b.store(ok, b.gep(started, [tt]))
+            with b.if_then(b.not_(ok)):
+                b.call(chunk, values)
+        lo, hi = bounds(b, ir.Constant(I64, 0))
+        b.call(chunk, [args, arena, lo, hi, partial, status])
+        with for_range(b, 1, tcount, "j") as tt:
+            with b.if_then(b.load(b.gep(started, [tt]))):
+                b.call(join, [b.load(b.gep(tids, [tt])), ir.Constant(I8P.as_pointer(), None)])
+        b.ret(tcount)
+        self._parallel_for = fn
+        return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# loop kernels
+
+
+class LoopNest:
+    """The loop nest of a `loop` kernel (also a copy, and a dot's prologue and epilogue)."""
+
+    def __init__(self, mb: ModuleBuilder, kernel: Kernel, name: str):
+        self.mb = mb
+        self.k = kernel
+        self.name = name
+        self.domain = kernel.domain
+        self.reduce_axes = tuple(kernel.reduce_axes)
+        self.kept_axes = tuple(d for d in range(len(self.domain)) if d not in self.reduce_axes)
+        self.kept = kernel.kept_shape
+        self.order = self.kept_axes + self.reduce_axes      # loop order, outermost first
+        self.reductions = reductions_of(kernel.body)
+        for r in self.reductions:
+            if tuple(sorted(r.eqn.params["axes"])) != tuple(sorted(self.reduce_axes)):
+                raise NotImplementedError(f"kernel {name}: a reduction over axes "
+                                          f"{r.eqn.params['axes']} in a kernel reducing "
+                                          f"{self.reduce_axes}")
+        self.loads = {ld.dst: ld for ld in kernel.loads}
+        self.scope = self._scopes()
+        self.full_reduction = bool(self.reduce_axes) and not self.kept_axes
+        size = math.prod(self.domain)
+        self.parallel = size >= PARALLEL_MIN and self.order and self.domain[self.order[0]] >= 2
+
+    def _scopes(self) -> dict[Var, str]:
+        """'scalar' (rank 0, independent of the loop indices), 'full' (inside the innermost
+        loop) or 'kept' (after the reduced loops) for every load and body value."""
+        scope: dict[Var, str] = {}
+        reduced = bool(self.reduce_axes)
+        for v, ld in self.loads.items():
+            if ld.dst.type.shape == () and self.domain != ():
+                scope[v] = "scalar"
+            elif reduced and ld.dst.type.shape == self.kept:
+                scope[v] = "kept"
+            else:
+                scope[v] = "full"
+        for e in self.k.body:
+            ins = [scope.get(a, "scalar") for a in e.inputs if isinstance(a, Var)]
+            if e.prim.kind == "reduction":
+                scope[e.out] = "kept"
+            elif e.out.type.shape == () and e.prim.name != "iota" and \
+                    all(s == "scalar" for s in ins) and self.domain != ():
+                scope[e.out] = "scalar"
+            elif "kept" in ins or (reduced and e.out.type.shape == self.kept):
+                scope[e.out] = "kept"
+            else:
+                scope[e.out] = "full"
+        return scope
+
+    # -- emitting values --------------------------------------------------------------------------
+
+    def emit(self, b, scope: str, env: dict, ptrs: dict, index: dict[int, ir.Value]) -> None:
+        """Emit the loads and body equations of `scope` (the indices of `index` in scope)."""
+        idx_full = [index.get(d) for d in range(len(self.domain))]
+        idx_kept = [index.get(d) for d in self.kept_axes]
+        for v, ld in self.loads.items():
+            if self.scope[v] != scope:
+                continue
+            idx = idx_kept if scope == "kept" else idx_full if scope == "full" else []
+            offset = self.mb.affine(b, ld.imap, idx)
+            env[v] = self.mb.load(b, ptrs[ld.src], offset, v.type.dtype, self.mb.name(v))
+        axes_of = {"full": dict(enumerate(idx_full)), "kept": dict(enumerate(idx_kept)),
+                   "scalar": {}}
+        for e in self.k.body:
+            if self.scope[e.out] != scope or e.prim.kind == "reduction":
+                continue
+            args = [env[a] if isinstance(a, Var) else constant(a.type.dtype, a.value)
+                    for a in e.inputs]
+            value = lower_scalar(b, e, args, axes_of[scope])
+            if isinstance(value, ir.Instruction) and not value.name:
+                value.name = self.mb.name(e.out)
+            env[e.out] = value
+
+    def operand(self, env, a):
+        return env[a] if isinstance(a, Var) else constant(a.type.dtype, a.value)
+
+    def store_outputs(self, b, scope, env, ptrs, index_list) -> None:
+        for v in self.k.outputs:
+            if self.scope.get(v) != scope:
+                continue
+            if scope == "scalar":
+                self.mb.store(b, env[v], ptrs[v], ir.Constant(I64, 0), v.type.dtype)
+                continue
+            shape = self.kept if scope == "kept" else self.domain
+            offset = self.mb.affine(b, IndexMap.contiguous(shape), index_list)
+            self.mb.store(b, env[v], ptrs[v], offset, v.type.dtype)
+
+    # -- functions ----------------------------------------------------------------------------
+
+    def pointers(self, b, args, arena) -> dict[Var, ir.Value]:
+        ptrs = {}
+        for ld in self.k.loads:
+            if ld.src not in ptrs:
+                ptrs[ld.src] = self.mb.buffer(b, ld.src, args, arena)
+        for v in self.k.outputs:
+            if v not in ptrs:
+                ptrs[v] = self.mb.buffer(b, v, args, arena)
+        return ptrs
+
+    def emit_into(self, b: ir.IRBuilder, driver_args) -> None:
+        """Emit the kernel's work into driver `b` (whose arguments are `driver_args`)."""
+        args, arena, nthreads, status = driver_args
+        if not self.domain or not self.order:
+            # A rank-0 domain: everything is one scalar computation.
+            self._scalar_kernel(b, args, arena)
+            return
+        chunk = self._chunk_function()
+        nred = len(self.reductions)
+        stride = ir.Constant(I64, 8 * max(nred, 1))
+        n0 = ir.Constant(I64, self.domain[self.order[0]])
+        partial = b.bitcast(b.alloca(I64, size=ir.Constant(I64, MAX_THREADS * max(nred, 1)),
+                                     name="partial"), I8P)
+        if self.parallel:
+            chunks = b.call(self.mb.parallel_for(),
+                            [chunk, args, arena, n0, partial, stride, status, nthreads],
+                            name="nchunks")
+        else:
+            b.call(chunk, [args, arena, ir.Constant(I64, 0), n0, partial, status])
+            chunks = ir.Constant(I64, 1)
+        ptrs = self.pointers(b, args, arena)
+        env: dict = {}
+        self.emit(b, "scalar", env, ptrs, {})
+        self.store_outputs(b, "scalar", env, ptrs, [])
+        if self.full_reduction:
+            # Combine the chunks' partial accumulators in order, then the scalar epilogue.
+            for j, r in enumerate(self.reductions):
+                t = REG[r.acc_dtype]
+                acc = _alloca_entry(b, t, f"{self.mb.name(r.eqn.out)}.acc")
+                b.store(r.identity(), acc)
+                with for_range(b, 0, chunks, f"{self.mb.name(r.eqn.out)}.chunk") as c:
+                    at = b.gep(partial, [b.add(b.mul(c, stride), ir.Constant(I64, 8 * j))])
+                    b.store(r.combine(b, b.load(acc), b.load(b.bitcast(at, t.as_pointer()))),
+                            acc)
+                env[r.eqn.out] = self._finish(b, r, b.load(acc))
+            self.emit(b, "kept", env, ptrs, {})
+            self.store_outputs(b, "kept", env, ptrs, [])
+
+    def _scalar_kernel(self, b, args, arena):
+        ptrs = self.pointers(b, args, arena)
+        env: dict = {}
+        for scope in ("scalar", "full"):
+            self.emit(b, scope, env, ptrs, {})
+        for r in self.reductions:                      # reductions of rank-0 values
+            env[r.eqn.out] = env[r.eqn.inputs[0]]
+        self.emit(b, "kept", env, ptrs, {})
+        for v in self.k.outputs:
+            self.mb.store(b, env[v], ptrs[v], ir.Constant(I64, 0), v.type.dtype)
+
+    def _finish(self, b, r: Reduction, value):
+        """The reduction's result from its accumulator (float64 sums of float32 round once)."""
+        if r.acc_dtype != r.eqn.out.type.dtype:
+            return b.fptrunc(value, REG[r.eqn.out.type.dtype], name=self.mb.name(r.eqn.out))
+        return value
+
+    def _chunk_function(self) -> ir.Function:
+        """`void kN.chunk(args, arena, lo, hi, partial, status)`: the loop nest with its
+        outermost loop restricted to [lo, hi)."""
+        fn = ir.Function(self.mb.module, CHUNK_TYPE, f"{self.name}.chunk")
+        fn.linkage = "internal"
+        args, arena, lo, hi, partial, status = fn.args
+        for a, n in zip(fn.args, ("args", "arena", "lo", "hi", "partial", "status")):
+            a.name = n
+        for a in (args, arena, partial):
+            a.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        ptrs = self.pointers(b, args, arena)
+        env: dict = {}
+        self.emit(b, "scalar", env, ptrs, {})
+        index: dict[int, ir.Value] = {}
+        accs = {}
+
+        def reduce_loops(level: int):
+            axes = self.reduce_axes
+            if level == len(axes):
+                self.emit(b, "full", env, ptrs, index)
+                for r in self.reductions:
+                    x = env[r.eqn.inputs[0]] if isinstance(r.eqn.inputs[0], Var) else \
+                        constant(r.eqn.inputs[0].type.dtype, r.eqn.inputs[0].value)
+                    if r.acc_dtype != r.eqn.out.type.dtype:
+                        x = b.fpext(x, REG[r.acc_dtype])
+                    b.store(r.combine(b, b.load(accs[r]), x), accs[r])
+                self.store_outputs(b, "full", env, ptrs,
+                                   [index[d] for d in range(len(self.domain))])
+                return
+            d = axes[level]
+            start, stop = (lo, hi) if (not self.kept_axes and level == 0) else \
+                (ir.Constant(I64, 0), ir.Constant(I64, self.domain[d]))
+            blocked = [r for r in self.reductions if r.op == "reduce_sum" and r.acc_dtype == "f64"
+                       and r.eqn.out.type.dtype == "f64"]
+            if level == len(axes) - 1 and blocked and self.domain[d] > SUM_BLOCK:
+                # Blocked float64 sums: each block's partial sum joins the total once.
+                with for_range(b, start, stop, f"i{d}.block", step=SUM_BLOCK) as blk:
+                    outer = {r: accs[r] for r in blocked}
+                    for r in blocked:
+                        accs[r] = _alloca_entry(b, REG[r.acc_dtype],
+                                                f"{self.mb.name(r.eqn.out)}.block")
+                        b.store(r.identity(), accs[r])
+                    end = b.add(blk, ir.Constant(I64, SUM_BLOCK))
+                    end = b.select(b.icmp_signed("<", end, stop), end, stop)
+                    with for_range(b, blk, end, f"i{d}") as i:
+                        index[d] = i
+                        reduce_loops(level + 1)
+                    for r in blocked:
+                        b.store(r.combine(b, b.load(outer[r]), b.load(accs[r])), outer[r])
+                        accs[r] = outer[r]
+                return
+            with for_range(b, start, stop, f"i{d}") as i:
+                index[d] = i
+                reduce_loops(level + 1)
+
+        def kept_loops(level: int):
+            if level == len(self.kept_axes):
+                for r in self.reductions:
+                    accs[r] = _alloca_entry(b, REG[r.acc_dtype],
+                                            f"{self.mb.name(r.eqn.out)}.acc")
+                    b.store(r.identity(), accs[r])
+                if self.reduce_axes:
+                    reduce_loops(0)
+                else:
+                    self.emit(b, "full", env, ptrs, index)
+                    self.store_outputs(b, "full", env, ptrs,
+                                       [index[d] for d in range(len(self.domain))])
+                    return
+                if self.full_reduction:
+                    for j, r in enumerate(self.reductions):
+                        at = b.gep(partial, [ir.Constant(I64, 8 * j)])
+                        b.store(b.load(accs[r]), b.bitcast(at, REG[r.acc_dtype].as_pointer()))
+                    return
+                for r in self.reductions:
+                    env[r.eqn.out] = self._finish(b, r, b.load(accs[r]))
+                kept_index = {d: index[d] for d in self.kept_axes}
+                self.emit(b, "kept", env, ptrs, kept_index)
+                self.store_outputs(b, "kept", env, ptrs, [index[d] for d in self.kept_axes])
+                return
+            d = self.kept_axes[level]
+            start, stop = (lo, hi) if level == 0 else \
+                (ir.Constant(I64, 0), ir.Constant(I64, self.domain[d]))
+            with for_range(b, start, stop, f"i{d}") as i:
+                index[d] = i
+                kept_loops(level + 1)
+
+        kept_loops(0)
+        b.ret_void()
+        return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# dots
+
+
+def _collapse(shape, strides, axes):
+    """(size, stride) of `axes` collapsed into one, or None when they are not one strided run."""
+    axes = [a for a in axes if shape[a] != 1]
+    if not axes:
+        return 1, 0
+    size = 1
+    for a, nxt in zip(axes, axes[1:]):
+        if strides[a] != strides[nxt] * shape[nxt]:
+            return None
+    for a in axes:
+        size *= shape[a]
+    return size, strides[axes[-1]]
+
+
+@dataclass
+class Matrix:
+    """A dot operand as a batch of strided matrices: rows × cols, for BLAS."""
+
+    src: Var
+    offset: int
+    batch: tuple[int, ...]              # sizes of the batch axes
+    batch_strides: tuple[int, ...]
+    rows: int
+    cols: int
+    row_stride: int
+    col_stride: int
+
+    def blas_layout(self) -> tuple[bool, int] | None:
+        """(transposed, leading dimension) for a row-major cblas call, or None."""
+        if self.col_stride == 1 or self.cols == 1:
+            ld = self.row_stride if self.rows > 1 else max(self.cols, 1)
+            if ld >= max(self.cols, 1):
+                return False, ld
+        if self.row_stride == 1 or self.rows == 1:
+            ld = self.col_stride if self.cols > 1 else max(self.rows, 1)
+            if ld >= max(self.rows, 1):
+                return True, ld
+        return None
+
+
+def _as_matrix(src: Var, imap: IndexMap, batch, rows, cols) -> Matrix | None:
+    r = _collapse(imap.shape, imap.strides, rows)
+    c = _collapse(imap.shape, imap.strides, cols)
+    if r is None or c is None:
+        return None
+    return Matrix(src, imap.offset, tuple(imap.shape[a] for a in batch),
+                  tuple(imap.strides[a] for a in batch), r[0], c[0], r[1], c[1])
+
+
+class DotLowering:
+    """A `dot` kernel: prologue loops into scratch, the product (BLAS or loops), epilogue loop.
+
+    Built before the buffer plan (`scratch()` says what scratch the kernel needs), emitted
+    after it."""
+
+    def __init__(self, kernel: Kernel, blas: bool):
+        self.k = kernel
+        self.dot = kernel.dot
+        (lc, rc), (lb, rb) = self.dot.params["contract"], self.dot.params["batch"]
+        self.blas = blas and is_float(self.dot.out.type.dtype)
+        loads = {ld.dst: ld for ld in kernel.loads}
+        self.prologues: list[Var] = []                 # operands computed in the prologue
+        self.copies: list[Load | None] = []            # operands copied to a canonical layout
+        self.mats: list[Matrix] = []
+        self.literals: dict[Var, Eqn] = {}              # scalar literal operands
+        for side, (op, batch, contract) in enumerate(((self.dot.inputs[0], lb, lc),
+                                                      (self.dot.inputs[1], rb, rc))):
+            free = tuple(i for i in range(op.type.ndim) if i not in batch and i not in contract)
+            rows, cols = (free, contract) if side == 0 else (contract, free)
+            if isinstance(op, Literal):
+                # A scalar literal operand: a one-element prologue computes it into scratch.
+                lit, op = op, Var(op.type)
+                self.literals[op] = Eqn(REGISTRY["broadcast_in_dim"], (lit,), op,
+                                        {"shape": (), "dims": ()})
+            if op in loads:
+                src, imap = loads[op].src, loads[op].imap
+            else:
+                src, imap = op, IndexMap.contiguous(op.type.shape)
+                self.prologues.append(op)
+            mat = _as_matrix(src, imap, batch, rows, cols)
+            copy = None
+            if mat is None or (self.blas and mat.blas_layout() is None):
+                # Copy into the canonical [batch, rows, cols] order, contiguous.
+                view = imap.transpose(tuple(batch) + tuple(rows) + tuple(cols))
+                copy = Load(Var(Type(view.shape, op.type.dtype)), src, view)
+                nb, nr = len(batch), len(rows)
+                mat = _as_matrix(copy.dst, IndexMap.contiguous(view.shape), tuple(range(nb)),
+                                 tuple(range(nb, nb + nr)), tuple(range(nb + nr, len(view.shape))))
+            self.copies.append(copy)
+            self.mats.append(mat)
+        self.epilogue = [e for e in kernel.body
+                         if e is not self.dot and kernel.phase(e) != "prologue"]
+
+    def scratch(self) -> list[tuple[Var, int]]:
+        """(buffer, bytes) of the scratch this kernel needs while it runs."""
+        out = [(v, v.type.nbytes) for v in self.prologues]
+        out += [(c.dst, c.dst.type.nbytes) for c in self.copies if c is not None]
+        if self.dot.out not in self.k.outputs:
+            out.append((self.dot.out, self.dot.out.type.nbytes))
+        return out
+
+    def emit_into(self, mb: "ModuleBuilder", b: ir.IRBuilder, driver_args) -> None:
+        args, arena, nthreads, status = driver_args
+        k, dot = self.k, self.dot
+        for op in self.prologues:
+            feeds, chain = {op}, []
+            for e in reversed(k.body[:k.body.index(dot)]):
+                if e.out in feeds:
+                    chain.append(e)
+                    feeds.update(a for a in e.inputs if isinstance(a, Var))
+            chain.reverse()
+            if op in self.literals:
+                chain = [self.literals[op]]
+            pro = Kernel(f"{k.name}.prologue.{mb.name(op)}", "loop", op.type.shape, (),
+                         tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain), (op,), ())
+            LoopNest(mb, pro, pro.name).emit_into(b, driver_args)
+        for side, copy in enumerate(self.copies):
+            if copy is not None:
+                mb.names.setdefault(copy.dst, f"%{k.name}.operand{side}")
+                loop = Kernel(f"{k.name}.copy{side}", "loop", copy.imap.shape, (), (copy,), (),
+                              (copy.dst,), ())
+                LoopNest(mb, loop, loop.name).emit_into(b, driver_args)
+        if dot.out.type.size:
+            self._product(mb, b, args, arena, *self.mats, dot.out)
+        outputs = tuple(v for v in k.outputs if v is not dot.out)
+        if outputs:
+            # The epilogue reads the product back from memory, as a contiguous load.
+            used = {a for e in self.epilogue for a in e.inputs if isinstance(a, Var)}
+            loads = tuple(ld for ld in k.loads if ld.dst in used)
+            loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
+            ep = Kernel(f"{k.name}.epilogue", "loop", k.domain, k.reduce_axes, loads,
+                        tuple(self.epilogue), outputs, ())
+            LoopNest(mb, ep, ep.name).emit_into(b, driver_args)
+
+    def _product(self, mb, b, args, arena, A: Matrix, B: Matrix, out: Var) -> None:
+        dt = out.type.dtype
+        M, K, N = A.rows, A.cols, B.cols
+        pa = mb.buffer(b, A.src, args, arena)
+        pb = mb.buffer(b, B.src, args, arena)
+        pc = mb.buffer(b, out, args, arena)
+        with for_range(b, 0, math.prod(A.batch), "batch") as bi:
+            oa = self._batch_offset(b, bi, A.batch, A.batch_strides, A.offset)
+            ob = self._batch_offset(b, bi, B.batch, B.batch_strides, B.offset)
+            oc = b.mul(bi, ir.Constant(I64, M * N))
+            a0 = b.gep(pa, [oa], inbounds=True, name="a")
+            b0 = b.gep(pb, [ob], inbounds=True, name="b")
+            c0 = b.gep(pc, [oc], inbounds=True, name="c")
+            if self.blas and K > 0:
+                self._gemm_call(mb, b, dt, A, B, M, N, K, a0, b0, c0)
+            else:
+                self._gemm_loops(mb, b, dt, A, B, M, N, K, a0, b0, c0)
+
+    @staticmethod
+    def _batch_offset(b, bi, sizes, strides, offset) -> ir.Value:
+        """offset + Σ strides·(the batch multi-index of flat batch index bi)."""
+        acc = ir.Constant(I64, offset)
+        rest = bi
+        for n, s in reversed(list(zip(sizes, strides))):
+            i = b.srem(rest, ir.Constant(I64, n))
+            rest = b.sdiv(rest, ir.Constant(I64, n))
+            acc = b.add(acc, b.mul(i, ir.Constant(I64, s)))
+        return acc
+
+    @staticmethod
+    def _gemm_call(mb, b, dt, A, B, M, N, K, a0, b0, c0) -> None:
+        """cblas_?gemm(RowMajor, transA, transB, M, N, K, 1, A, lda, B, ldb, 0, C, N)."""
+        t = REG[dt]
+        tp = t.as_pointer()
+        name = BLAS_SYMBOLS[dt]
+        fn = mb.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(mb.module, ir.FunctionType(
+                VOID, [I32, I32, I32, I64, I64, I64, t, tp, I64, tp, I64, t, tp, I64]), name)
+        ta, lda = A.blas_layout()
+        tb, ldb = B.blas_layout()
+        c = lambda v: ir.Constant(I64, v)  # noqa: E731
+        b.call(fn, [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111),
+                    ir.Constant(I32, 112 if tb else 111), c(M), c(N), c(K),
+                    ir.Constant(t, 1.0), a0, c(lda), b0, c(ldb), ir.Constant(t, 0.0), c0,
+                    c(max(N, 1))])
+
+    @staticmethod
+    def _gemm_loops(mb, b, dt, A, B, M, N, K, a0, b0, c0) -> None:
+        """C = A·B by loops in (m, k, n) order: C's row is zeroed, then k rows of B added."""
+        def at(row, col, mat):
+            return b.add(b.mul(row, ir.Constant(I64, mat.row_stride)),
+                         b.mul(col, ir.Constant(I64, mat.col_stride)))
+
+        with for_range(b, 0, M, "m") as m:
+            row = b.mul(m, ir.Constant(I64, N))
+            with for_range(b, 0, N, "n") as n:
+                mb.store(b, constant(dt, 0), c0, b.add(row, n), dt)
+            with for_range(b, 0, K, "k") as kk:
+                a = mb.load(b, a0, at(m, kk, A), dt, "a.mk")
+                with for_range(b, 0, N, "n") as n:
+                    bv = mb.load(b, b0, at(kk, n, B), dt, "b.kn")
+                    where = b.add(row, n)
+                    cv = mb.load(b, c0, where, dt, "c.mn")
+                    if dt == "bool":
+                        new = b.or_(cv, b.and_(a, bv))
+                    elif is_float(dt):
+                        new = b.fadd(cv, b.fmul(a, bv), flags=("contract",))
+                    else:
+                        new = b.add(cv, b.mul(a, bv))
+                    mb.store(b, new, c0, where, dt)
+
+
+# ---------------------------------------------------------------------------------------------
+# gather, scatter-add, concatenate, pad, argmax, argmin
+
+
+def _special_setup(mb: ModuleBuilder, kernel: Kernel, b, args, arena):
+    ptrs = {}
+    for ld in kernel.loads:
+        ptrs.setdefault(ld.src, mb.buffer(b, ld.src, args, arena))
+    for v in kernel.outputs:
+        ptrs.setdefault(v, mb.buffer(b, v, args, arena))
+    return ptrs
+
+
+@contextmanager
+def _nest(b: ir.IRBuilder, shape, prefix="i"):
+    """Loops over every index of `shape`, row-major; yields the list of i64 indices."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(for_range(b, 0, n, f"{prefix}{d}"))
+               for d, n in enumerate(shape)]
+
+
+def _read(mb: ModuleBuilder, b, ptrs, ld: Load, idx) -> ir.Value:
+    return mb.load(b, ptrs[ld.src], mb.affine(b, ld.imap, idx), ld.dst.type.dtype,
+                   mb.name(ld.dst))
+
+
+def _checked_indices(mb, b, ptrs, loads, s_idx, x_shape, status, indices):
+    """The wrapped, bounds-checked indices of gather/scatter at point s; an out-of-bounds
+    index sets status = [1, index, axis, size] and skips the element."""
+    out = []
+    ok = ir.Constant(I1, 1)
+    for axis, a in enumerate(indices):
+        i = _read(mb, b, ptrs, loads[a], s_idx) if isinstance(a, Var) else \
+            constant(a.type.dtype, a.value)
+        i = _cast(b, i, a.type.dtype, "i64")
+        n = ir.Constant(I64, x_shape[axis])
+        wrapped = b.select(b.icmp_signed("<", i, ir.Constant(I64, 0)), b.add(i, n), i)
+        inside = b.and_(b.icmp_signed(">=", wrapped, ir.Constant(I64, 0)),
+                        b.icmp_signed("<", wrapped, n))
+        with b.if_then(b.not_(inside), likely=False):
+            for slot, value in enumerate((ir.Constant(I64, 1), i, ir.Constant(I64, axis), n)):
+                b.store(value, b.gep(status, [ir.Constant(I64, slot)]))
+        ok = b.and_(ok, inside)
+        out.append(b.select(inside, wrapped, ir.Constant(I64, 0)))
+    return out, ok
+
+
+def _gather(mb: ModuleBuilder, kernel: Kernel, b, fargs):
+    args, arena, _, status = fargs
+    mb.may_fail.add(kernel.name)
+    (e,) = kernel.body
+    loads = {ld.dst: ld for ld in kernel.loads}
+    x, *idx = e.inputs
+    xl = loads[x]
+    ptrs = _special_setup(mb, kernel, b, args, arena)
+    out = e.out
+    ns = len(idx[0].type.shape)
+    with _nest(b, out.type.shape) as ii:
+        where, ok = _checked_indices(mb, b, ptrs, loads, ii[:ns], x.type.shape, status, idx)
+        point = where + ii[ns:]
+        with b.if_then(ok):
+            value = _read(mb, b, ptrs, xl, point)
+            mb.store(b, value, ptrs[out], mb.affine(b, IndexMap.contiguous(out.type.shape), ii),
+                     out.type.dtype)
+
+
+def _scatter_add(mb: ModuleBuilder, kernel: Kernel, b, fargs):
+    args, arena, _, status = fargs
+    mb.may_fail.add(kernel.name)
+    (e,) = kernel.body
+    loads = {ld.dst: ld for ld in kernel.loads}
+    x, *idx, upd = e.inputs
+    out = e.out
+    ptrs = _special_setup(mb, kernel, b, args, arena)
+    dt = out.type.dtype
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        value = _read(mb, b, ptrs, loads[x], ii) if isinstance(x, Var) else \
+            constant(dt, x.value)
+        mb.store(b, value, ptrs[out], mb.affine(b, full, ii), dt)
+    ns = len(idx[0].type.shape)
+    with _nest(b, upd.type.shape, "s") as ss:
+        where, ok = _checked_indices(mb, b, ptrs, loads, ss[:ns], out.type.shape, status, idx)
+        with b.if_then(ok):
+            at = mb.affine(b, full, where + ss[ns:])
+            u = _read(mb, b, ptrs, loads[upd], ss)
+            old = mb.load(b, ptrs[out], at, dt, "old")
+            mb.store(b, _binary(b, "add", old, u, dt), ptrs[out], at, dt)
+
+
+def _concatenate(mb: ModuleBuilder, kernel: Kernel, b, fargs):
+    args, arena, _, _ = fargs
+    (e,) = kernel.body
+    loads = {ld.dst: ld for ld in kernel.loads}
+    out = e.out
+    ptrs = _special_setup(mb, kernel, b, args, arena)
+    axis = e.params["axis"]
+    full = IndexMap.contiguous(out.type.shape)
+    start = 0
+    for a in e.inputs:
+        with _nest(b, a.type.shape) as ii:
+            value = _read(mb, b, ptrs, loads[a], ii)
+            at = list(ii)
+            at[axis] = b.add(at[axis], ir.Constant(I64, start))
+            mb.store(b, value, ptrs[out], mb.affine(b, full, at), out.type.dtype)
+        start += a.type.shape[axis]
+
+
+def _pad(mb: ModuleBuilder, kernel: Kernel, b, fargs):
+    args, arena, _, _ = fargs
+    (e,) = kernel.body
+    loads = {ld.dst: ld for ld in kernel.loads}
+    x, value = e.inputs
+    out = e.out
+    dt = out.type.dtype
+    ptrs = _special_setup(mb, kernel, b, args, arena)
+    fill = _read(mb, b, ptrs, loads[value], []) if isinstance(value, Var) else \
+        constant(dt, value.value)
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        mb.store(b, fill, ptrs[out], mb.affine(b, full, ii), dt)
+    target = full.slice(e.params["starts"], e.params["steps"], x.type.shape)
+    with _nest(b, x.type.shape) as ii:
+        mb.store(b, _read(mb, b, ptrs, loads[x], ii), ptrs[out], mb.affine(b, target, ii), dt)
+
+
+def _arg_reduce(mb: ModuleBuilder, kernel: Kernel, b, fargs):
+    args, arena, _, _ = fargs
+    (e,) = kernel.body
+    loads = {ld.dst: ld for ld in kernel.loads}
+    (x,) = e.inputs
+    out = e.out
+    dt = x.type.dtype
+    axis = e.params["axis"]
+    is_max = e.prim.name == "argmax"
+    ptrs = _special_setup(mb, kernel, b, args, arena)
+    kept = [n for d, n in enumerate(x.type.shape) if d != axis]
+    best = _alloca_entry(b, REG[dt], "best")
+    at = _alloca_entry(b, I64, "best.at")
+    with _nest(b, kept) as kk:
+        point = list(kk)
+        point.insert(axis, ir.Constant(I64, 0))
+        b.store(_read(mb, b, ptrs, loads[x], point), best)
+        b.store(ir.Constant(I64, 0), at)
+        with for_range(b, 1, x.type.shape[axis], "j") as j:
+            point = list(kk)
+            point.insert(axis, j)
+            v = _read(mb, b, ptrs, loads[x], point)
+            cur = b.load(best)
+            # The first extreme wins; the first NaN wins over everything (NumPy).
+            if is_float(dt):
+                cur_nan = b.fcmp_unordered("uno", cur, cur)
+                better = b.or_(_fcmp(b, ">" if is_max else "<", v, cur),
+                               b.fcmp_unordered("uno", v, v))
+                better = b.and_(better, b.not_(cur_nan))
+            elif dt == "bool":
+                better = b.icmp_unsigned(">" if is_max else "<", v, cur)
+            else:
+                better = b.icmp_signed(">" if is_max else "<", v, cur)
+            b.store(b.select(better, v, cur), best)
+            b.store(b.select(better, j, b.load(at)), at)
+        mb.store(b, b.load(at), ptrs[out], mb.affine(b, IndexMap.contiguous(tuple(kept)), kk),
+                 "i64")
+
+
+SPECIAL = {"gather": _gather, "scatter_add": _scatter_add, "concatenate": _concatenate,
+           "pad": _pad, "argmax": _arg_reduce, "argmin": _arg_reduce}
+
+
+def lower_program(program: Program, blas: bool, name: str = "tracejit"
+                  ) -> tuple[ir.Module, BufferPlan]:
+    """The LLVM module of `program` and the buffer plan its entry function expects. With
+    `blas`, float dots call `tj_cblas_sgemm`/`tj_cblas_dgemm`, which the loader must resolve."""
+    dots = {k: DotLowering(kernel, blas) for k, kernel in enumerate(program.kernels)
+            if kernel.kind == "dot"}
+    plan = plan_buffers(program, {k: d.scratch() for k, d in dots.items()})
+    return ModuleBuilder(program, plan, dots, name).build(), plan

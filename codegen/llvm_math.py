@@ -1,0 +1,677 @@
+"""Vectorisable transcendental functions emitted as LLVM IR.
+
+LLVM vectorises a loop only if every instruction in it has a vector form; a call to `expf` or to
+`llvm.exp.f32` becomes one scalar libm call per lane. So each function here is emitted as plain
+IR: arithmetic, compares, `select`, bitcasts, integer operations, and only the intrinsics that
+map to vector instructions (`llvm.fma`, `llvm.fabs`, `llvm.rint`, `llvm.trunc`,
+`llvm.copysign`). There is no branch and no table lookup. `call` defines each function once per
+module as an internal `alwaysinline` function (`tj.exp.f32`, `tj.pow.f64`, ...), so after
+inlining at -O3 the caller's element loop vectorises (16 float or 8 double lanes on AVX-512).
+
+Semantics are NumPy's (IEEE 754 / C99 Annex F): overflow to inf, gradual underflow, signed
+zeros kept where NumPy keeps them, NaN in gives NaN out, and every special case of `pow`.
+No fast-math flags are used: the error-free transformations (Fast2Sum, TwoSum, TwoProd with
+fma) rely on exact IEEE rounding.
+
+Method, shared by both precisions unless stated:
+
+- exp: n = rint(x / ln2), r = x - n ln2 (Cody-Waite; the first fma is exact), exp(r) =
+  1 + r + r^2 P(r), 2^n applied as two factors 2^(n/2) so that subnormal results are rounded
+  once.
+- expm1: the same reduction; expm1(r) is kept as an unevaluated sum hi + lo and combined as
+  2 (2^(n-1) (1 + p) - 1/2) with TwoSum, so the final add is the only rounding.
+- log: x = 2^e m with m in [sqrt(1/2), sqrt(2)) (integer arithmetic on the bits; subnormals
+  are scaled first), f = m - 1 exactly. float: log1p(f) = f - f^2/2 + f^3 P(f); double: the
+  fdlibm scheme log1p(f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f). e ln2 uses a short
+  ln2_hi so that e ln2_hi is exact.
+- log1p: u = 1 + x with its rounding error c (TwoSum); f = x itself when u is in
+  [sqrt(1/2), sqrt(2)), else log(u) + c / u.
+- tanh: t = expm1(2|x|) as hi + lo, tanh = t / (t + 2) with the division corrected by its fma
+  remainder; tanh(x) = x below 2^-12 (float) / 2^-27 (double).
+- sin, cos: j = rint(2x / pi), r = x - j pi/2. float: computed in double with a two-part pi/2
+  and split back into float r_hi + r_lo; double: a three-part pi/2 with TwoProd / TwoSum, r as
+  a double-double. Polynomials on |r| <= pi/4: sin r = r + r^3 S(r^2), cos r = 1 - r^2/2 +
+  r^4 C(r^2), the low part of r added to first order. The quadrant j mod 4 picks the result.
+  Beyond the stated range the argument is treated as 0 (results stay in [-1, 1]).
+- atan: |x| > tan(3pi/8): pi/2 + atan(-1/|x|); |x| > tan(pi/8): pi/4 + atan((|x|-1)/(|x|+1));
+  the quotient is corrected by its fma remainder; atan t = t + t^3 A(t^2).
+- pow: float: exp(y log|x|) computed in double and rounded once. double: log|x| as a
+  double-double, log m = 2s + (2/3) s^3 + s^5 Q(s^2) with s = (m-1)/(m+1) carried as a
+  double-double (relative error about 2^-67), y log|x| as a double-double, and exp of a
+  double-double. Special cases are applied with selects.
+
+Polynomial coefficients: minimax for the relative error of the whole function on the stated
+interval, by a Remez exchange in 80-digit arithmetic (mpmath); the float ones rounded to float
+one at a time, lowest first, re-optimising the rest after each rounding.
+
+Measured maximum error in ULP (spacing of the result type at the exact value), over the sweeps
+of tests/cpu/test_vector_math.py: dense sweeps of all bit patterns plus focused ranges.
+The oracle for float is NumPy's double result on the float input; for double, NumPy on x86
+80-bit long double.
+
+    ========  =======  =======  ============================================
+    function  float32  float64  range of the bound
+    ========  =======  =======  ============================================
+    exp       TODO     TODO     all inputs
+    expm1     TODO     TODO     all inputs
+    log       TODO     TODO     all inputs
+    log1p     TODO     TODO     all inputs
+    tanh      TODO     TODO     all inputs
+    sin       TODO     TODO     |x| < 2^30 (float), |x| < 2^40 (double)
+    cos       TODO     TODO     |x| < 2^30 (float), |x| < 2^40 (double)
+    atan      TODO     TODO     all inputs
+    pow       TODO     TODO     all inputs
+    ========  =======  =======  ============================================
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from llvmlite import ir
+
+SUPPORTED: tuple[str, ...] = ("exp", "expm1", "log", "log1p", "tanh", "sin", "cos", "atan", "pow")
+
+_ARITY = {name: 1 for name in SUPPORTED} | {"pow": 2}
+
+
+def _h(*hexes: str) -> tuple[float, ...]:
+    """Floats from hexadecimal literals (exact, unlike decimal ones)."""
+    return tuple(float.fromhex(s) for s in hexes)
+
+
+class _Format:
+    """The constants of one floating-point format (float32 or float64)."""
+
+    def __init__(self, ir_type: ir.Type, bits: int, mant: int, **consts: object):
+        self.ir = ir_type
+        self.int_ir = ir.IntType(bits)
+        self.mant = mant                  # explicit mantissa bits
+        self.bias = (1 << (bits - mant - 2)) - 1
+        self.__dict__.update(consts)
+
+
+F32 = _Format(
+    ir.FloatType(), 32, 23,
+    name="f32",
+    # exp: clamp so that n = rint(x / ln2) stays in [-150, 128]; beyond, the result is 0 or inf.
+    EXP_LO=-104.0, EXP_HI=89.0,
+    # expm1: below -18, expm1(x) rounds to -1.
+    EXPM1_LO=-18.0,
+    LOG2E=_h("0x1.715476p+0")[0],
+    # ln2 = LN2_HI + LN2_LO; LN2_HI is ln2 rounded to float, so fma(-n, LN2_HI, x) is exact.
+    LN2_HI=_h("0x1.62e430p-1")[0], LN2_LO=_h("-0x1.05c610p-29")[0],
+    # ln2 with 14 significant bits, so that e * LOG_LN2_HI is exact for every exponent e.
+    LOG_LN2_HI=_h("0x1.62e8p-1")[0], LOG_LN2_LO=_h("-0x1.e8082ep-16")[0],
+    SQRT_HALF_BITS=0x3F3504F3,
+    # Below these, tanh(x) and expm1(x) round to x.
+    TANH_TINY=2.0**-12, EXPM1_TINY=2.0**-25,
+    TANH_BIG=10.0,                      # tanh(x) rounds to 1 above
+    TRIG_RANGE=2.0**30,
+    ATAN_BIG=2.0**100,
+    PIO2_HI=_h("0x1.921fb6p+0")[0], PIO2_LO=_h("-0x1.777a5cp-25")[0],
+    PIO4_HI=_h("0x1.921fb6p-1")[0], PIO4_LO=_h("-0x1.777a5cp-26")[0],
+    # exp(r) = 1 + r + r^2 P(r), |r| <= ln2/2, relative error 2^-27.3
+    EXP_P=_h("0x1.fffffcp-2", "0x1.555494p-3", "0x1.555898p-5", "0x1.12332cp-7",
+             "0x1.6a3ce4p-10"),
+    # expm1(r) = r + r^2/2 + r^3 P(r), |r| <= ln2/2, relative error 2^-28.5
+    EXPM1_P=_h("0x1.555554p-3", "0x1.5554f6p-5", "0x1.1112fep-7", "0x1.6d1f46p-10",
+               "0x1.9db178p-13"),
+    # log1p(f) = f - f^2/2 + f^3 P(f), f in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 2^-28.7
+    LOG_P=_h("0x1.555548p-2", "-0x1.000070p-2", "0x1.99a542p-3", "-0x1.552f10p-3",
+             "0x1.2302f8p-3", "-0x1.010450p-3", "0x1.f003c2p-4", "-0x1.bf5ac2p-4",
+             "0x1.b5fbbep-5"),
+    # sin r = r + r^3 S(r^2), |r| <= pi/4, relative error 2^-32.5
+    SIN_P=_h("-0x1.555556p-3", "0x1.111174p-7", "-0x1.a05954p-13", "0x1.7c2c4ep-19"),
+    # cos r = 1 - r^2/2 + r^4 C(r^2), |r| <= pi/4, relative error 2^-32.3
+    COS_P=_h("0x1.55554ep-5", "-0x1.6c0e30p-10", "0x1.9a6860p-16"),
+    # atan t = t + t^3 A(t^2), |t| <= tan(pi/8), relative error 2^-30.4
+    ATAN_P=_h("-0x1.55554ap-2", "0x1.9991e2p-3", "-0x1.23b9a2p-3", "0x1.b22456p-4",
+              "-0x1.f2e5a8p-5"),
+)
+
+F64 = _Format(
+    ir.DoubleType(), 64, 52,
+    name="f64",
+    EXP_LO=-746.0, EXP_HI=710.0,
+    EXPM1_LO=-40.0,
+    LOG2E=_h("0x1.71547652b82fep+0")[0],
+    LN2_HI=_h("0x1.62e42fefa39efp-1")[0], LN2_LO=_h("0x1.abc9e3b39803fp-56")[0],
+    # ln2 with 42 significant bits: e * LOG_LN2_HI is exact for |e| < 2^11.
+    LOG_LN2_HI=_h("0x1.62e42fefa38p-1")[0], LOG_LN2_LO=_h("0x1.ef35793c76730p-45")[0],
+    SQRT_HALF_BITS=0x3FE6A09E667F3BCD,
+    TANH_TINY=2.0**-27, EXPM1_TINY=2.0**-54,
+    TANH_BIG=20.0,
+    TRIG_RANGE=2.0**40,
+    ATAN_BIG=2.0**600,
+    PIO2_HI=_h("0x1.921fb54442d18p+0")[0], PIO2_LO=_h("0x1.1a62633145c07p-54")[0],
+    PIO4_HI=_h("0x1.921fb54442d18p-1")[0], PIO4_LO=_h("0x1.1a62633145c07p-55")[0],
+    # exp(r) = 1 + r + r^2 P(r), |r| <= ln2/2, relative error 2^-60.3
+    EXP_P=_h("0x1.0000000000000p-1", "0x1.555555555555bp-3", "0x1.5555555555503p-5",
+             "0x1.111111110ec65p-7", "0x1.6c16c16c3043cp-10", "0x1.a01a01b37b5d5p-13",
+             "0x1.a01a01369f18bp-16", "0x1.71ddf0281703bp-19", "0x1.27e5b4340e663p-22",
+             "0x1.af6bdaf1bf553p-26", "0x1.1e3d35b994765p-29"),
+    # expm1(r) = r + r^2/2 + r^3 P(r), |r| <= ln2/2, relative error 2^-60.0
+    EXPM1_P=_h("0x1.5555555555558p-3", "0x1.5555555555556p-5", "0x1.111111110f809p-7",
+               "0x1.6c16c16c15dcbp-10", "0x1.a01a01b009a10p-13", "0x1.a01a01a9341cbp-16",
+               "0x1.71ddf6bb1203ap-19", "0x1.27e4d4d98d17fp-22", "0x1.af631d7c581eep-26",
+               "0x1.1f7f1d874aaf4p-29"),
+    # 2 atanh(s) = 2s + s^3 R(s^2), s in [0, 3 - 2 sqrt(2)], relative error 2^-59.5
+    LOG_R=_h("0x1.5555555555592p-1", "0x1.999999997ff61p-2", "0x1.24924941db75fp-2",
+             "0x1.c71c5219eacf6p-3", "0x1.74663bae7f477p-3", "0x1.39a20a5fcb886p-3",
+             "0x1.2f025f8b3f757p-3"),
+    # sin r = r + r^3 S(r^2), |r| <= pi/4, relative error 2^-57.9
+    SIN_P=_h("-0x1.5555555555548p-3", "0x1.111111110f730p-7", "-0x1.a01a019be9217p-13",
+             "0x1.71de35552b536p-19", "-0x1.ae5e4b83e5fdfp-26", "0x1.5d8b5595876bep-33"),
+    # cos r = 1 - r^2/2 + r^4 C(r^2), |r| <= pi/4, relative error 2^-63.2
+    COS_P=_h("0x1.5555555555553p-5", "-0x1.6c16c16c15eb2p-10", "0x1.a01a019dcd397p-16",
+             "-0x1.27e4f8be3da6fp-22", "0x1.1eea59c889190p-29", "-0x1.8fe2537decbe5p-37"),
+    # atan t = t + t^3 A(t^2), |t| <= tan(pi/8), relative error 2^-57.4
+    ATAN_P=_h("-0x1.555555555553dp-2", "0x1.99999999957ccp-3", "-0x1.24924922aa465p-3",
+              "0x1.c71c70e50aee2p-4", "-0x1.745cf8c30d99ep-4", "0x1.3b11178dae733p-4",
+              "-0x1.10eba870a6abdp-4", "0x1.df0e7b0d6c70ap-5", "-0x1.9ccf677138e7fp-5",
+              "0x1.37cde359c1103p-5", "-0x1.255ab8844e5fdp-6"),
+    # pi/2 = PIO2_1 + PIO2_2 + PIO2_3 (53 bits each) for the sine / cosine reduction.
+    PIO2_1=_h("0x1.921fb54442d18p+0")[0], PIO2_2=_h("0x1.1a62633145c07p-54")[0],
+    PIO2_3=_h("-0x1.f1976b7ed8fbcp-110")[0],
+    TWO_OVER_PI=_h("0x1.45f306dc9c883p-1")[0],
+    # pow: 2/3 as a double-double, and log m = 2s + (2/3) s^3 + s^5 Q(s^2), relative error 2^-69
+    TWO_THIRDS_HI=_h("0x1.5555555555555p-1")[0], TWO_THIRDS_LO=_h("0x1.5555555555555p-55")[0],
+    POW_Q=_h("0x1.9999999999999p-2", "0x1.249249249279dp-2", "0x1.c71c71c6789b5p-3",
+             "0x1.745d17c2b4448p-3", "0x1.3b137e6922b78p-3", "0x1.111cd98b02d92p-3",
+             "0x1.dec466b3f654dp-4", "0x1.e6b55ba9445a3p-4"),
+)
+
+_FORMATS = {"float": F32, "double": F64}
+
+TAN_PI_8 = 0.41421356237309503
+TAN_3PI_8 = 2.414213562373095
+
+
+class _Emitter:
+    """Thin helpers over an IRBuilder for one floating-point format."""
+
+    def __init__(self, builder: ir.IRBuilder, fmt: _Format):
+        self.b = builder
+        self.f = fmt
+        self.ty = fmt.ir
+        self.ity = fmt.int_ir
+
+    # constants
+    def k(self, value: float) -> ir.Constant:
+        return ir.Constant(self.ty, float(value))
+
+    def ki(self, value: int) -> ir.Constant:
+        return ir.Constant(self.ity, value)
+
+    def _v(self, a):
+        return self.k(a) if isinstance(a, (int, float)) else a
+
+    # arithmetic
+    def add(self, a, b):
+        return self.b.fadd(self._v(a), self._v(b))
+
+    def sub(self, a, b):
+        return self.b.fsub(self._v(a), self._v(b))
+
+    def mul(self, a, b):
+        return self.b.fmul(self._v(a), self._v(b))
+
+    def div(self, a, b):
+        return self.b.fdiv(self._v(a), self._v(b))
+
+    def neg(self, a):
+        return self.b.fneg(a)
+
+    def _intrinsic(self, name: str, *args):
+        module = self.b.module
+        if name == "llvm.fma":
+            fn = module.declare_intrinsic(name, [self.ty] * 3)
+        else:
+            fnty = ir.FunctionType(self.ty, [self.ty] * len(args))
+            fn = module.declare_intrinsic(name, [self.ty], fnty)
+        return self.b.call(fn, [self._v(a) for a in args])
+
+    def fma(self, a, b, c):
+        """a * b + c with a single rounding."""
+        return self._intrinsic("llvm.fma", a, b, c)
+
+    def fabs(self, a):
+        return self._intrinsic("llvm.fabs", a)
+
+    def rint(self, a):
+        return self._intrinsic("llvm.rint", a)
+
+    def trunc(self, a):
+        return self._intrinsic("llvm.trunc", a)
+
+    def copysign(self, magnitude, sign):
+        return self._intrinsic("llvm.copysign", magnitude, sign)
+
+    # comparisons (ordered: false when either side is NaN) and selects
+    def cmp(self, op: str, a, b):
+        return self.b.fcmp_ordered(op, self._v(a), self._v(b))
+
+    def isnan(self, a):
+        return self.b.fcmp_unordered("uno", a, a)
+
+    def sel(self, cond, a, b):
+        return self.b.select(cond, self._v(a), self._v(b))
+
+    def and_(self, a, b):
+        return self.b.and_(a, b)
+
+    def or_(self, a, b):
+        return self.b.or_(a, b)
+
+    def not_(self, a):
+        return self.b.not_(a)
+
+    # bits and integers
+    def to_int(self, a):
+        """Float holding a small integer -> integer of the same width."""
+        return self.b.fptosi(a, self.ity)
+
+    def to_float(self, i):
+        return self.b.sitofp(i, self.ty)
+
+    def pow2(self, n):
+        """2^n for an integer n within the normal exponent range."""
+        biased = self.b.add(n, self.ki(self.f.bias))
+        return self.b.bitcast(self.b.shl(biased, self.ki(self.f.mant)), self.ty)
+
+    # polynomials and error-free transformations
+    def horner(self, t, coeffs: Sequence[float]):
+        """c0 + t (c1 + t (c2 + ...)) with fma."""
+        acc = self.k(coeffs[-1])
+        for c in reversed(coeffs[:-1]):
+            acc = self.fma(acc, t, c)
+        return acc
+
+    def fast_two_sum(self, a, b):
+        """s + e = a + b exactly, s = fl(a + b); requires exponent(a) >= exponent(b) or a == 0."""
+        s = self.add(a, b)
+        return s, self.add(self.sub(a, s), b)
+
+    def two_sum(self, a, b):
+        """s + e = a + b exactly, s = fl(a + b), for any order of magnitudes (Knuth)."""
+        s = self.add(a, b)
+        bb = self.sub(s, a)
+        return s, self.add(self.sub(a, self.sub(s, bb)), self.sub(b, bb))
+
+
+# --- exp -----------------------------------------------------------------------------------
+
+def _exp_core(e: _Emitter, x, xl):
+    """exp(x + xl) for |xl| <= ulp(x) (xl = 0 for plain exp); NaN x gives a finite garbage value.
+
+    n = rint(x / ln2), r = x - n ln2_hi exactly (|r| <= ln2/2 needs at most as many bits as
+    the format has, so the fma does not round), rl = xl - n ln2_lo.
+    exp(x + xl) = 2^n exp(r) (1 + rl) to within rl^2, exp(r) = 1 + r + r^2 P(r); 1 + r is kept
+    as the exact pair a + ae, so the final add is the only full-size rounding.
+    """
+    f = e.f
+    inside = e.and_(e.cmp("<", x, f.EXP_HI), e.cmp(">", x, f.EXP_LO))
+    # Out of range or NaN: clamp (the scaling below then overflows to inf or underflows to 0).
+    xs = e.sel(inside, x, e.sel(e.cmp(">", x, 0.0), f.EXP_HI, f.EXP_LO))
+    xl = e.sel(inside, xl, 0.0)
+    n = e.rint(e.mul(xs, f.LOG2E))
+    r = e.fma(e.neg(n), f.LN2_HI, xs)
+    rl = e.fma(e.neg(n), f.LN2_LO, xl)
+    a, ae = e.fast_two_sum(1.0, r)
+    tail = e.mul(e.mul(r, r), e.horner(r, f.EXP_P))
+    y = e.add(a, e.add(e.add(tail, e.fma(rl, r, rl)), ae))
+    return _scale(e, y, e.to_int(n))
+
+
+def _scale(e: _Emitter, y, n):
+    """y * 2^n as two exact power-of-two factors, so a subnormal result is rounded only once."""
+    half = e.b.ashr(n, e.ki(1))
+    return e.mul(e.mul(y, e.pow2(half)), e.pow2(e.b.sub(n, half)))
+
+
+def _exp(e: _Emitter, x):
+    return e.sel(e.isnan(x), x, _exp_core(e, x, e.k(0.0)))
+
+
+# --- expm1 and tanh ------------------------------------------------------------------------
+
+def _expm1_dd(e: _Emitter, x):
+    """expm1(x) as an unevaluated pair (hi, lo), for x not NaN and |x| >= the tiny cutoff.
+
+    With n = rint(x / ln2), r + rl = x - n ln2 and p = expm1(r + rl):
+    expm1(x) = 2^n (1 + p) - 1 = 2 (s + s p - 1/2) with s = 2^(n-1), which keeps s a normal
+    number up to n = max exponent + 1. p = r + r^2/2 + r^3 P(r) + rl (1 + r) is formed as
+    ph + pl with r^2/2 exact (TwoProd), and s - 1/2 + s ph is summed exactly (TwoSum).
+    """
+    f = e.f
+    xs = e.sel(e.cmp("<", x, f.EXP_HI), x, f.EXP_HI)
+    xs = e.sel(e.cmp(">", xs, f.EXPM1_LO), xs, f.EXPM1_LO)
+    n = e.rint(e.mul(xs, f.LOG2E))
+    r = e.fma(e.neg(n), f.LN2_HI, xs)            # exact
+    rl = e.mul(e.neg(n), f.LN2_LO)
+    q = e.mul(r, r)
+    qe = e.fma(r, r, e.neg(q))                   # r^2 = q + qe exactly
+    ph, pl = e.fast_two_sum(r, e.mul(0.5, q))
+    cubic = e.mul(e.mul(q, r), e.horner(r, f.EXPM1_P))
+    pl = e.add(pl, e.fma(0.5, qe, e.add(cubic, e.fma(rl, r, rl))))
+    s = e.pow2(e.b.sub(e.to_int(n), e.ki(1)))
+    a, al = e.two_sum(s, -0.5)
+    hi, lo = e.two_sum(a, e.mul(s, ph))
+    lo = e.add(lo, e.fma(s, pl, al))
+    return e.mul(2.0, hi), e.mul(2.0, lo)
+
+
+def _expm1(e: _Emitter, x):
+    hi, lo = _expm1_dd(e, x)
+    y = e.add(hi, lo)
+    # Tiny x (and +-0): expm1(x) rounds to x; the half scaling above would lose subnormal bits.
+    y = e.sel(e.cmp("<", e.fabs(x), e.f.EXPM1_TINY), x, y)
+    return e.sel(e.isnan(x), x, y)
+
+
+def _tanh(e: _Emitter, x):
+    """tanh|x| = t / (t + 2), t = expm1(2|x|) = th + tl; the quotient q is corrected by its
+    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = t + 2 exactly."""
+    f = e.f
+    ax = e.fabs(x)
+    ax = e.sel(e.cmp("<", ax, f.TANH_BIG), ax, f.TANH_BIG)      # also maps NaN to TANH_BIG
+    th, tl = _expm1_dd(e, e.mul(2.0, ax))
+    d, dl = e.two_sum(th, 2.0)
+    dl = e.add(dl, tl)
+    q = e.div(th, d)
+    rem = e.add(e.fma(e.neg(q), d, th), e.fma(e.neg(q), dl, tl))
+    y = e.copysign(e.add(q, e.div(rem, d)), x)
+    y = e.sel(e.cmp("<", e.fabs(x), f.TANH_TINY), x, y)
+    return e.sel(e.isnan(x), x, y)
+
+
+# --- log and log1p -------------------------------------------------------------------------
+
+def _split_log(e: _Emitter, x):
+    """x > 0 normal -> (e, m) with x = 2^e m, m in [sqrt(1/2), sqrt(2)); integer e.
+
+    Subtracting the bits of sqrt(1/2) makes the exponent field step exactly at sqrt(2)."""
+    b = e.b
+    off = e.ki(e.f.SQRT_HALF_BITS)
+    ix = b.sub(b.bitcast(x, e.ity), off)
+    expo = b.ashr(ix, e.ki(e.f.mant))
+    mbits = b.add(b.and_(ix, e.ki((1 << e.f.mant) - 1)), off)
+    return expo, b.bitcast(mbits, e.ty)
+
+
+def _log1p_kernel(e: _Emitter, expo, f, extra):
+    """e ln2 + log1p(f) + extra for f in [sqrt(1/2) - 1, sqrt(2) - 1], |extra| tiny."""
+    fm = e.f
+    ef = e.to_float(expo)
+    if fm is F32:
+        # hi + lo = e ln2_hi + f exactly (Fast2Sum: |e ln2_hi| >= |f| unless e = 0).
+        hi, lo = e.fast_two_sum(e.mul(ef, fm.LOG_LN2_HI), f)
+        # -f^2/2 + f^3 P(f) = f^2 (f P(f) - 1/2)
+        tail = e.mul(e.mul(f, f), e.fma(f, e.horner(f, fm.LOG_P), -0.5))
+        low = e.add(lo, e.add(tail, e.fma(ef, fm.LOG_LN2_LO, extra)))
+        return e.add(hi, low)
+    # fdlibm: log1p(f) = f - hfsq + s (hfsq + R(s^2)), s = f / (2 + f), hfsq = f^2 / 2.
+    s = e.div(f, e.add(2.0, f))
+    z = e.mul(s, s)
+    big_r = e.mul(z, e.horner(z, fm.LOG_R))
+    hfsq = e.mul(e.mul(0.5, f), f)
+    low = e.fma(s, e.add(hfsq, big_r), e.fma(ef, fm.LOG_LN2_LO, extra))
+    return e.fma(ef, fm.LOG_LN2_HI, e.neg(e.sub(e.sub(hfsq, low), f)))
+
+
+def _log(e: _Emitter, x):
+    fm = e.f
+    # Subnormals: scale by 2^(mant + 2) first.
+    sub = e.cmp("<", x, 2.0 ** (1 - fm.bias))
+    xn = e.sel(sub, e.mul(x, 2.0 ** (fm.mant + 2)), x)
+    expo, m = _split_log(e, xn)
+    expo = e.b.sub(expo, e.b.select(sub, e.ki(fm.mant + 2), e.ki(0)))
+    y = _log1p_kernel(e, expo, e.sub(m, 1.0), e.k(0.0))
+    inf = float("inf")
+    special = e.sel(e.cmp("==", x, 0.0), -inf, e.sel(e.cmp("==", x, inf), inf, float("nan")))
+    return e.sel(e.and_(e.cmp(">", x, 0.0), e.cmp("<", x, inf)), y, special)
+
+
+def _log1p(e: _Emitter, x):
+    u, c = e.two_sum(1.0, x)                     # u + c = 1 + x exactly
+    expo, m = _split_log(e, u)
+    near = e.b.icmp_signed("==", expo, e.ki(0))
+    # u in [sqrt(1/2), sqrt(2)): log1p(x) directly with f = x, else log(u) + c/u.
+    f = e.sel(near, x, e.sub(m, 1.0))
+    extra = e.sel(near, 0.0, e.div(c, u))
+    y = _log1p_kernel(e, expo, f, extra)
+    inf = float("inf")
+    y = e.sel(e.cmp("==", x, 0.0), x, y)         # keeps the sign of zero
+    special = e.sel(e.cmp("==", x, -1.0), -inf, e.sel(e.cmp("==", x, inf), inf, float("nan")))
+    return e.sel(e.and_(e.cmp(">", x, -1.0), e.cmp("<", x, inf)), y, special)
+
+
+# --- sin and cos ---------------------------------------------------------------------------
+
+def _reduce_pio2(e: _Emitter, x):
+    """x -> (j, rh, rl) with x = j pi/2 + rh + rl, |rh| <= ~pi/4, in the format of e.
+
+    Out-of-range, infinite or NaN x is replaced by 0 (the caller restores NaN)."""
+    fm = e.f
+    ok = e.cmp("<", e.fabs(x), fm.TRIG_RANGE)
+    if fm is F32:
+        # Reduce in double: |j| < 2^30, so j * PIO2_1 is exact in the fma, and the neglected
+        # j * PIO2_3 (< 2^-79) is far below the smallest |r| of a float in range.
+        d = _Emitter(e.b, F64)
+        xd = e.b.fpext(e.sel(ok, x, 0.0), d.ty)
+        j = d.rint(d.mul(xd, F64.TWO_OVER_PI))
+        a = d.fma(d.neg(j), F64.PIO2_1, xd)                  # exact
+        r = d.fma(d.neg(j), F64.PIO2_2, a)
+        rh = e.b.fptrunc(r, e.ty)
+        rl = e.b.fptrunc(d.sub(r, e.b.fpext(rh, d.ty)), e.ty)
+        quadrant = e.b.trunc(d.to_int(j), e.ity)
+        return quadrant, rh, rl
+    xs = e.sel(ok, x, 0.0)
+    j = e.rint(e.mul(xs, fm.TWO_OVER_PI))
+    nj = e.neg(j)
+    a = e.fma(nj, fm.PIO2_1, xs)                             # exact for |j| < 2^52
+    p = e.mul(j, fm.PIO2_2)
+    pe = e.fma(j, fm.PIO2_2, e.neg(p))                       # j PIO2_2 = p + pe exactly
+    s, se = e.two_sum(a, e.neg(p))
+    rest = e.fma(nj, fm.PIO2_3, e.sub(se, pe))
+    rh, rl = e.two_sum(s, rest)
+    return e.to_int(j), rh, rl
+
+
+def _sin_poly(e: _Emitter, rh, rl, z):
+    """sin(rh + rl) = rh + rh^3 S(z) + rl (1 - z/2), z = rh^2."""
+    low = e.fma(e.mul(-0.5, z), rl, rl)
+    return e.add(rh, e.fma(e.mul(rh, z), e.horner(z, e.f.SIN_P), low))
+
+
+def _cos_poly(e: _Emitter, rh, rl, z):
+    """cos(rh + rl) = 1 - rh^2/2 + rh^4 C(z) - rh rl; 1 - z/2 is formed exactly as w + its
+    rounding error (Fast2Sum), with the rounding error of z = rh^2 from an fma."""
+    ze = e.fma(rh, rh, e.neg(z))
+    hz = e.mul(0.5, z)
+    w = e.sub(1.0, hz)
+    err = e.sub(e.sub(1.0, w), hz)
+    low = e.fma(e.mul(z, z), e.horner(z, e.f.COS_P), e.neg(e.fma(rh, rl, e.mul(0.5, ze))))
+    return e.add(w, e.add(err, low))
+
+
+def _sincos(e: _Emitter, x, cosine: bool):
+    j, rh, rl = _reduce_pio2(e, x)
+    z = e.mul(rh, rh)
+    sin_r = _sin_poly(e, rh, rl, z)
+    cos_r = _cos_poly(e, rh, rl, z)
+    b = e.b
+    # sin: j mod 4 = 0, 1, 2, 3 -> s, c, -s, -c; cos: c, -s, -c, s (cos x = sin(x + pi/2)).
+    if cosine:
+        j = b.add(j, ir.Constant(j.type, 1))
+    odd = b.trunc(j, ir.IntType(1))
+    negate = b.trunc(b.lshr(j, ir.Constant(j.type, 1)), ir.IntType(1))
+    y = e.sel(odd, cos_r, sin_r)
+    y = e.sel(negate, e.neg(y), y)
+    if not cosine:
+        y = e.sel(e.cmp("==", x, 0.0), x, y)     # sin(-0) = -0
+    return e.sel(e.cmp("<", e.fabs(x), float("inf")), y, float("nan"))
+
+
+# --- atan ----------------------------------------------------------------------------------
+
+def _atan(e: _Emitter, x):
+    """Reduce |x| to |t| <= tan(pi/8): atan|x| = base + atan(t), base = 0, pi/4 or pi/2, with
+    t = |x|, (|x| - 1)/(|x| + 1) or -1/|x|. num and den are exact pairs, the quotient is
+    corrected by its fma remainder, and atan(t + tl) = t + t^3 A(t^2) + tl (1 - t^2)."""
+    fm = e.f
+    ax = e.fabs(x)
+    ax = e.sel(e.cmp("<", ax, fm.ATAN_BIG), ax, fm.ATAN_BIG)   # inf (and NaN) -> finite
+    big = e.cmp(">", ax, TAN_3PI_8)
+    mid = e.and_(e.cmp(">", ax, TAN_PI_8), e.not_(big))
+    num = e.sel(big, -1.0, e.sel(mid, e.sub(ax, 1.0), ax))
+    den = e.sel(big, ax, e.sel(mid, e.add(ax, 1.0), 1.0))
+    # Rounding errors of ax - 1 and ax + 1 (both exactly representable corrections).
+    num_lo = e.sel(mid, e.sub(ax, e.add(num, 1.0)), 0.0)
+    den_lo = e.sel(mid, e.sub(ax, e.sub(den, 1.0)), 0.0)
+    t = e.div(num, den)
+    rem = e.add(e.fma(e.neg(t), den, num), e.fma(e.neg(t), den_lo, num_lo))
+    tl = e.div(rem, den)
+    z = e.mul(t, t)
+    base_hi = e.sel(big, fm.PIO2_HI, e.sel(mid, fm.PIO4_HI, 0.0))
+    base_lo = e.sel(big, fm.PIO2_LO, e.sel(mid, fm.PIO4_LO, 0.0))
+    s, se = e.fast_two_sum(base_hi, t)
+    tail = e.fma(e.mul(t, z), e.horner(z, fm.ATAN_P), e.fma(e.neg(z), tl, tl))
+    y = e.add(s, e.add(se, e.add(tail, base_lo)))
+    y = e.copysign(y, x)
+    return e.sel(e.isnan(x), x, y)
+
+
+# --- pow -----------------------------------------------------------------------------------
+
+def _log_dd(e: _Emitter, ax):
+    """log(ax) for finite ax > 0 as a double-double (hi, lo), relative error about 2^-67.
+
+    log m = 2 atanh(s) = 2s + (2/3) s^3 + s^5 Q(s^2), s = (m - 1)/(m + 1) <= 3 - 2 sqrt(2).
+    s = sh + sl from the fma remainder of the division; s^2, s^3 and (2/3 + s^2 Q) are
+    double-double products; e ln2 uses the 42-bit ln2_hi (exact product)."""
+    fm = e.f
+    sub = e.cmp("<", ax, 2.0 ** (1 - fm.bias))
+    xn = e.sel(sub, e.mul(ax, 2.0 ** (fm.mant + 2)), ax)
+    expo, m = _split_log(e, xn)
+    expo = e.b.sub(expo, e.b.select(sub, e.ki(fm.mant + 2), e.ki(0)))
+    u = e.sub(m, 1.0)                                        # exact
+    vh = e.add(m, 1.0)
+    vl = e.sub(m, e.sub(vh, 1.0))                            # m + 1 = vh + vl exactly
+    sh = e.div(u, vh)
+    sl = e.div(e.fma(e.neg(sh), vl, e.fma(e.neg(sh), vh, u)), vh)
+    # s^2 = w + wl
+    w = e.mul(sh, sh)
+    wl = e.fma(e.mul(2.0, sh), sl, e.fma(sh, sh, e.neg(w)))
+    # s^3 = c + cl
+    c = e.mul(sh, w)
+    cl = e.fma(sh, wl, e.fma(sl, w, e.fma(sh, w, e.neg(c))))
+    # Q = 2/3 + s^2 Q(s^2) = qh + ql
+    qt = e.mul(w, e.horner(w, fm.POW_Q))
+    qh, ql = e.fast_two_sum(fm.TWO_THIRDS_HI, qt)
+    ql = e.add(ql, fm.TWO_THIRDS_LO)
+    # B = s^3 Q = bh + bl
+    bh = e.mul(c, qh)
+    bl = e.fma(c, ql, e.fma(cl, qh, e.fma(c, qh, e.neg(bh))))
+    # log m = 2 sh + bh + (2 sl + bl); |bh| < |2 sh| / 100
+    lh, ll = e.fast_two_sum(e.mul(2.0, sh), bh)
+    ll = e.add(ll, e.fma(2.0, sl, bl))
+    ef = e.to_float(expo)
+    th, tl = e.fast_two_sum(e.mul(ef, fm.LOG_LN2_HI), lh)
+    tl = e.add(tl, e.fma(ef, fm.LOG_LN2_LO, ll))
+    return e.fast_two_sum(th, tl)
+
+
+def _pow_magnitude_f64(e: _Emitter, ax, y):
+    """|x|^y = exp(y log|x|) for finite ax > 0 and finite y, with double-double log."""
+    lh, ll = _log_dd(e, ax)
+    zh = e.mul(y, lh)
+    zl = e.fma(y, ll, e.fma(y, lh, e.neg(zh)))
+    return _exp_core(e, zh, zl)
+
+
+def _pow_special(e: _Emitter, x, y, magnitude: Callable):
+    """pow with all C99 special cases; magnitude(ax, y) computes |x|^y for finite ax > 0,
+    finite y (it is called on sanitised arguments)."""
+    inf, nan = float("inf"), float("nan")
+    ax, ay = e.fabs(x), e.fabs(y)
+    x_finite = e.cmp("<", ax, inf)
+    y_finite = e.cmp("<", ay, inf)
+    regular = e.and_(e.and_(e.cmp(">", ax, 0.0), x_finite), y_finite)
+    mag = magnitude(e.sel(regular, ax, 1.0), e.sel(regular, y, 0.0))
+    y_int = e.cmp("==", e.trunc(y), y)
+    # Odd integer: y/2 is not an integer; every float >= 2^(mant+1) is even.
+    half = e.mul(y, 0.5)
+    y_odd = e.and_(e.and_(y_int, e.cmp("!=", e.trunc(half), half)),
+                   e.cmp("<", ay, 2.0 ** (e.f.mant + 1)))
+    y_pos = e.cmp(">", y, 0.0)
+    # Magnitudes of the infinite / zero cases.
+    mag = e.sel(y_finite, mag,
+                e.sel(e.cmp("==", ax, 1.0), 1.0,
+                      e.sel(e.b.icmp_unsigned("==", e.cmp(">", ax, 1.0), y_pos), inf, 0.0)))
+    mag = e.sel(e.cmp("==", ax, 0.0), e.sel(y_pos, 0.0, inf), mag)
+    mag = e.sel(e.cmp("==", ax, inf), e.sel(y_pos, inf, 0.0), mag)
+    # Sign: negative x (including -0 and -inf) with an odd integer y.
+    x_neg = e.b.icmp_signed("<", e.b.bitcast(x, e.ity), e.ki(0))
+    res = e.sel(e.and_(x_neg, y_odd), e.neg(mag), mag)
+    # Finite negative x with finite non-integer y.
+    bad = e.and_(e.and_(e.cmp("<", x, 0.0), x_finite), e.and_(y_finite, e.not_(y_int)))
+    res = e.sel(e.or_(bad, e.or_(e.isnan(x), e.isnan(y))), nan, res)
+    # pow(x, +-0) = 1 and pow(1, y) = 1, even for NaN.
+    return e.sel(e.or_(e.cmp("==", y, 0.0), e.cmp("==", x, 1.0)), 1.0, res)
+
+
+def _pow(e: _Emitter, x, y):
+    if e.f is F64:
+        return _pow_special(e, x, y, lambda ax, yy: _pow_magnitude_f64(e, ax, yy))
+    # float: in double, exp(y log|x|) has relative error ~2^-50, far below half a float ULP;
+    # one rounding to float at the end.
+    d = _Emitter(e.b, F64)
+
+    def magnitude(ax, yy):
+        expo_m = _log(d, ax)
+        return _exp_core(d, d.mul(yy, expo_m), d.k(0.0))
+
+    res = _pow_special(d, e.b.fpext(x, d.ty), e.b.fpext(y, d.ty), magnitude)
+    return e.b.fptrunc(res, e.ty)
+
+
+_BUILDERS: dict[str, Callable] = {
+    "exp": _exp, "expm1": _expm1, "log": _log, "log1p": _log1p, "tanh": _tanh,
+    "sin": lambda e, x: _sincos(e, x, cosine=False),
+    "cos": lambda e, x: _sincos(e, x, cosine=True),
+    "atan": _atan, "pow": _pow,
+}
+
+
+def _function(module: ir.Module, name: str, fmt: _Format) -> ir.Function:
+    """The internal always-inline function tj.<name>.<f32|f64>, defined on first use."""
+    fname = f"tj.{name}.{fmt.name}"
+    if fname in module.globals:
+        return module.globals[fname]
+    fnty = ir.FunctionType(fmt.ir, [fmt.ir] * _ARITY[name])
+    fn = ir.Function(module, fnty, fname)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    fn.attributes.add("nounwind")
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    builder.ret(_BUILDERS[name](_Emitter(builder, fmt), *fn.args))
+    return fn
+
+
+def call(builder: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir.Value:
+    """Emit name(*args) for scalar float or double arguments (pow takes two of the same type).
+
+    Defines the branch-free implementation once per module as an internal alwaysinline function
+    and emits a call to it; at -O3 it is inlined and the caller's loop vectorises."""
+    if name not in _ARITY:
+        raise ValueError(f"unsupported math function {name!r}; supported: {', '.join(SUPPORTED)}")
+    args = list(args)
+    if len(args) != _ARITY[name]:
+        raise TypeError(f"{name} takes {_ARITY[name]} argument(s), got {len(args)}")
+    fmt = _FORMATS.get(str(args[0].type))
+    if fmt is None or any(a.type != args[0].type for a in args):
+        raise TypeError(f"{name} needs float or double arguments of one type, got "
+                        f"{', '.join(str(a.type) for a in args)}")
+    return builder.call(_function(builder.module, name, fmt), args)
