@@ -36,10 +36,13 @@ class BufferPlan:
     peak: int = 0                                         # arena bytes
 
     def describe(self) -> str:
-        arena = sum(1 for kind, _ in self.locations.values() if kind == "arena")
+        arena = [v for v, (kind, _) in self.locations.items() if kind == "arena"]
+        total = sum(v.type.nbytes for v in arena)
+        scratch = sum(len(s) for s in self.scratch.values())
         return (f"buffer plan: {len(self.args)} arguments ({self.n_params} parameters, "
-                f"{self.n_constants} constants, {len(self.results)} results), "
-                f"{arena} intermediates in an arena of {self.peak} bytes")
+                f"{self.n_constants} constants, {len(self.results)} results); "
+                f"{len(arena)} intermediates ({total} bytes) and {scratch} scratch buffers "
+                f"in an arena of {self.peak} bytes (peak)")
 
 
 def plan_buffers(program: Program, scratch: dict[int, list[tuple[Var, int]]]) -> BufferPlan:

@@ -41,6 +41,7 @@ contiguous in the product and one operand).
 
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -67,7 +68,10 @@ MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
 PARALLEL_MIN = 1 << 20        # elements of a kernel's domain before it is split over threads
 MAX_THREADS = 64
 SUM_BLOCK = 4096              # float64 sums: elements per block of the innermost loop
+COLUMN_MIN, COLUMN_MAX = 16, 8192   # column reductions with accumulator arrays: columns
 BLAS_SYMBOLS = {"f32": "tj_cblas_sgemm", "f64": "tj_cblas_dgemm"}
+PY_TUPLE_ITEMS = 24           # offsetof(PyTupleObject, ob_item) on 64-bit CPython
+NP_ARRAY_DATA = 16            # offsetof(PyArrayObject_fields, data) on 64-bit platforms
 
 # The driver function of every kernel, and the chunk function of every loop nest.
 DRIVER_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64.as_pointer()])
@@ -503,7 +507,28 @@ class ModuleBuilder:
                 with b.if_then(failed, likely=False):
                     b.ret(ir.Constant(I32, 1))
         b.ret(ir.Constant(I32, 0))
+        self.object_entry(entry)
         return self.module
+
+    def object_entry(self, entry: ir.Function) -> None:
+        """`i32 @entry_objects(tuple, arena, nthreads, status)`: `entry` called with the data
+        pointers of a Python tuple of NumPy arrays (one per argument-table slot), read from
+        the objects themselves, so the caller needs no per-array pointer lookups. The offsets
+        are CPython's and NumPy's ABI; the runtime checks them before it uses this."""
+        fn = ir.Function(self.module, entry.function_type, "entry_objects")
+        for a, n in zip(fn.args, ("objects", "arena", "nthreads", "status")):
+            a.name = n
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        tup = b.bitcast(fn.args[0], I8P)
+        items = b.bitcast(b.gep(tup, [ir.Constant(I64, PY_TUPLE_ITEMS)]), I8P.as_pointer())
+        n = max(len(self.plan.args), 1)
+        table = b.alloca(I8P, size=ir.Constant(I64, n), name="table")
+        for i in range(len(self.plan.args)):
+            obj = b.load(b.gep(items, [ir.Constant(I64, i)]))
+            data = b.load(b.bitcast(b.gep(obj, [ir.Constant(I64, NP_ARRAY_DATA)]),
+                                    I8P.as_pointer()), name=self.name(self.plan.args[i]))
+            b.store(data, b.gep(table, [ir.Constant(I64, i)]))
+        b.ret(b.call(entry, [b.bitcast(table, I8P.as_pointer())] + list(fn.args[1:])))
 
     def driver(self, name: str):
         fn = ir.Function(self.module, DRIVER_TYPE, name)
@@ -604,7 +629,7 @@ class ModuleBuilder:
             ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
             b.store(ok, b.gep(started, [tt]))
             with b.if_then(b.not_(ok)):
-                b.call(chunk, values)
+                b.call(chunk, values[1:])
         lo, hi = bounds(b, ir.Constant(I64, 0))
         b.call(chunk, [args, arena, lo, hi, partial, status])
         with for_range(b, 1, tcount, "j") as tt:
@@ -642,6 +667,10 @@ class LoopNest:
         self.full_reduction = bool(self.reduce_axes) and not self.kept_axes
         size = math.prod(self.domain)
         self.parallel = size >= PARALLEL_MIN and self.order and self.domain[self.order[0]] >= 2
+        # Column reductions (a bias gradient: sum over the rows of a matrix) run rows outer,
+        # columns inner, with one accumulator per column: contiguous, vectorised loops.
+        self.columns = (len(self.domain) == 2 and self.reduce_axes == (0,)
+                        and COLUMN_MIN <= self.domain[1] <= COLUMN_MAX)
 
     def _scopes(self) -> dict[Var, str]:
         """'scalar' (rank 0, independent of the loop indices), 'full' (inside the innermost
@@ -773,6 +802,30 @@ class LoopNest:
             return b.fptrunc(value, REG[r.eqn.out.type.dtype], name=self.mb.name(r.eqn.out))
         return value
 
+    def _columns(self, b: ir.IRBuilder, ptrs, env, lo, hi) -> None:
+        """The column-reduction loop nest over columns [lo, hi): accumulators in an array."""
+        rows, cols = self.domain
+        arrays = {r: _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.acc", cols)
+                  for r in self.reductions}
+        with for_range(b, lo, hi, "i1") as i1:
+            for r, acc in arrays.items():
+                b.store(r.identity(), b.gep(acc, [i1]))
+        with for_range(b, 0, rows, "i0") as i0:
+            with for_range(b, lo, hi, "i1") as i1:
+                self.emit(b, "full", env, ptrs, {0: i0, 1: i1})
+                for r, acc in arrays.items():
+                    x = self.operand(env, r.eqn.inputs[0])
+                    if r.acc_dtype != r.eqn.out.type.dtype:
+                        x = b.fpext(x, REG[r.acc_dtype])
+                    at = b.gep(acc, [i1])
+                    b.store(r.combine(b, b.load(at), x), at)
+                self.store_outputs(b, "full", env, ptrs, [i0, i1])
+        with for_range(b, lo, hi, "i1") as i1:
+            for r, acc in arrays.items():
+                env[r.eqn.out] = self._finish(b, r, b.load(b.gep(acc, [i1])))
+            self.emit(b, "kept", env, ptrs, {1: i1})
+            self.store_outputs(b, "kept", env, ptrs, [i1])
+
     def _chunk_function(self) -> ir.Function:
         """`void kN.chunk(args, arena, lo, hi, partial, status)`: the loop nest with its
         outermost loop restricted to [lo, hi)."""
@@ -787,6 +840,10 @@ class LoopNest:
         ptrs = self.pointers(b, args, arena)
         env: dict = {}
         self.emit(b, "scalar", env, ptrs, {})
+        if self.columns:
+            self._columns(b, ptrs, env, lo, hi)
+            b.ret_void()
+            return fn
         index: dict[int, ir.Value] = {}
         accs = {}
 
@@ -1245,11 +1302,39 @@ SPECIAL = {"gather": _gather, "scatter_add": _scatter_add, "concatenate": _conca
            "pad": _pad, "argmax": _arg_reduce, "argmin": _arg_reduce}
 
 
+class Lowering:
+    """A Program's lowering, in two steps: the buffer plan at once (cheap: what the runtime
+    needs to call compiled code, even code from the disk cache), the module when asked. With
+    `blas`, float dots call `tj_cblas_sgemm`/`tj_cblas_dgemm`, which the loader resolves."""
+
+    def __init__(self, program: Program, blas: bool, name: str = "tracejit"):
+        self.program = program
+        self.name = name
+        self.dots = {k: DotLowering(kernel, blas) for k, kernel in enumerate(program.kernels)
+                     if kernel.kind == "dot"}
+        self.plan = plan_buffers(program, {k: d.scratch() for k, d in self.dots.items()})
+
+    def module(self) -> ir.Module:
+        """The LLVM module: one driver per kernel, `entry` and `entry_objects`."""
+        return ModuleBuilder(self.program, self.plan, self.dots, self.name).build()
+
+
 def lower_program(program: Program, blas: bool, name: str = "tracejit"
                   ) -> tuple[ir.Module, BufferPlan]:
-    """The LLVM module of `program` and the buffer plan its entry function expects. With
-    `blas`, float dots call `tj_cblas_sgemm`/`tj_cblas_dgemm`, which the loader must resolve."""
-    dots = {k: DotLowering(kernel, blas) for k, kernel in enumerate(program.kernels)
-            if kernel.kind == "dot"}
-    plan = plan_buffers(program, {k: d.scratch() for k, d in dots.items()})
-    return ModuleBuilder(program, plan, dots, name).build(), plan
+    """The LLVM module of `program` and the buffer plan its entry function expects."""
+    lowering = Lowering(program, blas, name)
+    return lowering.module(), lowering.plan
+
+
+@functools.lru_cache(maxsize=None)
+def source_hash() -> str:
+    """A hash of the code generator's and CPU runtime's source, for cache keys: object code
+    cached by one version of the lowering is never loaded by another."""
+    import hashlib
+    from pathlib import Path
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(here.glob("*.py")) + [here.parent / "runtime" / "cpu.py"]:
+        if path.exists():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -306,7 +306,7 @@ def _exp_core(e: _Emitter, x, xl):
     """exp(x + xl) for |xl| <= ulp(x) (xl = 0 for plain exp); NaN x gives a finite garbage value.
 
     n = rint(x / ln2), r = x - n ln2_hi exactly (|r| <= ln2/2 needs at most as many bits as
-    the format has, so the fma does not round), rl = xl - n ln2_lo.
+    the format has, so the fma does not round), rl = xl - n ln2_lo, then r + rl renormalised.
     exp(x + xl) = 2^n exp(r) (1 + rl) to within rl^2, exp(r) = 1 + r + r^2 P(r); 1 + r is kept
     as the exact pair a + ae, so the final add is the only full-size rounding.
     """
@@ -316,12 +316,18 @@ def _exp_core(e: _Emitter, x, xl):
     xs = e.sel(inside, x, e.sel(e.cmp(">", x, 0.0), f.EXP_HI, f.EXP_LO))
     xl = e.sel(inside, xl, 0.0)
     n = e.rint(e.mul(xs, f.LOG2E))
-    r = e.fma(e.neg(n), f.LN2_HI, xs)
-    rl = e.fma(e.neg(n), f.LN2_LO, xl)
+    r, rl = _reduced(e, e.fma(e.neg(n), f.LN2_HI, xs), e.fma(e.neg(n), f.LN2_LO, xl))
     a, ae = e.fast_two_sum(1.0, r)
     tail = e.mul(e.mul(r, r), e.horner(r, f.EXP_P))
     y = e.add(a, e.add(e.add(tail, e.fma(rl, r, rl)), ae))
     return _scale(e, y, e.to_int(n))
+
+
+def _reduced(e: _Emitter, r, rl):
+    """Renormalise the reduced argument r + rl (|rl| up to ~100 ulp(r)) so that |rl| <= ulp(r)/2
+    and first-order corrections in rl suffice. Fast2Sum: when |r| < |rl| the pair is inexact,
+    but then |r + rl| < 2^-40 and that error is far below the result's ULP."""
+    return e.fast_two_sum(r, rl)
 
 
 def _scale(e: _Emitter, y, n):
@@ -337,7 +343,7 @@ def _exp(e: _Emitter, x):
 # --- expm1 and tanh ------------------------------------------------------------------------
 
 def _expm1_dd(e: _Emitter, x):
-    """expm1(x) as an unevaluated pair (hi, lo), for x not NaN and |x| >= the tiny cutoff.
+    """expm1(x) as a normalised pair hi + lo (hi = fl(hi + lo)), for |x| >= the tiny cutoff.
 
     With n = rint(x / ln2), r + rl = x - n ln2 and p = expm1(r + rl):
     expm1(x) = 2^n (1 + p) - 1 = 2 (s + s p - 1/2) with s = 2^(n-1), which keeps s a normal
@@ -348,8 +354,7 @@ def _expm1_dd(e: _Emitter, x):
     xs = e.sel(e.cmp("<", x, f.EXP_HI), x, f.EXP_HI)
     xs = e.sel(e.cmp(">", xs, f.EXPM1_LO), xs, f.EXPM1_LO)
     n = e.rint(e.mul(xs, f.LOG2E))
-    r = e.fma(e.neg(n), f.LN2_HI, xs)            # exact
-    rl = e.mul(e.neg(n), f.LN2_LO)
+    r, rl = _reduced(e, e.fma(e.neg(n), f.LN2_HI, xs), e.mul(e.neg(n), f.LN2_LO))
     q = e.mul(r, r)
     qe = e.fma(r, r, e.neg(q))                   # r^2 = q + qe exactly
     ph, pl = e.fast_two_sum(r, e.mul(0.5, q))
@@ -358,7 +363,7 @@ def _expm1_dd(e: _Emitter, x):
     s = e.pow2(e.b.sub(e.to_int(n), e.ki(1)))
     a, al = e.two_sum(s, -0.5)
     hi, lo = e.two_sum(a, e.mul(s, ph))
-    lo = e.add(lo, e.fma(s, pl, al))
+    hi, lo = e.fast_two_sum(hi, e.add(lo, e.fma(s, pl, al)))
     return e.mul(2.0, hi), e.mul(2.0, lo)
 
 
@@ -372,16 +377,19 @@ def _expm1(e: _Emitter, x):
 
 def _tanh(e: _Emitter, x):
     """tanh|x| = t / (t + 2), t = expm1(2|x|) = th + tl; the quotient q is corrected by its
-    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = t + 2 exactly."""
+    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = t + 2 + tl exactly."""
     f = e.f
     ax = e.fabs(x)
     ax = e.sel(e.cmp("<", ax, f.TANH_BIG), ax, f.TANH_BIG)      # also maps NaN to TANH_BIG
     th, tl = _expm1_dd(e, e.mul(2.0, ax))
     d, dl = e.two_sum(th, 2.0)
     dl = e.add(dl, tl)
-    q = e.div(th, d)
+    # One division: q = th / d to within an ulp or so; the remainder, exact up to q dl,
+    # carries the rest, so q + rem / d is rounded once.
+    inv = e.div(1.0, d)
+    q = e.mul(th, inv)
     rem = e.add(e.fma(e.neg(q), d, th), e.fma(e.neg(q), dl, tl))
-    y = e.copysign(e.add(q, e.div(rem, d)), x)
+    y = e.copysign(e.fma(rem, inv, q), x)
     y = e.sel(e.cmp("<", e.fabs(x), f.TANH_TINY), x, y)
     return e.sel(e.isnan(x), x, y)
 
@@ -405,12 +413,16 @@ def _log1p_kernel(e: _Emitter, expo, f, extra):
     fm = e.f
     ef = e.to_float(expo)
     if fm is F32:
-        # hi + lo = e ln2_hi + f exactly (Fast2Sum: |e ln2_hi| >= |f| unless e = 0).
+        # hi + lo = e ln2_hi + f - q/2 exactly, q = f^2 rounded: two Fast2Sums, the larger
+        # operand first (|e ln2_hi| >= |f| unless e = 0; |e ln2_hi + f| >= 0.27 > q/2 unless
+        # e = 0, and |f| > f^2/2).
+        q = e.mul(f, f)
         hi, lo = e.fast_two_sum(e.mul(ef, fm.LOG_LN2_HI), f)
-        # -f^2/2 + f^3 P(f) = f^2 (f P(f) - 1/2)
-        tail = e.mul(e.mul(f, f), e.fma(f, e.horner(f, fm.LOG_P), -0.5))
-        low = e.add(lo, e.add(tail, e.fma(ef, fm.LOG_LN2_LO, extra)))
-        return e.add(hi, low)
+        hi, lo2 = e.fast_two_sum(hi, e.mul(-0.5, q))
+        # The rest: -(f^2 - q)/2 + f^3 P(f) + e ln2_lo + extra.
+        cubic = e.mul(e.mul(q, f), e.horner(f, fm.LOG_P))
+        rest = e.fma(-0.5, e.fma(f, f, e.neg(q)), e.add(cubic, e.fma(ef, fm.LOG_LN2_LO, extra)))
+        return e.add(hi, e.add(e.add(lo, lo2), rest))
     # fdlibm: log1p(f) = f - hfsq + s (hfsq + R(s^2)), s = f / (2 + f), hfsq = f^2 / 2.
     s = e.div(f, e.add(2.0, f))
     z = e.mul(s, s)
@@ -530,9 +542,11 @@ def _atan(e: _Emitter, x):
     # Rounding errors of ax - 1 and ax + 1 (both exactly representable corrections).
     num_lo = e.sel(mid, e.sub(ax, e.add(num, 1.0)), 0.0)
     den_lo = e.sel(mid, e.sub(ax, e.sub(den, 1.0)), 0.0)
-    t = e.div(num, den)
+    # t + tl = (num + num_lo) / (den + den_lo) with one division (as in _tanh).
+    inv = e.div(1.0, den)
+    t = e.mul(num, inv)
     rem = e.add(e.fma(e.neg(t), den, num), e.fma(e.neg(t), den_lo, num_lo))
-    tl = e.div(rem, den)
+    tl = e.mul(rem, inv)
     z = e.mul(t, t)
     base_hi = e.sel(big, fm.PIO2_HI, e.sel(mid, fm.PIO4_HI, 0.0))
     base_lo = e.sel(big, fm.PIO2_LO, e.sel(mid, fm.PIO4_LO, 0.0))
@@ -559,8 +573,9 @@ def _log_dd(e: _Emitter, ax):
     u = e.sub(m, 1.0)                                        # exact
     vh = e.add(m, 1.0)
     vl = e.sub(m, e.sub(vh, 1.0))                            # m + 1 = vh + vl exactly
-    sh = e.div(u, vh)
-    sl = e.div(e.fma(e.neg(sh), vl, e.fma(e.neg(sh), vh, u)), vh)
+    inv = e.div(1.0, vh)
+    sh = e.mul(u, inv)
+    sl = e.mul(e.fma(e.neg(sh), vl, e.fma(e.neg(sh), vh, u)), inv)
     # s^2 = w + wl
     w = e.mul(sh, sh)
     wl = e.fma(e.mul(2.0, sh), sl, e.fma(sh, sh, e.neg(w)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import hashlib
 import os
 import threading
 import time
@@ -29,11 +30,11 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from tracejit.interpreter import bind_arguments
 from tracejit.ir import Literal, Var
 from tracejit.kernels import Program
 
-from tracejit.codegen.llvm import BLAS_SYMBOLS, lower_program
+from tracejit.codegen.llvm import (BLAS_SYMBOLS, NP_ARRAY_DATA, PY_TUPLE_ITEMS, Lowering,
+                                   source_hash)
 from .cache import DiskCache
 
 _lock = threading.Lock()
@@ -99,7 +100,7 @@ def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pto = llvm.PipelineTuningOptions(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
-    pto.loop_unrolling = True
+    pto.loop_unrolling = False     # a third less compile time; the vectoriser interleaves
     pb = llvm.create_pass_builder(tm, pto)
     pm = pb.getModulePassManager()
     pm.run(module, pb)
@@ -107,17 +108,45 @@ def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
 
 ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                          ctypes.c_void_p)
+OBJECT_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object, ctypes.c_void_p,
+                                ctypes.c_int64, ctypes.c_void_p)
+
+
+def _object_layout_ok() -> bool:
+    """Whether this interpreter lays out tuples and arrays as `entry_objects` reads them."""
+    if "layout" not in _state:
+        a = np.zeros(3)
+        t = (a,)
+        item = ctypes.c_void_p.from_address(id(t) + PY_TUPLE_ITEMS).value
+        data = ctypes.c_void_p.from_address(id(a) + NP_ARRAY_DATA).value
+        _state["layout"] = item == id(a) and data == a.ctypes.data
+    return _state["layout"]
 
 
 @dataclass
 class CompileInfo:
-    """What compiling one Program took: the LLVM text, where the object came from, timings."""
+    """What compiling one Program took: where the object code came from, why the disk cache
+    missed, the time of each step, and the LLVM texts once made."""
 
-    llvm: str
     source: str = ""                  # "compiled" or "disk cache"
     cache_miss: str = ""              # why the disk cache missed (empty on a hit)
     seconds: dict[str, float] = field(default_factory=dict)
-    optimised: str | None = None      # the optimised module's text (compiled, not cached)
+    llvm: str | None = None           # the module as generated
+    optimised: str | None = None      # the module after -O3
+
+
+def cache_key(program: Program, blas: str) -> dict[str, str]:
+    """The disk cache key of `program`: its text (with a hash of its constants' bytes, which
+    the text abbreviates), the code generator's source hash, and every version and host fact
+    that changes the object code."""
+    digest = hashlib.sha256()
+    for c in program.constants:
+        value = np.ascontiguousarray(c.params["value"])
+        digest.update(str(value.dtype).encode() + str(value.shape).encode() + value.tobytes())
+    h = host()
+    return {"ir": str(program), "constants": digest.hexdigest(), "codegen": source_hash(),
+            "tracejit": _version(), "llvmlite": llvmlite.__version__, "llvm": h["llvm"],
+            "cpu": h["cpu"], "features": h["features"], "blas": blas}
 
 
 class CpuProgram:
@@ -127,16 +156,11 @@ class CpuProgram:
         tm = _initialise()
         t0 = time.perf_counter()
         self.program = program
-        module, self.plan = lower_program(program, blas=bool(_state["blas"]),
-                                          name=name or program.fn.name)
-        module.triple = tm.triple
-        module.data_layout = str(tm.target_data)
-        text = str(module)
-        t1 = time.perf_counter()
-        self.info = CompileInfo(text, seconds={"codegen": t1 - t0})
-        key = {"ir": text, "tracejit": _version(), "llvmlite": llvmlite.__version__,
-               "llvm": host()["llvm"], "cpu": _state["cpu"], "features": _state["features"],
-               "blas": _state["blas"]}
+        self._lowering = Lowering(program, blas=bool(_state["blas"]),
+                                  name=name or program.fn.name)
+        self.plan = self._lowering.plan
+        self.info = CompileInfo()
+        key = cache_key(program, _state["blas"])
         obj = cache.load(key) if cache is not None else None
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
         if obj is not None:
@@ -144,6 +168,9 @@ class CpuProgram:
             self.info.source = "disk cache"
         else:
             self.info.cache_miss = cache.explain(key) if cache is not None else "no disk cache"
+            text = self.llvm_text()
+            t1 = time.perf_counter()
+            self.info.seconds["codegen"] = t1 - t0
             mod = llvm.parse_assembly(text)
             mod.verify()
             optimise(mod, tm)
@@ -160,6 +187,8 @@ class CpuProgram:
             self.info.seconds["machine code"] = time.perf_counter() - t2
         self._engine.finalize_object()
         self._entry = ENTRY(self._engine.get_function_address("entry"))
+        self._entry_objects = (OBJECT_ENTRY(self._engine.get_function_address("entry_objects"))
+                               if _object_layout_ok() else None)
         self._threads = default_threads()
         self._local = threading.local()
         fn = program.fn
@@ -167,35 +196,66 @@ class CpuProgram:
         self._result_types = [(v.type.shape, v.type.np_dtype) for v in self.plan.results]
         self._slot = {v: i for i, v in enumerate(self.plan.args)}
         self._n_params = len(fn.params)
+        # The results are exactly the result buffers, in order: return them as they are.
+        self._simple_results = list(fn.results) == list(self.plan.results)
         self.info.seconds["total"] = time.perf_counter() - t0
 
-    def _arena(self) -> np.ndarray:
-        arena = getattr(self._local, "arena", None)
-        if arena is None:
-            arena = self._local.arena = np.empty(max(self.plan.peak, 64), np.uint8)
-        return arena
+    def llvm_text(self) -> str:
+        """The LLVM module as generated (made when first asked, on a disk cache hit)."""
+        if self.info.llvm is None:
+            tm = _initialise()
+            module = self._lowering.module()
+            module.triple = tm.triple
+            module.data_layout = str(tm.target_data)
+            self.info.llvm = str(module)
+        return self.info.llvm
+
+    def optimised_llvm(self) -> str:
+        """The module after the -O3 pipeline (recomputed when the object came from the disk
+        cache)."""
+        if self.info.optimised is None:
+            mod = llvm.parse_assembly(self.llvm_text())
+            optimise(mod, _initialise())
+            self.info.optimised = str(mod)
+        return self.info.optimised
+
+    def _scratch(self) -> tuple[int, int]:
+        """This thread's arena and status addresses (allocated once, reused by every call)."""
+        local = self._local
+        try:
+            return local.pointers
+        except AttributeError:
+            local.arena = np.empty(max(self.plan.peak, 64), np.uint8)
+            local.status = np.zeros(4, np.int64)
+            local.pointers = (local.arena.ctypes.data, local.status.ctypes.data)
+            return local.pointers
 
     def __call__(self, flat: list) -> list:
-        fn = self.program.fn
-        params = [p for p in bind_arguments(fn, flat).values()]
-        params = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in params]
+        """Run on arrays typed like the function's parameters; returns the results."""
+        params = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in flat]
         results = [np.empty(shape, dtype) for shape, dtype in self._result_types]
-        table = (ctypes.c_void_p * max(len(self.plan.args), 1))()
-        for i, a in enumerate(params + self._constants + results):
-            table[i] = a.ctypes.data
-        status = np.zeros(4, np.int64)
-        rc = self._entry(ctypes.addressof(table), self._arena().ctypes.data, self._threads,
-                         status.ctypes.data)
+        arrays = (*params, *self._constants, *results)
+        arena, status = self._scratch()
+        if self._entry_objects is not None:
+            rc = self._entry_objects(arrays, arena, self._threads, status)
+        else:
+            table = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
+            rc = self._entry(ctypes.addressof(table), arena, self._threads, status)
         if rc:
-            raise IndexError(f"index {status[1]} is out of bounds for axis {status[2]} with "
-                             f"size {status[3]}")
+            code = self._local.status.copy()
+            self._local.status[:] = 0
+            raise IndexError(f"index {code[1]} is out of bounds for axis {code[2]} with "
+                             f"size {code[3]}")
+        if self._simple_results:
+            return results
         out, seen = [], set()
-        for r in fn.results:
+        for r in self.program.fn.results:
             if isinstance(r, Literal):
                 out.append(np.array(r.value))
                 continue
-            value = (params + self._constants + results)[self._slot[r]]
-            if r in seen or self._slot[r] < len(params) + len(self._constants):
+            slot = self._slot[r]
+            value = arrays[slot]
+            if r in seen or slot < self._n_params + len(self._constants):
                 value = np.array(value, copy=True)
             seen.add(r)
             out.append(value)

@@ -152,6 +152,20 @@ def _run(fn: Function, leaves: Sequence, captured: Sequence) -> list:
     return interpret(fn, [_concrete(leaf, p.type) for leaf, p in zip(leaves, fn.params)])
 
 
+_SLOW = object()
+
+
+def _fast_signature(a):
+    """A cheap signature of one positional argument for the call fast path: (shape, dtype) of
+    an array, the type of a number; `_SLOW` for anything else (pytrees, other objects)."""
+    t = type(a)
+    if t is np.ndarray:
+        return a.shape, a.dtype
+    if t is float or t is int or t is bool or isinstance(a, np.generic):
+        return t
+    return _SLOW
+
+
 def _user_value(x):
     """A result as the user gets it: a NumPy scalar for rank 0, like NumPy's reductions."""
     if isinstance(x, np.ndarray) and x.ndim == 0:
@@ -322,6 +336,7 @@ class Jitted:
             raise ValueError(f"arguments {sorted(both)} are both static and donated")
         self.trace_count = 0
         self._cache: dict[Any, _Entry] = {}
+        self._fast: dict[tuple, _Entry] = {}     # by `_fast_signature` of positional arguments
         functools.update_wrapper(self, fun)
 
     @property
@@ -369,18 +384,30 @@ class Jitted:
         return entry, leaves
 
     def __call__(self, *args, **kwargs):
+        if not kwargs and current_trace() is None:
+            # The fast path: positional arrays and numbers whose signature was seen before.
+            entry = self._fast.get(tuple(map(_fast_signature, args)))
+            if entry is not None:
+                return self._call(entry, args, kwargs, args)
         if current_trace() is not None:
             # Called while tracing another function: trace and inline (no separate program).
             t = trace_callable(self.fun, args, kwargs, self.static_argnums)
             return unflatten(t.out_tree, _run(t.fn, t.leaves, t.captured))
         entry, leaves = self._entry(args, kwargs)
+        fast = tuple(map(_fast_signature, args))
+        if not kwargs and not self.static_argnums and _SLOW not in fast:
+            self._fast[fast] = entry
+        return self._call(entry, args, kwargs, leaves)
+
+    def _call(self, entry: "_Entry", args, kwargs, leaves):
+        """Run the compiled program of `entry` on the argument leaves."""
         for k in entry.int32_params:
             if not _INT32[0] <= leaves[k] <= _INT32[1]:
                 raise OverflowError(f"Python integer {leaves[k]} (argument leaf {k} of "
                                     f"{_function_name(self.fun)}) is out of bounds for int32, "
                                     "the dtype it is combined with")
-        params = entry.compiled.traced.params
-        flat = [_concrete(leaf, p.type) for leaf, p in zip(leaves, params)]
+        flat = [leaf if type(leaf) is np.ndarray else _concrete(leaf, t)
+                for leaf, t in zip(leaves, entry.types)]
         results = entry.compiled.run(flat)
         if self.donate_argnums:
             results = self._into_donated(args, kwargs, results)
@@ -422,6 +449,12 @@ class Jitted:
             out.append(target)
         return out
 
+    def compiled(self, *args, **kwargs) -> Compiled:
+        """Everything compiling for these arguments produced: the stages, the Program, and
+        the backend's compiled program (`.native`; on cpu its `info` says whether the object
+        code came from the disk cache and why a lookup missed)."""
+        return self._entry(args, kwargs)[0].compiled
+
     def lower(self, *args, **kwargs) -> Function:
         """The optimised Function this jitted function runs for these arguments."""
         return self._entry(args, kwargs)[0].compiled.optimized
@@ -433,8 +466,7 @@ class Jitted:
     def report(self, *args, **kwargs) -> str:
         """The fusion report: kernels, their equations and user lines, bytes, FLOPs, and the
         reason for every edge left unfused."""
-        from .report import fusion_report
-        return fusion_report(self.program(*args, **kwargs))
+        return self._entry(args, kwargs)[0].compiled.report()
 
     def dump(self, *args, **kwargs) -> dict[str, str]:
         """{stage name: text} for every stage of compiling for these arguments: traced,
@@ -452,6 +484,9 @@ class _Entry:
     compiled: Compiled
     out_tree: TreeDef
     int32_params: list[int]     # Python-int arguments that the program narrows to int32
+
+    def __post_init__(self):
+        self.types = [p.type for p in self.compiled.traced.params]
 
 
 def _int32_params(fn: Function, leaves: list) -> list[int]:

@@ -56,8 +56,15 @@ class Compiled:
     passes: list[tuple[str, Function]]    # the function after each pass
     program: Program
     run: Callable[[list], list]
-    backend_stages: dict[str, str] = field(default_factory=dict)
+    backend_stages: dict[str, "str | Callable[[], str]"] = field(default_factory=dict)
     native: object = None                 # the backend's compiled program (cpu: CpuProgram)
+
+    def report(self) -> str:
+        """The fusion report, with the backend's buffer plan (peak bytes of intermediates)."""
+        text = fusion_report(self.program)
+        if self.native is not None:
+            text += "\n" + self.native.plan.describe()
+        return text
 
     def attach_cpu(self) -> None:
         """Compile the Program for the host CPU (through LLVM, or from the disk cache)."""
@@ -66,9 +73,8 @@ class Compiled:
         cpu = CpuProgram(self.program, DiskCache.default())
         self.run = cpu
         self.native = cpu
-        self.backend_stages["llvm"] = cpu.info.llvm
-        if cpu.info.optimised is not None:
-            self.backend_stages["llvm optimized"] = cpu.info.optimised
+        self.backend_stages["llvm"] = cpu.llvm_text                  # computed when asked
+        self.backend_stages["llvm optimized"] = cpu.optimised_llvm   # computed when asked
 
     @property
     def optimized(self) -> Function:
@@ -84,8 +90,9 @@ class Compiled:
             out["traced"] = self.traced.format(locations=True)
         for name, fn in self.passes:
             out[f"pass {name}"] = fn.format(locations=True)
-        out["fused"] = f"{self.program}\n\n{fusion_report(self.program)}"
-        out.update(self.backend_stages)
+        out["fused"] = f"{self.program}\n\n{self.report()}"
+        for name, text in self.backend_stages.items():
+            out[name] = text() if callable(text) else text
         return out
 
 

@@ -23,6 +23,8 @@ import tracejit as tj
 from tracejit.passes import pipeline
 
 HERE = os.path.basename(__file__)
+#: The stages the cpu backend adds: its LLVM module as generated, and after -O3.
+CPU_STAGES = ["llvm", "llvm optimized"]
 PASS_STAGES = [f"pass {name}" for name, _ in pipeline()]
 
 
@@ -58,7 +60,7 @@ def check_layer(jitted, x, b):
 def test_dump_stage_names_without_a_gradient():
     x, b = rand(4, 3, seed=1), rand(3, seed=2)
     stages = tj.jit(layer).dump(x, b)
-    assert list(stages) == ["traced"] + PASS_STAGES + ["fused"]
+    assert list(stages) == ["traced"] + PASS_STAGES + ["fused"] + CPU_STAGES
     check_layer(tj.jit(layer), x, b)
 
 
@@ -105,7 +107,7 @@ def test_differentiated_stage_only_when_a_gradient_was_taken():
     assert "differentiated" not in plain
     g = tj.jit(tj.grad(loss))
     stages = g.dump(w, x)
-    assert list(stages) == ["traced", "differentiated"] + PASS_STAGES + ["fused"]
+    assert list(stages) == ["traced", "differentiated"] + PASS_STAGES + ["fused"] + CPU_STAGES
     first = inspect.getsourcelines(loss)[1]
     # 'traced' is the function as the user wrote it; 'differentiated' its gradient function.
     assert stages["traced"] == plain["traced"]
@@ -168,7 +170,7 @@ def test_tracejit_dump_writes_numbered_files_with_the_stage_texts(tmp_path, monk
     assert len(dump_folders(tmp_path, "dumped_layer")) == 1
     files = sorted(p.name for p in folder.iterdir())
     assert files == [f"{i:02d}-{slug(s)}.txt" for i, s in enumerate(stages, 1)]
-    assert files[0] == "01-traced.txt" and files[-1].endswith("-fused.txt")
+    assert files[0] == "01-traced.txt" and files[-1].endswith("-llvm-optimized.txt")
     for (stage, text), name in zip(stages.items(), files):
         assert (folder / name).read_text() == text + "\n"
 
