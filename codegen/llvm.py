@@ -717,8 +717,8 @@ class LoopNest:
             args = [env[a] if isinstance(a, Var) else constant(a.type.dtype, a.value)
                     for a in e.inputs]
             value = lower_scalar(b, e, args, axes_of[scope])
-            if isinstance(value, ir.Instruction) and not value.name:
-                value.name = self.mb.name(e.out)
+            if isinstance(value, ir.Instruction) and value.name.startswith("."):
+                value.name = self.mb.name(e.out)      # the IR value it holds
             env[e.out] = value
 
     def operand(self, env, a):
@@ -758,8 +758,7 @@ class LoopNest:
         nred = len(self.reductions)
         stride = ir.Constant(I64, 8 * max(nred, 1))
         n0 = ir.Constant(I64, self.domain[self.order[0]])
-        partial = b.bitcast(b.alloca(I64, size=ir.Constant(I64, MAX_THREADS * max(nred, 1)),
-                                     name="partial"), I8P)
+        partial = b.bitcast(_alloca_entry(b, I64, "partial", MAX_THREADS * max(nred, 1)), I8P)
         if self.parallel:
             chunks = b.call(self.mb.parallel_for(),
                             [chunk, args, arena, n0, partial, stride, status, nthreads],
@@ -767,6 +766,9 @@ class LoopNest:
         else:
             b.call(chunk, [args, arena, ir.Constant(I64, 0), n0, partial, status])
             chunks = ir.Constant(I64, 1)
+        scalar_outputs = [v for v in self.k.outputs if self.scope.get(v) == "scalar"]
+        if not (scalar_outputs or self.full_reduction):
+            return
         ptrs = self.pointers(b, args, arena)
         env: dict = {}
         self.emit(b, "scalar", env, ptrs, {})

@@ -75,9 +75,14 @@ SUPPORTED: tuple[str, ...] = ("exp", "expm1", "log", "log1p", "tanh", "sin", "co
 _ARITY = {name: 1 for name in SUPPORTED} | {"pow": 2}
 
 
-def _h(*hexes: str) -> tuple[float, ...]:
-    """Floats from hexadecimal literals (exact, unlike decimal ones)."""
-    return tuple(float.fromhex(s) for s in hexes)
+def _x(literal: str) -> float:
+    """A float from a hexadecimal literal (exact, unlike a decimal one)."""
+    return float.fromhex(literal)
+
+
+def _h(*literals: str) -> tuple[float, ...]:
+    """Polynomial coefficients, lowest degree first, from hexadecimal literals."""
+    return tuple(map(_x, literals))
 
 
 class _Format:
@@ -91,26 +96,26 @@ class _Format:
         self.__dict__.update(consts)
 
 
-F32 = _Format(
+_F32 = _Format(
     ir.FloatType(), 32, 23,
     name="f32",
     # exp: clamp so that n = rint(x / ln2) stays in [-150, 128]; beyond, the result is 0 or inf.
     EXP_LO=-104.0, EXP_HI=89.0,
     # expm1: below -18, expm1(x) rounds to -1.
     EXPM1_LO=-18.0,
-    LOG2E=_h("0x1.715476p+0")[0],
+    LOG2E=_x("0x1.715476p+0"),
     # ln2 = LN2_HI + LN2_LO; LN2_HI is ln2 rounded to float, so fma(-n, LN2_HI, x) is exact.
-    LN2_HI=_h("0x1.62e430p-1")[0], LN2_LO=_h("-0x1.05c610p-29")[0],
+    LN2_HI=_x("0x1.62e430p-1"), LN2_LO=_x("-0x1.05c610p-29"),
     # ln2 with 14 significant bits, so that e * LOG_LN2_HI is exact for every exponent e.
-    LOG_LN2_HI=_h("0x1.62e8p-1")[0], LOG_LN2_LO=_h("-0x1.e8082ep-16")[0],
+    LOG_LN2_HI=_x("0x1.62e8p-1"), LOG_LN2_LO=_x("-0x1.e8082ep-16"),
     SQRT_HALF_BITS=0x3F3504F3,
     # Below these, tanh(x) and expm1(x) round to x.
     TANH_TINY=2.0**-12, EXPM1_TINY=2.0**-25,
     TANH_BIG=10.0,                      # tanh(x) rounds to 1 above
     TRIG_RANGE=2.0**30,
     ATAN_BIG=2.0**100,
-    PIO2_HI=_h("0x1.921fb6p+0")[0], PIO2_LO=_h("-0x1.777a5cp-25")[0],
-    PIO4_HI=_h("0x1.921fb6p-1")[0], PIO4_LO=_h("-0x1.777a5cp-26")[0],
+    PIO2_HI=_x("0x1.921fb6p+0"), PIO2_LO=_x("-0x1.777a5cp-25"),
+    PIO4_HI=_x("0x1.921fb6p-1"), PIO4_LO=_x("-0x1.777a5cp-26"),
     # exp(r) = 1 + r + r^2 P(r), |r| <= ln2/2, relative error 2^-27.3
     EXP_P=_h("0x1.fffffcp-2", "0x1.555494p-3", "0x1.555898p-5", "0x1.12332cp-7",
              "0x1.6a3ce4p-10"),
@@ -130,22 +135,22 @@ F32 = _Format(
               "-0x1.f2e5a8p-5"),
 )
 
-F64 = _Format(
+_F64 = _Format(
     ir.DoubleType(), 64, 52,
     name="f64",
     EXP_LO=-746.0, EXP_HI=710.0,
     EXPM1_LO=-40.0,
-    LOG2E=_h("0x1.71547652b82fep+0")[0],
-    LN2_HI=_h("0x1.62e42fefa39efp-1")[0], LN2_LO=_h("0x1.abc9e3b39803fp-56")[0],
+    LOG2E=_x("0x1.71547652b82fep+0"),
+    LN2_HI=_x("0x1.62e42fefa39efp-1"), LN2_LO=_x("0x1.abc9e3b39803fp-56"),
     # ln2 with 42 significant bits: e * LOG_LN2_HI is exact for |e| < 2^11.
-    LOG_LN2_HI=_h("0x1.62e42fefa38p-1")[0], LOG_LN2_LO=_h("0x1.ef35793c76730p-45")[0],
+    LOG_LN2_HI=_x("0x1.62e42fefa38p-1"), LOG_LN2_LO=_x("0x1.ef35793c76730p-45"),
     SQRT_HALF_BITS=0x3FE6A09E667F3BCD,
     TANH_TINY=2.0**-27, EXPM1_TINY=2.0**-54,
     TANH_BIG=20.0,
     TRIG_RANGE=2.0**40,
     ATAN_BIG=2.0**600,
-    PIO2_HI=_h("0x1.921fb54442d18p+0")[0], PIO2_LO=_h("0x1.1a62633145c07p-54")[0],
-    PIO4_HI=_h("0x1.921fb54442d18p-1")[0], PIO4_LO=_h("0x1.1a62633145c07p-55")[0],
+    PIO2_HI=_x("0x1.921fb54442d18p+0"), PIO2_LO=_x("0x1.1a62633145c07p-54"),
+    PIO4_HI=_x("0x1.921fb54442d18p-1"), PIO4_LO=_x("0x1.1a62633145c07p-55"),
     # exp(r) = 1 + r + r^2 P(r), |r| <= ln2/2, relative error 2^-60.3
     EXP_P=_h("0x1.0000000000000p-1", "0x1.555555555555bp-3", "0x1.5555555555503p-5",
              "0x1.111111110ec65p-7", "0x1.6c16c16c3043cp-10", "0x1.a01a01b37b5d5p-13",
@@ -172,20 +177,20 @@ F64 = _Format(
               "-0x1.10eba870a6abdp-4", "0x1.df0e7b0d6c70ap-5", "-0x1.9ccf677138e7fp-5",
               "0x1.37cde359c1103p-5", "-0x1.255ab8844e5fdp-6"),
     # pi/2 = PIO2_1 + PIO2_2 + PIO2_3 (53 bits each) for the sine / cosine reduction.
-    PIO2_1=_h("0x1.921fb54442d18p+0")[0], PIO2_2=_h("0x1.1a62633145c07p-54")[0],
-    PIO2_3=_h("-0x1.f1976b7ed8fbcp-110")[0],
-    TWO_OVER_PI=_h("0x1.45f306dc9c883p-1")[0],
+    PIO2_1=_x("0x1.921fb54442d18p+0"), PIO2_2=_x("0x1.1a62633145c07p-54"),
+    PIO2_3=_x("-0x1.f1976b7ed8fbcp-110"),
+    TWO_OVER_PI=_x("0x1.45f306dc9c883p-1"),
     # pow: 2/3 as a double-double, and log m = 2s + (2/3) s^3 + s^5 Q(s^2), relative error 2^-69
-    TWO_THIRDS_HI=_h("0x1.5555555555555p-1")[0], TWO_THIRDS_LO=_h("0x1.5555555555555p-55")[0],
+    TWO_THIRDS_HI=_x("0x1.5555555555555p-1"), TWO_THIRDS_LO=_x("0x1.5555555555555p-55"),
     POW_Q=_h("0x1.9999999999999p-2", "0x1.249249249279dp-2", "0x1.c71c71c6789b5p-3",
              "0x1.745d17c2b4448p-3", "0x1.3b137e6922b78p-3", "0x1.111cd98b02d92p-3",
              "0x1.dec466b3f654dp-4", "0x1.e6b55ba9445a3p-4"),
 )
 
-_FORMATS = {"float": F32, "double": F64}
+_FORMATS = {"float": _F32, "double": _F64}
 
-TAN_PI_8 = 0.41421356237309503
-TAN_3PI_8 = 2.414213562373095
+_TAN_PI_8 = 0.41421356237309503
+_TAN_3PI_8 = 2.414213562373095
 
 
 class _Emitter:
@@ -325,8 +330,9 @@ def _exp_core(e: _Emitter, x, xl):
 
 def _reduced(e: _Emitter, r, rl):
     """Renormalise the reduced argument r + rl (|rl| up to ~100 ulp(r)) so that |rl| <= ulp(r)/2
-    and first-order corrections in rl suffice. Fast2Sum: when |r| < |rl| the pair is inexact,
-    but then |r + rl| < 2^-40 and that error is far below the result's ULP."""
+    and first-order corrections in rl suffice. Fast2Sum: when |r| < |rl| the pair may be
+    inexact, but then |r + rl| < 2^-20 and the error, of the order of ulp(r + rl), is far
+    below the ULP of the result (which is near 1 there)."""
     return e.fast_two_sum(r, rl)
 
 
@@ -377,7 +383,7 @@ def _expm1(e: _Emitter, x):
 
 def _tanh(e: _Emitter, x):
     """tanh|x| = t / (t + 2), t = expm1(2|x|) = th + tl; the quotient q is corrected by its
-    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = t + 2 + tl exactly."""
+    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = th + tl + 2 exactly."""
     f = e.f
     ax = e.fabs(x)
     ax = e.sel(e.cmp("<", ax, f.TANH_BIG), ax, f.TANH_BIG)      # also maps NaN to TANH_BIG
@@ -412,7 +418,7 @@ def _log1p_kernel(e: _Emitter, expo, f, extra):
     """e ln2 + log1p(f) + extra for f in [sqrt(1/2) - 1, sqrt(2) - 1], |extra| tiny."""
     fm = e.f
     ef = e.to_float(expo)
-    if fm is F32:
+    if fm is _F32:
         # hi + lo = e ln2_hi + f - q/2 exactly, q = f^2 rounded: two Fast2Sums, the larger
         # operand first (|e ln2_hi| >= |f| unless e = 0; |e ln2_hi + f| >= 0.27 > q/2 unless
         # e = 0, and |f| > f^2/2).
@@ -432,14 +438,22 @@ def _log1p_kernel(e: _Emitter, expo, f, extra):
     return e.fma(ef, fm.LOG_LN2_HI, e.neg(e.sub(e.sub(hfsq, low), f)))
 
 
-def _log(e: _Emitter, x):
+def _split_log_any(e: _Emitter, x):
+    """_split_log for any finite x > 0: subnormals are scaled by 2^(mant + 2) first."""
     fm = e.f
-    # Subnormals: scale by 2^(mant + 2) first.
     sub = e.cmp("<", x, 2.0 ** (1 - fm.bias))
-    xn = e.sel(sub, e.mul(x, 2.0 ** (fm.mant + 2)), x)
-    expo, m = _split_log(e, xn)
-    expo = e.b.sub(expo, e.b.select(sub, e.ki(fm.mant + 2), e.ki(0)))
-    y = _log1p_kernel(e, expo, e.sub(m, 1.0), e.k(0.0))
+    expo, m = _split_log(e, e.sel(sub, e.mul(x, 2.0 ** (fm.mant + 2)), x))
+    return e.b.sub(expo, e.b.select(sub, e.ki(fm.mant + 2), e.ki(0))), m
+
+
+def _log_core(e: _Emitter, x):
+    """log(x) for finite x > 0."""
+    expo, m = _split_log_any(e, x)
+    return _log1p_kernel(e, expo, e.sub(m, 1.0), e.k(0.0))
+
+
+def _log(e: _Emitter, x):
+    y = _log_core(e, x)
     inf = float("inf")
     special = e.sel(e.cmp("==", x, 0.0), -inf, e.sel(e.cmp("==", x, inf), inf, float("nan")))
     return e.sel(e.and_(e.cmp(">", x, 0.0), e.cmp("<", x, inf)), y, special)
@@ -467,14 +481,14 @@ def _reduce_pio2(e: _Emitter, x):
     Out-of-range, infinite or NaN x is replaced by 0 (the caller restores NaN)."""
     fm = e.f
     ok = e.cmp("<", e.fabs(x), fm.TRIG_RANGE)
-    if fm is F32:
+    if fm is _F32:
         # Reduce in double: |j| < 2^30, so j * PIO2_1 is exact in the fma, and the neglected
         # j * PIO2_3 (< 2^-79) is far below the smallest |r| of a float in range.
-        d = _Emitter(e.b, F64)
+        d = _Emitter(e.b, _F64)
         xd = e.b.fpext(e.sel(ok, x, 0.0), d.ty)
-        j = d.rint(d.mul(xd, F64.TWO_OVER_PI))
-        a = d.fma(d.neg(j), F64.PIO2_1, xd)                  # exact
-        r = d.fma(d.neg(j), F64.PIO2_2, a)
+        j = d.rint(d.mul(xd, _F64.TWO_OVER_PI))
+        a = d.fma(d.neg(j), _F64.PIO2_1, xd)                  # exact
+        r = d.fma(d.neg(j), _F64.PIO2_2, a)
         rh = e.b.fptrunc(r, e.ty)
         rl = e.b.fptrunc(d.sub(r, e.b.fpext(rh, d.ty)), e.ty)
         quadrant = e.b.trunc(d.to_int(j), e.ity)
@@ -482,7 +496,7 @@ def _reduce_pio2(e: _Emitter, x):
     xs = e.sel(ok, x, 0.0)
     j = e.rint(e.mul(xs, fm.TWO_OVER_PI))
     nj = e.neg(j)
-    a = e.fma(nj, fm.PIO2_1, xs)                             # exact for |j| < 2^52
+    a = e.fma(nj, fm.PIO2_1, xs)                             # exact in range
     p = e.mul(j, fm.PIO2_2)
     pe = e.fma(j, fm.PIO2_2, e.neg(p))                       # j PIO2_2 = p + pe exactly
     s, se = e.two_sum(a, e.neg(p))
@@ -535,8 +549,8 @@ def _atan(e: _Emitter, x):
     fm = e.f
     ax = e.fabs(x)
     ax = e.sel(e.cmp("<", ax, fm.ATAN_BIG), ax, fm.ATAN_BIG)   # inf (and NaN) -> finite
-    big = e.cmp(">", ax, TAN_3PI_8)
-    mid = e.and_(e.cmp(">", ax, TAN_PI_8), e.not_(big))
+    big = e.cmp(">", ax, _TAN_3PI_8)
+    mid = e.and_(e.cmp(">", ax, _TAN_PI_8), e.not_(big))
     num = e.sel(big, -1.0, e.sel(mid, e.sub(ax, 1.0), ax))
     den = e.sel(big, ax, e.sel(mid, e.add(ax, 1.0), 1.0))
     # Rounding errors of ax - 1 and ax + 1 (both exactly representable corrections).
@@ -566,10 +580,7 @@ def _log_dd(e: _Emitter, ax):
     s = sh + sl from the fma remainder of the division; s^2, s^3 and (2/3 + s^2 Q) are
     double-double products; e ln2 uses the 42-bit ln2_hi (exact product)."""
     fm = e.f
-    sub = e.cmp("<", ax, 2.0 ** (1 - fm.bias))
-    xn = e.sel(sub, e.mul(ax, 2.0 ** (fm.mant + 2)), ax)
-    expo, m = _split_log(e, xn)
-    expo = e.b.sub(expo, e.b.select(sub, e.ki(fm.mant + 2), e.ki(0)))
+    expo, m = _split_log_any(e, ax)
     u = e.sub(m, 1.0)                                        # exact
     vh = e.add(m, 1.0)
     vl = e.sub(m, e.sub(vh, 1.0))                            # m + 1 = vh + vl exactly
@@ -638,15 +649,14 @@ def _pow_special(e: _Emitter, x, y, magnitude: Callable):
 
 
 def _pow(e: _Emitter, x, y):
-    if e.f is F64:
+    if e.f is _F64:
         return _pow_special(e, x, y, lambda ax, yy: _pow_magnitude_f64(e, ax, yy))
     # float: in double, exp(y log|x|) has relative error ~2^-50, far below half a float ULP;
     # one rounding to float at the end.
-    d = _Emitter(e.b, F64)
+    d = _Emitter(e.b, _F64)
 
     def magnitude(ax, yy):
-        expo_m = _log(d, ax)
-        return _exp_core(d, d.mul(yy, expo_m), d.k(0.0))
+        return _exp_core(d, d.mul(yy, _log_core(d, ax)), d.k(0.0))
 
     res = _pow_special(d, e.b.fpext(x, d.ty), e.b.fpext(y, d.ty), magnitude)
     return e.b.fptrunc(res, e.ty)

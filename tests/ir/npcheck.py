@@ -1,10 +1,10 @@
 """The NumPy oracle shared by test_numpy_forward, test_indexing and test_promotion.
 
-`check(f, *args)` runs `f` with NumPy and through `tj.jit(f)` (the interpret backend) and
-compares the results leafwise (tuples, lists and dicts of results): exact dtype and shape,
-exact values for integers and booleans, and for floats a relative tolerance of 1e-6 (f32) or
-1e-12 (f64), NaN where NumPy has NaN, infinities with their sign. It also checks that the traced
-Function passes `tj.verify`.
+`check(f, *args)` runs `f` with NumPy and through `tj.jit(f)` (the default backend, cpu), fused
+and unfused, and compares the results leafwise (tuples, lists and dicts of results): exact
+dtype and shape, exact values for integers and booleans, and for floats a relative tolerance of
+1e-6 (f32) or 1e-12 (f64), NaN where NumPy has NaN, infinities with their sign. It also checks
+that the traced Function passes `tj.verify`.
 """
 
 from __future__ import annotations
@@ -67,10 +67,12 @@ def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=()):
     Returns NumPy's result, for tests that also assert something about it.
     """
     want = numpy_result(f, *args)
-    got = tj.jit(f, static_argnums=static_argnums)(*args)
-    assert structure(got) == structure(want), f"structure {structure(got)} != {structure(want)}"
-    for (where, g), (_, w) in zip(leaves(got), leaves(want)):
-        assert_same(g, w, rtol, atol, signed_zeros, where)
+    for fuse in (True, False):
+        got = tj.jit(f, static_argnums=static_argnums, fuse=fuse)(*args)
+        assert structure(got) == structure(want), \
+            f"structure {structure(got)} != {structure(want)}"
+        for (where, g), (_, w) in zip(leaves(got), leaves(want)):
+            assert_same(g, w, rtol, atol, signed_zeros, f"{where} (fuse={fuse})")
     tj.verify(tj.trace(f, *args, static_argnums=static_argnums))
     return want
 

@@ -7,7 +7,8 @@ matmul/einsum/tensordot, indexing, stacking, flip, take_along_axis, ...).
 
 For a function f and fixed random r, the loss is L(x) = sum(f(x) * r). The gradient from
 `tj.value_and_grad` is compared with (L(x + eps v) - L(x - eps v)) / (2 eps) along random
-directions v and, for small inputs, elementwise. The finite differences are computed with
+directions v and, for small inputs, elementwise; the same gradients compiled by `tj.jit` (the
+default backend), fused and unfused, are compared with it. The finite differences are computed with
 NumPy itself (or a NumPy reference for functions written with tracejit.ops). Inputs stay
 away from non-differentiable points; ties (which split the gradient equally, as in JAX) and
 products with zero entries have their own exact tests. Every differentiated IR is verified.
@@ -106,6 +107,13 @@ def check_grad(f, args, ref=None, seed=0, directions=3, full=True, prims=()):
     for g, a in zip(grads, args):
         assert g.shape == a.shape and g.dtype == a.dtype, (g.shape, g.dtype, a.shape, a.dtype)
         assert np.all(np.isfinite(g))
+    # The same gradients compiled (the default backend), fused and unfused.
+    for fuse in (True, False):
+        v2, g2 = tj.jit(tj.value_and_grad(loss, argnums=wrt), fuse=fuse)(*args)
+        np.testing.assert_allclose(v2, value, rtol=1e-10, atol=1e-12 * scale)
+        for a, b in zip(g2, grads):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11 * (np.max(np.abs(b)) + 1),
+                                       err_msg=f"jit(value_and_grad, fuse={fuse})")
 
     def central(vs):
         plus = fd_loss(*(a + EPS * v for a, v in zip(args, vs)))
