@@ -233,9 +233,13 @@ class CpuProgram:
     def __call__(self, flat: list) -> list:
         """Run on arrays typed like the function's parameters; returns the results."""
         params = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in flat]
-        results = [np.empty(shape, dtype) for shape, dtype in self._result_types]
+        empty = np.empty
+        results = [empty(shape, dtype) for shape, dtype in self._result_types]
         arrays = (*params, *self._constants, *results)
-        arena, status = self._scratch()
+        try:
+            arena, status = self._local.pointers
+        except AttributeError:
+            arena, status = self._scratch()
         if self._entry_objects is not None:
             rc = self._entry_objects(arrays, arena, self._threads, status)
         else:

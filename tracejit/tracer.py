@@ -32,7 +32,8 @@ def trace_stack() -> list["Trace"]:
 
 
 def current_trace() -> "Trace | None":
-    stack = trace_stack()
+    """The innermost active trace of this thread, or None (called on every jitted call)."""
+    stack = getattr(_state, "stack", None)
     return stack[-1] if stack else None
 
 
