@@ -44,24 +44,31 @@ Polynomial coefficients: minimax for the relative error of the whole function on
 interval, by a Remez exchange in 80-digit arithmetic (mpmath); the float ones rounded to float
 one at a time, lowest first, re-optimising the rest after each rounding.
 
-Measured maximum error in ULP (spacing of the result type at the exact value), over the sweeps
-of tests/cpu/test_vector_math.py: dense sweeps of all bit patterns plus focused ranges.
-The oracle for float is NumPy's double result on the float input; for double, NumPy on x86
-80-bit long double.
+Error bound: 1 ULP for every function in both precisions (ULP = the spacing of the result
+type at the exact value, the subnormal spacing below the normal range); tests/cpu/
+test_vector_math.py asserts it. Measured maxima: float32 exhaustively over all 2^32 inputs
+(pow: 5 x 2^20 random pairs over the whole range), oracle NumPy's float64 result; float64 over
+about 2^23 random and focused inputs per function, oracle NumPy on x86 80-bit long double.
 
-    ========  =======  =======  ============================================
-    function  float32  float64  range of the bound
-    ========  =======  =======  ============================================
-    exp       TODO     TODO     all inputs
-    expm1     TODO     TODO     all inputs
-    log       TODO     TODO     all inputs
-    log1p     TODO     TODO     all inputs
-    tanh      TODO     TODO     all inputs
-    sin       TODO     TODO     |x| < 2^30 (float), |x| < 2^40 (double)
-    cos       TODO     TODO     |x| < 2^30 (float), |x| < 2^40 (double)
-    atan      TODO     TODO     all inputs
-    pow       TODO     TODO     all inputs
-    ========  =======  =======  ============================================
+    ========  =======  =======  ===============================================
+    function  float32  float64  where the bound holds
+    ========  =======  =======  ===============================================
+    exp       0.79     0.75     all inputs
+    expm1     0.61     0.60     all inputs
+    log       0.64     0.83     all inputs
+    log1p     0.65     0.83     all inputs
+    tanh      0.57     0.57     all inputs
+    sin       0.72     0.72     |x| < 2^30 (float32), |x| < 2^40 (float64)
+    cos       0.72     0.71     |x| < 2^30 (float32), |x| < 2^40 (float64)
+    atan      0.66     0.68     all inputs
+    pow       0.50     0.76     all inputs
+    ========  =======  =======  ===============================================
+
+The largest errors of exp and of float64 pow are for subnormal results (a second rounding onto
+the subnormal grid); over normal results they are 0.67 / 0.62 (exp) and 0.62 (float64 pow).
+
+Lanes: float32 loops run 16 wide (AVX-512) except pow, which computes in double (8 wide);
+float32 sin and cos do only their argument reduction in double. float64 loops run 8 wide.
 """
 
 from __future__ import annotations
