@@ -585,6 +585,9 @@ def check_forward(program: RandomProgram):
     assert len(fn.results) == len(want)
     assert_all_close(tj.interpret(fn, args), want, program.dtype, "interpreter vs NumPy")
     check_function_stages(fn, args, tj.interpret(fn, args), program.dtype)
+    for fuse in (True, False):       # compiled (the default backend, cpu)
+        got = [np.asarray(g) for g in tj.jit(program, fuse=fuse)(*args)]
+        assert_all_close(got, want, program.dtype, f"tj.jit(program, fuse={fuse})")
 
 
 def check_gradient(program: RandomProgram, directions: int = 2):
