@@ -22,6 +22,7 @@ import ctypes
 import glob
 import hashlib
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pm = pb.getModulePassManager()
     pm.run(module, pb)
 
+
+POOL_MIN_BYTES = 1 << 20      # results at least this large are reused once released
+POOL_SIZE = 2                 # arrays kept per result slot and thread
 
 ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                          ctypes.c_void_p)
@@ -193,7 +197,8 @@ class CpuProgram:
         self._local = threading.local()
         fn = program.fn
         self._constants = [np.ascontiguousarray(c.params["value"]) for c in program.constants]
-        self._result_types = [(v.type.shape, v.type.np_dtype) for v in self.plan.results]
+        self._result_types = [(v.type.shape, v.type.np_dtype, v.type.nbytes >= POOL_MIN_BYTES)
+                              for v in self.plan.results]
         self._slot = {v: i for i, v in enumerate(self.plan.args)}
         self._n_params = len(fn.params)
         # The results are exactly the result buffers, in order: return them as they are.
@@ -219,6 +224,23 @@ class CpuProgram:
             self.info.optimised = str(mod)
         return self.info.optimised
 
+    def _pooled(self, i: int) -> np.ndarray:
+        """A result array for slot `i`: one of this thread's earlier results of that slot that
+        nobody references any more, else a new one (kept for reuse, up to POOL_SIZE). Large
+        fresh arrays cost page faults and the kernel zeroing their pages on first touch, as
+        much as a memory-bound kernel's own work; reusing them costs nothing."""
+        pools = self._local.__dict__.setdefault("pool", {})
+        pool = pools.setdefault(i, [])
+        for a in pool:
+            # References: the pool's list, this loop's variable and getrefcount's argument.
+            if sys.getrefcount(a) == 3:
+                return a
+        shape, dtype, _ = self._result_types[i]
+        a = np.empty(shape, dtype)
+        if len(pool) < POOL_SIZE:
+            pool.append(a)
+        return a
+
     def _scratch(self) -> tuple[int, int]:
         """This thread's arena and status addresses (allocated once, reused by every call)."""
         local = self._local
@@ -234,7 +256,8 @@ class CpuProgram:
         """Run on arrays typed like the function's parameters; returns the results."""
         params = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in flat]
         empty = np.empty
-        results = [empty(shape, dtype) for shape, dtype in self._result_types]
+        results = [empty(shape, dtype) if not pooled else self._pooled(i)
+                   for i, (shape, dtype, pooled) in enumerate(self._result_types)]
         arrays = (*params, *self._constants, *results)
         try:
             arena, status = self._local.pointers

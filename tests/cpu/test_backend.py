@@ -781,3 +781,28 @@ def test_dots_without_blas_in_a_fresh_process(tmp_path):
                      np.einsum("bij,bjk->bik", c, d), np.tanh(a.T).T @ b)
             for k, want in enumerate(wants):
                 assert_close(out[f"{dt}{k}"], want, scale=max(1.0, float(np.max(np.abs(want)))))
+
+
+# ---------------------------------------------------------------------------------------------
+# large results are reused once released, never while referenced
+
+
+@pytest.mark.parametrize("hold", ["array", "view", "nothing"])
+def test_large_results_are_reused_only_when_released(hold):
+    from tracejit.runtime.cpu import POOL_MIN_BYTES
+    n = POOL_MIN_BYTES // 4 + 16
+    x = np.arange(n, dtype=np.float32)
+    f = tj.jit(lambda x, s: x * s)
+    first = f(x, 2.0)
+    held = {"array": first, "view": first[::7], "nothing": None}[hold]
+    want = np.array(held, copy=True) if held is not None else None
+    if hold != "array":
+        address = first.ctypes.data
+        del first
+    second = f(x, 3.0)
+    np.testing.assert_array_equal(second, x * np.float32(3.0))
+    if held is not None:
+        np.testing.assert_array_equal(held, want)          # never written under the user
+        assert not np.shares_memory(second, held)
+    else:
+        assert second.ctypes.data == address                # released: reused, no new pages
