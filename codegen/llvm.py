@@ -11,6 +11,9 @@ order:
 
     i32 @entry(i8** %args, i8* %arena, i64 %nthreads, i64* %status)   ; 0, or 1 on an error
 
+(`status` holds an error report in its first STATUS_WORDS words, then the cycles each kernel
+took, accumulated over calls.)
+
 LLVM values are named after the IR values they hold (`%"v5"` is `%5`, `%"v0.1"` the load
 `%0.v1`, `%"i0"` the loop index of axis 0), so the optimised dump can be read beside the
 Program. Scalar semantics follow NumPy's exactly: integer division by zero gives 0 (never a
@@ -70,6 +73,7 @@ MAX_THREADS = 64
 SUM_BLOCK = 4096              # float64 sums: elements per block of the innermost loop
 COLUMN_MIN, COLUMN_MAX = 16, 8192   # column reductions with accumulator arrays: columns
 BLAS_SYMBOLS = {"f32": "tj_cblas_sgemm", "f64": "tj_cblas_dgemm"}
+STATUS_WORDS = 4              # status[0:4]: error code, index, axis, size; then kernel cycles
 PY_TUPLE_ITEMS = 24           # offsetof(PyTupleObject, ob_item) on 64-bit CPython
 NP_ARRAY_DATA = 16            # offsetof(PyArrayObject_fields, data) on 64-bit platforms
 
@@ -500,8 +504,13 @@ class ModuleBuilder:
         for a, n in zip(entry.args, ("args", "arena", "nthreads", "status")):
             a.name = n
         b = ir.IRBuilder(entry.append_basic_block("entry"))
-        for kernel, driver in zip(self.program.kernels, drivers):
+        clock = ir.Function(self.module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+        for k, (kernel, driver) in enumerate(zip(self.program.kernels, drivers)):
+            # status[STATUS_WORDS + k] += the cycles kernel k took (a profile for free).
+            start = b.call(clock, [])
             b.call(driver, [args, arena, nthreads, status])
+            slot = b.gep(status, [ir.Constant(I64, STATUS_WORDS + k)])
+            b.store(b.add(b.load(slot), b.sub(b.call(clock, []), start)), slot)
             if kernel.name in self.may_fail:
                 failed = b.icmp_signed("!=", b.load(status), ir.Constant(I64, 0))
                 with b.if_then(failed, likely=False):

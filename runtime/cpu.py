@@ -34,8 +34,8 @@ import numpy as np
 from tracejit.ir import Literal, Var
 from tracejit.kernels import Program
 
-from tracejit.codegen.llvm import (BLAS_SYMBOLS, NP_ARRAY_DATA, PY_TUPLE_ITEMS, Lowering,
-                                   source_hash)
+from tracejit.codegen.llvm import (BLAS_SYMBOLS, NP_ARRAY_DATA, PY_TUPLE_ITEMS, STATUS_WORDS,
+                                   Lowering, source_hash)
 from .cache import DiskCache
 
 _lock = threading.Lock()
@@ -224,6 +224,18 @@ class CpuProgram:
             self.info.optimised = str(mod)
         return self.info.optimised
 
+    def kernel_cycles(self) -> dict[str, int]:
+        """{kernel name: CPU cycles} spent in each kernel by this thread's calls so far (the
+        time-stamp counter, read around every kernel); `reset_cycles` starts again."""
+        self._scratch()
+        counts = self._local.status[STATUS_WORDS:]
+        return {k.name: int(c) for k, c in zip(self.program.kernels, counts)}
+
+    def reset_cycles(self) -> None:
+        """Zero this thread's kernel cycle counts."""
+        self._scratch()
+        self._local.status[STATUS_WORDS:] = 0
+
     def _pooled(self, i: int) -> np.ndarray:
         """A result array for slot `i`: one of this thread's earlier results of that slot that
         nobody references any more, else a new one (kept for reuse, up to POOL_SIZE). Large
@@ -248,7 +260,7 @@ class CpuProgram:
             return local.pointers
         except AttributeError:
             local.arena = np.empty(max(self.plan.peak, 64), np.uint8)
-            local.status = np.zeros(4, np.int64)
+            local.status = np.zeros(STATUS_WORDS + len(self.program.kernels), np.int64)
             local.pointers = (local.arena.ctypes.data, local.status.ctypes.data)
             return local.pointers
 
@@ -269,8 +281,8 @@ class CpuProgram:
             table = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
             rc = self._entry(ctypes.addressof(table), arena, self._threads, status)
         if rc:
-            code = self._local.status.copy()
-            self._local.status[:] = 0
+            code = self._local.status[:STATUS_WORDS].copy()
+            self._local.status[:STATUS_WORDS] = 0
             raise IndexError(f"index {code[1]} is out of bounds for axis {code[2]} with "
                              f"size {code[3]}")
         if self._simple_results:
