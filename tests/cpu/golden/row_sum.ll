@@ -56,9 +56,18 @@ i1.end:
 define i32 @"entry"(i8** %"args", i8* %"arena", i64 %"nthreads", i64* %"status")
 {
 entry:
+  %".6" = call i64 @"llvm.readcyclecounter"()
   call void @"k0"(i8** %"args", i8* %"arena", i64 %"nthreads", i64* %"status")
+  %".8" = getelementptr i64, i64* %"status", i64 4
+  %".9" = load i64, i64* %".8"
+  %".10" = call i64 @"llvm.readcyclecounter"()
+  %".11" = sub i64 %".10", %".6"
+  %".12" = add i64 %".9", %".11"
+  store i64 %".12", i64* %".8"
   ret i32 0
 }
+
+declare i64 @"llvm.readcyclecounter"()
 
 define i32 @"entry_objects"(i8** %"objects", i8* %"arena", i64 %"nthreads", i64* %"status")
 {
