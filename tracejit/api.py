@@ -21,7 +21,7 @@ from .autodiff import check_differentiable, inline, vjp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
 from .compiler import Compiled, Options, compile_function
-from .pytree import TreeDef, flatten, unflatten
+from .pytree import TreeDef, flatten, unflatten, unflattener
 from .tracer import Trace, Tracer, current_trace
 
 _PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
@@ -411,7 +411,9 @@ class Jitted:
         results = entry.compiled.run(flat)
         if self.donate_argnums:
             results = self._into_donated(args, kwargs, results)
-        return unflatten(entry.out_tree, [_user_value(v) for v in results])
+        for i in entry.scalar_results:          # rank 0: a NumPy scalar, like np.sum's
+            results[i] = results[i][()]
+        return entry.rebuild(results)
 
     def _into_donated(self, args, kwargs, results: list) -> list:
         """Write results into the arrays of the donated arguments, in place: each result goes
@@ -487,6 +489,9 @@ class _Entry:
 
     def __post_init__(self):
         self.types = [p.type for p in self.compiled.traced.params]
+        fn = self.compiled.traced
+        self.scalar_results = [i for i, r in enumerate(fn.results) if r.type.shape == ()]
+        self.rebuild = unflattener(self.out_tree)
 
 
 def _int32_params(fn: Function, leaves: list) -> list[int]:

@@ -7,7 +7,7 @@ Dict keys are sorted, so {'b':..., 'a':...} and {'a':..., 'b':...} share one str
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,34 @@ def unflatten(treedef: TreeDef, leaves) -> Any:
     rest = list(it)
     assert not rest, f"{len(rest)} leaves left over for {treedef}"
     return out
+
+
+def unflattener(treedef: TreeDef) -> Callable[[Sequence], Any]:
+    """A function that does `unflatten(treedef, leaves)` fast: the tree's construction as one
+    Python expression, compiled once (a jitted call rebuilds its results with it)."""
+    names: dict[str, Any] = {}
+    count = 0
+
+    def expr(t: TreeDef) -> str:
+        nonlocal count
+        if t.kind == "leaf":
+            count += 1
+            return f"L[{count - 1}]"
+        if t.kind == "none":
+            return "None"
+        kids = [expr(c) for c in t.children]
+        if t.kind == "tuple":
+            return f"({', '.join(kids)}{',' if len(kids) == 1 else ''})"
+        if t.kind == "list":
+            return f"[{', '.join(kids)}]"
+        name = f"m{len(names)}"
+        names[name] = t.meta
+        if t.kind == "namedtuple":
+            return f"{name}({', '.join(kids)})"
+        return f"dict(zip({name}, ({', '.join(kids)}{',' if len(kids) == 1 else ''})))"
+
+    body = expr(treedef)
+    return eval(f"lambda L: {body}", names)  # noqa: S307 - built from the tree's own structure
 
 
 def tree_map(fn, tree: Any, *rest: Any) -> Any:
