@@ -203,6 +203,17 @@ class CpuProgram:
         self._n_params = len(fn.params)
         # The results are exactly the result buffers, in order: return them as they are.
         self._simple_results = list(fn.results) == list(self.plan.results)
+        # Otherwise each result is (slot, copied, value): a buffer of the argument table,
+        # copied when it is a parameter, a constant or a repeat; or (-1, _, value) a literal.
+        self._assembly, seen = [], set()
+        for r in fn.results:
+            if isinstance(r, Literal):
+                self._assembly.append((-1, True, r.value))
+                continue
+            slot = self._slot[r]
+            fixed = slot < self._n_params + len(self._constants)
+            self._assembly.append((slot, r in seen or fixed, None))
+            seen.add(r)
         self.info.seconds["total"] = time.perf_counter() - t0
 
     def llvm_text(self) -> str:
@@ -287,18 +298,9 @@ class CpuProgram:
                              f"size {code[3]}")
         if self._simple_results:
             return results
-        out, seen = [], set()
-        for r in self.program.fn.results:
-            if isinstance(r, Literal):
-                out.append(np.array(r.value))
-                continue
-            slot = self._slot[r]
-            value = arrays[slot]
-            if r in seen or slot < self._n_params + len(self._constants):
-                value = np.array(value, copy=True)
-            seen.add(r)
-            out.append(value)
-        return out
+        copy = np.array
+        return [copy(arrays[slot]) if copied else arrays[slot] if slot >= 0 else copy(value)
+                for slot, copied, value in self._assembly]
 
 
 def _version() -> str:
