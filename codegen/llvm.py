@@ -1015,7 +1015,8 @@ class DotLowering:
                 src, imap = loads[op].src, loads[op].imap
             else:
                 src, imap = op, IndexMap.contiguous(op.type.shape)
-                self.prologues.append(op)
+                if op not in self.prologues:          # x' @ x' computes x' once
+                    self.prologues.append(op)
             mat = _as_matrix(src, imap, batch, rows, cols)
             copy = None
             if mat is None or (self.blas and mat.blas_layout() is None):

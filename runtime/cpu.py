@@ -299,7 +299,7 @@ class CpuProgram:
         if self._simple_results:
             return results
         copy = np.array
-        return [copy(arrays[slot]) if copied else arrays[slot] if slot >= 0 else copy(value)
+        return [copy(value) if slot < 0 else copy(arrays[slot]) if copied else arrays[slot]
                 for slot, copied, value in self._assembly]
 
 

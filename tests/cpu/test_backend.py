@@ -806,3 +806,13 @@ def test_large_results_are_reused_only_when_released(hold):
         assert not np.shares_memory(second, held)
     else:
         assert second.ctypes.data == address                # released: reused, no new pages
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_dot_of_one_computed_operand_with_itself(fuse):
+    # Both operands are the same prologue value: it is computed once, into one scratch buffer.
+    x = np.random.default_rng(5).standard_normal((3, 3))
+    f = tj.jit(lambda x: np.tanh(-x).T @ np.tanh(-x), fuse=fuse)
+    np.testing.assert_allclose(f(x), np.tanh(-x).T @ np.tanh(-x), rtol=1e-12, atol=1e-14)
+    g = tj.jit(lambda x: np.dot(-x, -x), fuse=fuse)
+    np.testing.assert_allclose(g(x[0]), np.dot(-x[0], -x[0]), rtol=1e-12)
