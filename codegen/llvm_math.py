@@ -4,9 +4,11 @@ LLVM vectorises a loop only if every instruction in it has a vector form; a call
 `llvm.exp.f32` becomes one scalar libm call per lane. So each function here is emitted as plain
 IR: arithmetic, compares, `select`, bitcasts, integer operations, and only the intrinsics that
 map to vector instructions (`llvm.fma`, `llvm.fabs`, `llvm.rint`, `llvm.trunc`,
-`llvm.copysign`). There is no branch and no table lookup. `call` defines each function once per
-module as an internal `alwaysinline` function (`tj.exp.f32`, `tj.pow.f64`, ...), so after
-inlining at -O3 the caller's element loop vectorises (16 float or 8 double lanes on AVX-512).
+`llvm.copysign`, `llvm.fshl`). There is no branch and no load: the bits of 2/pi that the sine
+and cosine reduction needs are picked from constants with selects (a gather from a table in
+memory vectorises too, but is slower). `call` defines each function once per module as an
+internal `alwaysinline` function (`tj.exp.f32`, `tj.pow.f64`, ...), so after inlining at -O3
+the caller's element loop vectorises (16 float or 8 double lanes on AVX-512).
 
 Semantics are NumPy's (IEEE 754 / C99 Annex F): overflow to inf, gradual underflow, signed
 zeros kept where NumPy keeps them, NaN in gives NaN out, and every special case of `pow`.
@@ -26,13 +28,20 @@ Method, shared by both precisions unless stated:
   ln2_hi so that e ln2_hi is exact.
 - log1p: u = 1 + x with its rounding error c (TwoSum); f = x itself when u is in
   [sqrt(1/2), sqrt(2)), else log(u) + c / u.
-- tanh: t = expm1(2|x|) as hi + lo, tanh = t / (t + 2) with the division corrected by its fma
-  remainder; tanh(x) = x below 2^-12 (float) / 2^-27 (double).
-- sin, cos: j = rint(2x / pi), r = x - j pi/2. float: computed in double with a two-part pi/2
-  and split back into float r_hi + r_lo; double: a three-part pi/2 with TwoProd / TwoSum, r as
-  a double-double. Polynomials on |r| <= pi/4: sin r = r + r^3 S(r^2), cos r = 1 - r^2/2 +
-  r^4 C(r^2), the low part of r added to first order. The quadrant j mod 4 picks the result.
-  Beyond the stated range the argument is treated as 0 (results stay in [-1, 1]).
+- tanh: float: x P(x^2) / Q(x^2), a minimax rational of degrees 4 and 5 in x^2 on |x| <= 9.5
+  (x clamped there), evaluated in double and rounded once. double: t = expm1(2|x|) as hi + lo,
+  tanh = t / (t + 2) with the division corrected by its fma remainder; tanh(x) = x below 2^-27.
+- sin, cos: x = j pi/2 + r, |r| <= pi/4, then sin r = r + r^3 S(r^2), cos r = 1 - r^2/2 +
+  r^4 C(r^2) with the low part of r added to first order; the quadrant j mod 4 picks the
+  result. Reduction, both computed and one selected per lane: float below 2^30, Cody-Waite
+  (j = rint(2x / pi), r = x - j pi/2 in double with a two-part pi/2); double below pi/4, none.
+  Elsewhere Payne-Hanek: with |x| = m 2^E, m the integer mantissa, the bits of 2/pi of weight
+  2^(2-E) and above contribute multiples of 4 to |x| 2/pi and drop out; the next 96 (float) /
+  192 (double) bits W are picked from the constant 2/pi, and m W in 64-bit integer arithmetic
+  holds the quadrant in its top two bits and the fraction below them, to 2^-61 (float) /
+  2^-124 (double) in units of pi/2. The fraction is at least 2^-30 (float, found by search) /
+  2^-61 (double, Muller's worst case), so r = fraction * pi/2, in double (float: then split
+  into float r_hi + r_lo) / double-double, keeps a relative error below 2^-31 / 2^-62.
 - atan: |x| > tan(3pi/8): pi/2 + atan(-1/|x|); |x| > tan(pi/8): pi/4 + atan((|x|-1)/(|x|+1));
   the quotient is corrected by its fma remainder; atan t = t + t^3 A(t^2).
 - pow: float: exp(y log|x|) computed in double and rounded once. double: log|x| as a
@@ -42,13 +51,16 @@ Method, shared by both precisions unless stated:
 
 Polynomial coefficients: minimax for the relative error of the whole function on the stated
 interval, by a Remez exchange in 80-digit arithmetic (mpmath); the float ones rounded to float
-one at a time, lowest first, re-optimising the rest after each rounding.
+one at a time, lowest first, re-optimising the rest after each rounding. The float tanh
+rational (double coefficients): minimax by Lawson's iteration (reweighted least squares).
 
 Error bound: 1 ULP for every function in both precisions (ULP = the spacing of the result
 type at the exact value, the subnormal spacing below the normal range); tests/cpu/
 test_vector_math.py asserts it. Measured maxima: float32 exhaustively over all 2^32 inputs
 (pow: 5 x 2^20 random pairs over the whole range), oracle NumPy's float64 result; float64 over
-about 2^23 random and focused inputs per function, oracle NumPy on x86 80-bit long double.
+about 2^23 random and focused inputs per function (sin, cos: every binary exponent up to the
+largest double, and Muller's worst case for the reduction), oracle NumPy on x86 80-bit long
+double (whose sinl reduces huge arguments exactly too).
 
     ========  =======  =======  ===============================================
     function  float32  float64  where the bound holds
@@ -57,9 +69,9 @@ about 2^23 random and focused inputs per function, oracle NumPy on x86 80-bit lo
     expm1     0.61     0.60     all inputs
     log       0.64     0.83     all inputs
     log1p     0.65     0.83     all inputs
-    tanh      0.57     0.57     all inputs
-    sin       0.72     0.72     |x| < 2^30 (float32), |x| < 2^40 (float64)
-    cos       0.72     0.71     |x| < 2^30 (float32), |x| < 2^40 (float64)
+    tanh      0.53     0.57     all inputs
+    sin       0.72     0.72     all inputs
+    cos       0.72     0.72     all inputs
     atan      0.66     0.68     all inputs
     pow       0.50     0.76     all inputs
     ========  =======  =======  ===============================================
@@ -67,8 +79,9 @@ about 2^23 random and focused inputs per function, oracle NumPy on x86 80-bit lo
 The largest errors of exp and of float64 pow are for subnormal results (a second rounding onto
 the subnormal grid); over normal results they are 0.67 / 0.62 (exp) and 0.62 (float64 pow).
 
-Lanes: float32 loops run 16 wide (AVX-512) except pow, which computes in double (8 wide);
-float32 sin and cos do only their argument reduction in double. float64 loops run 8 wide.
+Lanes: float32 loops run 16 wide (AVX-512) except pow and tanh, which compute in double (the
+loop vectoriser picks 8 wide; 16 is no faster); float32 sin and cos do only their argument
+reduction in double and 64-bit integers. float64 loops run 8 wide.
 """
 
 from __future__ import annotations
@@ -116,9 +129,10 @@ _F32 = _Format(
     # ln2 with 14 significant bits, so that e * LOG_LN2_HI is exact for every exponent e.
     LOG_LN2_HI=_x("0x1.62e8p-1"), LOG_LN2_LO=_x("-0x1.e8082ep-16"),
     SQRT_HALF_BITS=0x3F3504F3,
-    # Below these, tanh(x) and expm1(x) round to x.
-    TANH_TINY=2.0**-12, EXPM1_TINY=2.0**-25,
-    TANH_BIG=10.0,                      # tanh(x) rounds to 1 above
+    # Below this, expm1(x) rounds to x.
+    EXPM1_TINY=2.0**-25,
+    TANH_BIG=9.5,                       # tanh(x) rounds to 1 above
+    # sin, cos: Cody-Waite below (in double, exact enough), Payne-Hanek above.
     TRIG_RANGE=2.0**30,
     ATAN_BIG=2.0**100,
     PIO2_HI=_x("0x1.921fb6p+0"), PIO2_LO=_x("-0x1.777a5cp-25"),
@@ -137,6 +151,11 @@ _F32 = _Format(
     SIN_P=_h("-0x1.555556p-3", "0x1.111174p-7", "-0x1.a05954p-13", "0x1.7c2c4ep-19"),
     # cos r = 1 - r^2/2 + r^4 C(r^2), |r| <= pi/4, relative error 2^-32.3
     COS_P=_h("0x1.55554ep-5", "-0x1.6c0e30p-10", "0x1.9a6860p-16"),
+    # tanh x = x P(x^2) / Q(x^2), |x| <= 9.5, relative error 2^-29.1 (double coefficients)
+    TANH_P=_h("0x1.fffffff19679dp-1", "0x1.19d87c2d8fc2ap-3", "0x1.04c0bd7b138e9p-8",
+              "0x1.039855cd614e5p-15", "0x1.a0e112466de38p-25"),
+    TANH_Q=_h("0x1.0000000000000p+0", "0x1.e241925b630e7p-2", "0x1.c4b0239d4574fp-6",
+              "0x1.b38d9c73d53dbp-12", "0x1.a4e197e44030ap-20", "0x1.7cf2014540f68p-31"),
     # atan t = t + t^3 A(t^2), |t| <= tan(pi/8), relative error 2^-30.4
     ATAN_P=_h("-0x1.55554ap-2", "0x1.9991e2p-3", "-0x1.23b9a2p-3", "0x1.b22456p-4",
               "-0x1.f2e5a8p-5"),
@@ -154,7 +173,6 @@ _F64 = _Format(
     SQRT_HALF_BITS=0x3FE6A09E667F3BCD,
     TANH_TINY=2.0**-27, EXPM1_TINY=2.0**-54,
     TANH_BIG=20.0,
-    TRIG_RANGE=2.0**40,
     ATAN_BIG=2.0**600,
     PIO2_HI=_x("0x1.921fb54442d18p+0"), PIO2_LO=_x("0x1.1a62633145c07p-54"),
     PIO4_HI=_x("0x1.921fb54442d18p-1"), PIO4_LO=_x("0x1.1a62633145c07p-55"),
@@ -183,9 +201,8 @@ _F64 = _Format(
               "0x1.c71c70e50aee2p-4", "-0x1.745cf8c30d99ep-4", "0x1.3b11178dae733p-4",
               "-0x1.10eba870a6abdp-4", "0x1.df0e7b0d6c70ap-5", "-0x1.9ccf677138e7fp-5",
               "0x1.37cde359c1103p-5", "-0x1.255ab8844e5fdp-6"),
-    # pi/2 = PIO2_1 + PIO2_2 + PIO2_3 (53 bits each) for the sine / cosine reduction.
+    # pi/2 = PIO2_1 + PIO2_2 (53 bits each) for the sine / cosine reductions.
     PIO2_1=_x("0x1.921fb54442d18p+0"), PIO2_2=_x("0x1.1a62633145c07p-54"),
-    PIO2_3=_x("-0x1.f1976b7ed8fbcp-110"),
     TWO_OVER_PI=_x("0x1.45f306dc9c883p-1"),
     # pow: 2/3 as a double-double, and log m = 2s + (2/3) s^3 + s^5 Q(s^2), relative error 2^-69
     TWO_THIRDS_HI=_x("0x1.5555555555555p-1"), TWO_THIRDS_LO=_x("0x1.5555555555555p-55"),
@@ -389,9 +406,12 @@ def _expm1(e: _Emitter, x):
 
 
 def _tanh(e: _Emitter, x):
-    """tanh|x| = t / (t + 2), t = expm1(2|x|) = th + tl; the quotient q is corrected by its
-    remainder: tanh = q + (th + tl - q (d + dl)) / d where d + dl = th + tl + 2 exactly."""
+    """float: _tanh_f32. double: tanh|x| = t / (t + 2), t = expm1(2|x|) = th + tl; the quotient
+    q is corrected by its remainder: tanh = q + (th + tl - q (d + dl)) / d where
+    d + dl = th + tl + 2 exactly."""
     f = e.f
+    if f is _F32:
+        return _tanh_f32(e, x)
     ax = e.fabs(x)
     ax = e.sel(e.cmp("<", ax, f.TANH_BIG), ax, f.TANH_BIG)      # also maps NaN to TANH_BIG
     th, tl = _expm1_dd(e, e.mul(2.0, ax))
@@ -405,6 +425,20 @@ def _tanh(e: _Emitter, x):
     y = e.copysign(e.fma(rem, inv, q), x)
     y = e.sel(e.cmp("<", e.fabs(x), f.TANH_TINY), x, y)
     return e.sel(e.isnan(x), x, y)
+
+
+def _tanh_f32(e: _Emitter, x):
+    """tanh x = x P(x^2) / Q(x^2) in double for |x| <= TANH_BIG (clamped beyond, where the
+    result rounds to +-1), rounded once to float. The rational's relative error, 2^-29.1, and
+    the double rounding errors are far below half a float ulp. x = NaN passes through the
+    clamp and the arithmetic; tiny x gives x (P(0) = 1 - 2^-28), -0 gives -0."""
+    big = _F32.TANH_BIG
+    x = e.sel(e.cmp(">", x, big), big, e.sel(e.cmp("<", x, -big), -big, x))
+    d = _Emitter(e.b, _F64)
+    xd = e.b.fpext(x, d.ty)
+    z = d.mul(xd, xd)
+    num = d.mul(xd, d.horner(z, _F32.TANH_P))
+    return e.b.fptrunc(d.div(num, d.horner(z, _F32.TANH_Q)), e.ty)
 
 
 # --- log and log1p -------------------------------------------------------------------------
@@ -482,34 +516,174 @@ def _log1p(e: _Emitter, x):
 
 # --- sin and cos ---------------------------------------------------------------------------
 
-def _reduce_pio2(e: _Emitter, x):
-    """x -> (j, rh, rl) with x = j pi/2 + rh + rl, |rh| <= ~pi/4, in the format of e.
+# 2/pi to 1280 bits: the integer floor(2/pi * 2^1280), so bit i after the binary point
+# (weight 2^-i, i >= 1) is bit 1280 - i here. The Payne-Hanek reduction reads windows of it.
+_TWO_OVER_PI_BITS = 1280
+_TWO_OVER_PI = int(
+    "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e0"
+    "06492eea09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f4"
+    "9c845f8bbdf9283b1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d"
+    "7527bac7ebe5f17b3d0739f78a5292ea6bfb5fb11f8d5d0856033046fc7b6babf0cfbc209af4361d",
+    16)
 
-    Out-of-range, infinite or NaN x is replaced by 0 (the caller restores NaN)."""
-    fm = e.f
-    ok = e.cmp("<", e.fabs(x), fm.TRIG_RANGE)
-    if fm is _F32:
-        # Reduce in double: |j| < 2^30, so j * PIO2_1 is exact in the fma, and the neglected
-        # j * PIO2_3 (< 2^-79) is far below the smallest |r| of a float in range.
-        d = _Emitter(e.b, _F64)
-        xd = e.b.fpext(e.sel(ok, x, 0.0), d.ty)
+
+def _two_over_pi_bits(first: int, count: int) -> int:
+    """Bits first .. first + count - 1 after the binary point of 2/pi as an integer (the bit of
+    weight 2^-first is the most significant); bits at first <= 0 are the integer part, 0."""
+    shift = _TWO_OVER_PI_BITS - (first + count - 1)
+    if shift < 0:
+        raise ValueError(f"2/pi is stored to {_TWO_OVER_PI_BITS} bits, not {first + count - 1}")
+    return (_TWO_OVER_PI >> shift) & ((1 << count) - 1)
+
+
+# The first 19 64-bit words of 2/pi, preceded by a zero word (the integer part, for windows
+# that start before the binary point): word i holds bits 64 (i - 1) + 1 .. 64 i.
+_PH_WORDS = [0] + [_two_over_pi_bits(64 * i + 1, 64) for i in range(19)]
+
+
+def _i64(value: int) -> ir.Constant:
+    """An i64 constant from an unsigned 64-bit value (LLVM reads literals as signed)."""
+    return ir.Constant(ir.IntType(64), value - (1 << 64) if value >> 63 else value)
+
+
+def _ph_window(b: ir.IRBuilder, pos, count: int, first: int, qmax: int) -> list:
+    """count consecutive 64-bit words of 2/pi starting at the bit 64 first + pos - 63 (pos an
+    i64, 0 <= pos < 64 (qmax + 1)): the words first + q and first + q + 1, q = pos >> 6,
+    funnel-shifted left by pos & 63, and so on.
+
+    Gathers from a table in memory are slow, so the words are picked from constants with one
+    select per bit of q, highest bit first, keeping only the words still reachable. A pos out
+    of range gives garbage, not undefined behaviour."""
+    i64 = ir.IntType(64)
+    words = [_i64(w) for w in _PH_WORDS[first:first + qmax + count + 1]]
+    q = b.lshr(pos, i64(6))
+    for bit in reversed(range(qmax.bit_length())):
+        step = 1 << bit
+        taken = b.trunc(b.lshr(q, i64(bit)), ir.IntType(1))
+        # Below this bit, q can still add up to step - 1.
+        words = [b.select(taken, words[i + step], words[i]) if i + step < len(words)
+                 else words[i] for i in range(min(step + count, len(words)))]
+    sh = b.and_(pos, i64(63))
+    # fshl(hi, lo, sh) = (hi << sh) | (lo >> (64 - sh)), and hi for sh = 0.
+    fshl = b.module.declare_intrinsic("llvm.fshl", [i64], ir.FunctionType(i64, [i64] * 3))
+    return [b.call(fshl, [hi, lo, sh]) for hi, lo in zip(words[:count], words[1:count + 1])]
+
+
+def _mul_high(b: ir.IRBuilder, a, w):
+    """floor(a w / 2^64) for unsigned i64 a < 2^60 and w, from partial products of at most
+    30 x 32 bits (vector multiplies of 32-bit halves; the usual 32 x 32 split is recognised
+    by LLVM as an i128 multiply, which it does not vectorise).
+
+    a = a1 2^30 + a0, w = w1 2^32 + w0: a w = z 2^62 + v 2^32 + u 2^30 + t with z = a1 w1,
+    v = a0 w1, u = a1 w0, t = a0 w0, each below 2^62. The parts of them below 2^64, divided by
+    2^30 (t rounded down, which leaves the floor unchanged), add up to less than 2^36."""
+    i64 = ir.IntType(64)
+    a0, a1 = b.and_(a, i64((1 << 30) - 1)), b.lshr(a, i64(30))
+    w0, w1 = b.and_(w, i64(0xFFFFFFFF)), b.lshr(w, i64(32))
+    z, v, u, t = b.mul(a1, w1), b.mul(a0, w1), b.mul(a1, w0), b.mul(a0, w0)
+    low = b.add(b.add(b.shl(b.and_(z, i64(3)), i64(32)),
+                      b.shl(b.and_(v, i64(0xFFFFFFFF)), i64(2))),
+                b.add(b.and_(u, i64((1 << 34) - 1)), b.lshr(t, i64(30))))
+    high = b.add(b.add(b.lshr(z, i64(2)), b.lshr(v, i64(32))), b.lshr(u, i64(34)))
+    return b.add(high, b.lshr(low, i64(34)))
+
+
+def _payne_hanek_f32(e: _Emitter, x):
+    """x -> (n, r) with |x| = n pi/2 + r (mod 2 pi), n an i64, r a double, |r| <= pi/4 (a hair
+    more); for float |x| >= 2^25 (garbage below, and for inf and NaN). The sign of x is
+    ignored.
+
+    |x| = m 2^E, m the 24-bit integer mantissa. Bits of 2/pi of weight 2^-i with i <= E - 2
+    contribute multiples of 4 to |x| 2/pi and drop out; with W the 96 bits from bit E - 1,
+    p = 2^62 (|x| 2/pi mod 4) = m W 2^-32 mod 2^64 = m w0 + floor(m w1 / 2^32) mod 2^64,
+    where w0 is the first 64 bits of W and w1 the last 32 (as glibc's sinf). The dropped bits
+    make p too small by less than 2 units (2^-61 in units of pi/2). n = p rounded at bit 62,
+    r = (p - n 2^62) 2^-62 pi/2."""
+    b = e.b
+    i32, i64, dbl = ir.IntType(32), ir.IntType(64), ir.DoubleType()
+    bits = b.bitcast(x, i32)
+    # Bit E - 1 = biased exponent - 151 = 64 + pos - 63: pos = biased exponent - 152, in
+    # [0, 103] for E >= 2, so W lies in words 1 .. 3.
+    pos = b.sub(b.zext(b.and_(b.lshr(bits, i32(23)), i32(0xFF)), i64), i64(152))
+    w0, w1 = _ph_window(b, pos, 2, first=1, qmax=1)
+    m = b.zext(b.or_(b.and_(bits, i32(0x7FFFFF)), i32(0x800000)), i64)
+    p = b.add(b.mul(m, w0), b.lshr(b.mul(m, b.lshr(w1, i64(32))), i64(32)))
+    n = b.lshr(b.add(p, i64(1 << 61)), i64(62))
+    frac = b.sub(p, b.shl(n, i64(62)))                      # signed, |frac| <= 2^61
+    r = b.fmul(b.sitofp(frac, dbl), ir.Constant(dbl, _F64.PIO2_1 * 2.0**-62))
+    return n, r
+
+
+def _payne_hanek_f64(e: _Emitter, x):
+    """x -> (n, rh, rl) with |x| = n pi/2 + rh + rl (mod 2 pi), n an i64, |rh| <= pi/4 (a hair
+    more); for |x| >= 2^-10 (garbage below, and for inf and NaN). The sign of x is ignored.
+
+    As for float, with |x| = m 2^E, m of 53 bits and W = w0 w1 w2 the 192 bits of 2/pi from
+    bit E - 1: 2^190 (|x| 2/pi mod 4) = m W mod 2^192. Its top two words are exactly
+    p = (m w0 mod 2^64) 2^64 + m w1 mod 2^128 plus the carry out of m w2 (below 2^117), which
+    is added in floating point instead: t = m w2 2^-190 < 2^-73 in units of pi/2, with a
+    relative error of 2^-52. n is p rounded at bit 126; the centred fraction p - n 2^126 is
+    split into three pieces that convert to double exactly (51, 43 and 32 bits), summed with
+    t as a double-double and multiplied by pi/2. The closest a double comes to a multiple of
+    pi/2 is about 2^-61 of it; the absolute error here, below 2^-124, keeps r accurate to a
+    relative 2^-62 or better."""
+    b = e.b
+    i64 = ir.IntType(64)
+    bits = b.bitcast(x, i64)
+    # Bit E - 1 = biased exponent - 1076 = pos - 63: pos = biased exponent - 1013, in
+    # [0, 1034] for E >= -62 (W in words 0 .. 19).
+    pos = b.sub(b.and_(b.lshr(bits, i64(52)), i64(0x7FF)), i64(1013))
+    w0, w1, w2 = _ph_window(b, pos, 3, first=0, qmax=16)
+    m = b.or_(b.and_(bits, i64((1 << 52) - 1)), i64(1 << 52))
+    p1 = b.mul(m, w1)
+    p2 = b.add(b.mul(m, w0), _mul_high(b, m, w1))
+    n = b.lshr(b.add(p2, i64(1 << 61)), i64(62))
+    p2 = b.sub(p2, b.shl(n, i64(62)))                       # signed, |p2| <= 2^61
+    # p2 p1 = A 2^75 + C 2^32 + D with A = p2 >> 11 (signed), C < 2^43, D < 2^32.
+    big = b.ashr(p2, i64(11))
+    mid = b.or_(b.shl(b.and_(p2, i64(0x7FF)), i64(32)), b.lshr(p1, i64(32)))
+    low = b.and_(p1, i64(0xFFFFFFFF))
+    fa, fc, fd = (e.mul(e.to_float(v), 2.0**-k) for v, k in ((big, 51), (mid, 94), (low, 126)))
+    t = e.mul(e.mul(e.to_float(m), 2.0**-190), b.uitofp(w2, e.ty))
+    # fh + fl = the fraction: fh + fl_exact = fa + fc exactly (|fa| > |fc| unless fa = 0), and
+    # fd + t < 2^-93 is below 2^-31 of it, since |fraction| > 2^-62 for every double.
+    fh, fl = e.fast_two_sum(fa, fc)
+    fl = e.add(fl, e.add(fd, t))
+    # (fh + fl) pi/2 with pi/2 = PIO2_1 + PIO2_2 as a double-double product; rl is within a
+    # few ulp(rh), which the polynomials take to first order.
+    rh = e.mul(fh, _F64.PIO2_1)
+    rl = e.fma(fh, _F64.PIO2_1, e.neg(rh))
+    rl = e.add(rl, e.fma(fh, _F64.PIO2_2, e.mul(fl, _F64.PIO2_1)))
+    return n, rh, rl
+
+
+def _reduce_pio2(e: _Emitter, ax):
+    """ax = |x| -> (j, rh, rl) with ax = j pi/2 + rh + rl (mod 2 pi), |rh| <= pi/4 (a hair
+    more), in the format of e; j is an integer (only j mod 4 is used).
+
+    Both reductions are computed and one is selected per lane. float: Cody-Waite in double
+    below TRIG_RANGE, Payne-Hanek above. double: none below pi/4, Payne-Hanek above (it is
+    exact enough everywhere, and cheaper than computing Cody-Waite as well). The result for
+    infinite or NaN x is garbage (the caller returns NaN)."""
+    b = e.b
+    if e.f is _F32:
+        small = e.cmp("<", ax, _F32.TRIG_RANGE)
+        # j < 2^30, so j * PIO2_1 is exact in the fma, and the neglected j (pi/2 - PIO2_1 -
+        # PIO2_2) (< 2^-79) is far below the smallest |r| of a float in range.
+        d = _Emitter(b, _F64)
+        xd = b.fpext(e.sel(small, ax, 0.0), d.ty)
         j = d.rint(d.mul(xd, _F64.TWO_OVER_PI))
         a = d.fma(d.neg(j), _F64.PIO2_1, xd)                  # exact
         r = d.fma(d.neg(j), _F64.PIO2_2, a)
-        rh = e.b.fptrunc(r, e.ty)
-        rl = e.b.fptrunc(d.sub(r, e.b.fpext(rh, d.ty)), e.ty)
-        quadrant = e.b.trunc(d.to_int(j), e.ity)
-        return quadrant, rh, rl
-    xs = e.sel(ok, x, 0.0)
-    j = e.rint(e.mul(xs, fm.TWO_OVER_PI))
-    nj = e.neg(j)
-    a = e.fma(nj, fm.PIO2_1, xs)                             # exact in range
-    p = e.mul(j, fm.PIO2_2)
-    pe = e.fma(j, fm.PIO2_2, e.neg(p))                       # j PIO2_2 = p + pe exactly
-    s, se = e.two_sum(a, e.neg(p))
-    rest = e.fma(nj, fm.PIO2_3, e.sub(se, pe))
-    rh, rl = e.two_sum(s, rest)
-    return e.to_int(j), rh, rl
+        n, big_r = _payne_hanek_f32(e, ax)
+        r = d.sel(small, r, big_r)
+        j = b.trunc(b.select(small, d.to_int(j), n), e.ity)
+        rh = b.fptrunc(r, e.ty)
+        rl = b.fptrunc(d.sub(r, b.fpext(rh, d.ty)), e.ty)
+        return j, rh, rl
+    small = e.cmp("<", ax, _F64.PIO4_HI)
+    n, rh, rl = _payne_hanek_f64(e, ax)
+    return b.select(small, e.ki(0), n), e.sel(small, ax, rh), e.sel(small, 0.0, rl)
 
 
 def _sin_poly(e: _Emitter, rh, rl, z):
@@ -530,7 +704,9 @@ def _cos_poly(e: _Emitter, rh, rl, z):
 
 
 def _sincos(e: _Emitter, x, cosine: bool):
-    j, rh, rl = _reduce_pio2(e, x)
+    """sin or cos of |x| from the reduction, then sin x = sign(x) sin|x| (so sin(-0) = -0)."""
+    ax = e.fabs(x)
+    j, rh, rl = _reduce_pio2(e, ax)
     z = e.mul(rh, rh)
     sin_r = _sin_poly(e, rh, rl, z)
     cos_r = _cos_poly(e, rh, rl, z)
@@ -540,11 +716,11 @@ def _sincos(e: _Emitter, x, cosine: bool):
         j = b.add(j, ir.Constant(j.type, 1))
     odd = b.trunc(j, ir.IntType(1))
     negate = b.trunc(b.lshr(j, ir.Constant(j.type, 1)), ir.IntType(1))
+    if not cosine:
+        negate = b.xor(negate, b.icmp_signed("<", b.bitcast(x, e.ity), e.ki(0)))
     y = e.sel(odd, cos_r, sin_r)
     y = e.sel(negate, e.neg(y), y)
-    if not cosine:
-        y = e.sel(e.cmp("==", x, 0.0), x, y)     # sin(-0) = -0
-    return e.sel(e.cmp("<", e.fabs(x), float("inf")), y, float("nan"))
+    return e.sel(e.cmp("<", ax, float("inf")), y, float("nan"))
 
 
 # --- atan ----------------------------------------------------------------------------------
