@@ -52,9 +52,9 @@ from dataclasses import dataclass, replace
 import llvmlite.ir as ir
 import numpy as np
 
-from tracejit.ir import Eqn, Literal, Type, Var
+from tracejit.ir import DTYPES, Eqn, Literal, Type, Var, is_float
+from tracejit.kernels import IndexMap, Kernel, Load, Program, program_names
 from tracejit.primitives import REGISTRY
-from tracejit.kernels import IndexMap, Kernel, Load, Program, program_names, row_major_strides
 
 from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
@@ -80,10 +80,6 @@ NP_ARRAY_DATA = 16            # offsetof(PyArrayObject_fields, data) on 64-bit p
 # The driver function of every kernel, and the chunk function of every loop nest.
 DRIVER_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64.as_pointer()])
 CHUNK_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64, I8P, I64.as_pointer()])
-
-
-def is_float(dtype: str) -> bool:
-    return dtype in ("f32", "f64")
 
 
 def llvm_name(text: str) -> str:
@@ -372,13 +368,9 @@ def for_range(b: ir.IRBuilder, start, stop, name: str, step=1):
 
 
 def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str, count: int = 1) -> ir.Value:
-    """An alloca in the function's entry block (where mem2reg promotes it)."""
-    entry = b.function.entry_basic_block
-    with b.goto_block(entry):
-        if entry.instructions and entry.terminator is not None:
-            b.position_before(entry.instructions[0])
-        else:
-            b.position_at_start(entry)
+    """An alloca at the start of the function's entry block (where mem2reg promotes it)."""
+    with b.goto_block(b.function.entry_basic_block):
+        b.position_at_start(b.function.entry_basic_block)
         return b.alloca(t, size=count if count > 1 else None, name=name)
 
 
@@ -390,7 +382,6 @@ def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str, count: int = 1) -> ir.
 class Reduction:
     eqn: Eqn
     acc_dtype: str          # the accumulator's dtype (f64 for float32 sums)
-    slot: ir.Value | None = None
 
     @property
     def op(self) -> str:
@@ -407,7 +398,7 @@ class Reduction:
             return constant(dt, math.inf if big else -math.inf)
         if dt == "bool":
             return constant(dt, big)
-        info = np.iinfo(np.dtype(dt.replace("f", "float").replace("i", "int")))
+        info = np.iinfo(DTYPES[dt])
         return constant(dt, info.max if big else info.min)
 
     def combine(self, b: ir.IRBuilder, acc, x) -> ir.Value:
@@ -450,6 +441,7 @@ class ModuleBuilder:
         self.module = ir.Module(name=name)
         self._parallel_for = None
         self.may_fail: set[str] = set()
+        self.current = -1                  # the kernel being emitted (whose scratch to use)
 
     # -- names and buffers ------------------------------------------------------------------
 
@@ -466,6 +458,14 @@ class ModuleBuilder:
         else:
             raw = b.gep(arena, [ir.Constant(I64, where)], inbounds=True)
         return b.bitcast(raw, t, name=f"{self.name(v)}.ptr")
+
+    def pointers(self, b: ir.IRBuilder, kernel: Kernel, args, arena) -> dict[Var, ir.Value]:
+        """Typed pointers to the buffers `kernel` loads from and stores to."""
+        ptrs: dict[Var, ir.Value] = {}
+        for v in [ld.src for ld in kernel.loads] + list(kernel.outputs):
+            if v not in ptrs:
+                ptrs[v] = self.buffer(b, v, args, arena)
+        return ptrs
 
     @staticmethod
     def load(b: ir.IRBuilder, ptr, index, dtype: str, name: str) -> ir.Value:
@@ -551,7 +551,7 @@ class ModuleBuilder:
         fn = self.driver(kernel.name)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         if kernel.kind == "loop":
-            LoopNest(self, kernel, kernel.name).emit_into(b, fn.args)
+            LoopNest(self, kernel).emit_into(b, fn.args)
         elif kernel.kind == "copy":
             # A view made contiguous: the body's view equations compose with the load's index
             # map; a final reshape that is not a strided view keeps row-major order, so the
@@ -567,11 +567,18 @@ class ModuleBuilder:
                 imap = composed
             loop = replace(kernel, kind="loop", domain=imap.shape, reduce_axes=(), body=(),
                            loads=(Load(out, ld.src, imap),))
-            LoopNest(self, loop, kernel.name).emit_into(b, fn.args)
+            LoopNest(self, loop).emit_into(b, fn.args)
         elif kernel.kind == "dot":
             self.dots[k].emit_into(self, b, fn.args)
         elif kernel.kind in SPECIAL:
-            SPECIAL[kernel.kind](self, kernel, b, fn.args)
+            # One equation on loaded operands; the lowering gets its operands' loads, the
+            # buffers' pointers, and the status words for an index error.
+            args, arena, _, status = fn.args
+            (eqn,) = kernel.body
+            if kernel.kind in ("gather", "scatter_add"):
+                self.may_fail.add(kernel.name)          # an index out of bounds stops the call
+            SPECIAL[kernel.kind](self, b, eqn, {ld.dst: ld for ld in kernel.loads},
+                                 self.pointers(b, kernel, args, arena), status)
         else:
             raise NotImplementedError(f"the cpu backend cannot lower a {kernel.kind} kernel")
         b.ret_void()
@@ -656,10 +663,10 @@ class ModuleBuilder:
 class LoopNest:
     """The loop nest of a `loop` kernel (also a copy, and a dot's prologue and epilogue)."""
 
-    def __init__(self, mb: ModuleBuilder, kernel: Kernel, name: str):
+    def __init__(self, mb: ModuleBuilder, kernel: Kernel):
         self.mb = mb
         self.k = kernel
-        self.name = name
+        self.name = kernel.name
         self.domain = kernel.domain
         self.reduce_axes = tuple(kernel.reduce_axes)
         self.kept_axes = tuple(d for d in range(len(self.domain)) if d not in self.reduce_axes)
@@ -668,7 +675,7 @@ class LoopNest:
         self.reductions = reductions_of(kernel.body)
         for r in self.reductions:
             if tuple(sorted(r.eqn.params["axes"])) != tuple(sorted(self.reduce_axes)):
-                raise NotImplementedError(f"kernel {name}: a reduction over axes "
+                raise NotImplementedError(f"kernel {self.name}: a reduction over axes "
                                           f"{r.eqn.params['axes']} in a kernel reducing "
                                           f"{self.reduce_axes}")
         self.loads = {ld.dst: ld for ld in kernel.loads}
@@ -723,15 +730,31 @@ class LoopNest:
         for e in self.k.body:
             if self.scope[e.out] != scope or e.prim.kind == "reduction":
                 continue
-            args = [env[a] if isinstance(a, Var) else constant(a.type.dtype, a.value)
-                    for a in e.inputs]
+            args = [self.operand(env, a) for a in e.inputs]
             value = lower_scalar(b, e, args, axes_of[scope])
             if isinstance(value, ir.Instruction) and value.name.startswith("."):
                 value.name = self.mb.name(e.out)      # the IR value it holds
             env[e.out] = value
 
-    def operand(self, env, a):
+    @staticmethod
+    def operand(env, a):
+        """The scalar value of atom `a` here: its emitted value, or a literal's constant."""
         return env[a] if isinstance(a, Var) else constant(a.type.dtype, a.value)
+
+    def accumulate(self, b: ir.IRBuilder, r: Reduction, env, acc) -> None:
+        """*acc = combine(*acc, r's input at this point), widened to the accumulator's type."""
+        x = self.operand(env, r.eqn.inputs[0])
+        if r.acc_dtype != r.eqn.out.type.dtype:
+            x = b.fpext(x, REG[r.acc_dtype])
+        b.store(r.combine(b, b.load(acc), x), acc)
+
+    def fresh_accumulator(self, b: ir.IRBuilder, r: Reduction, suffix: str, count: int = 1):
+        """An accumulator (or `count` of them) for `r` in the entry block; a single one is set
+        to the reduction's identity here."""
+        acc = _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.{suffix}", count)
+        if count == 1:
+            b.store(r.identity(), acc)
+        return acc
 
     def store_outputs(self, b, scope, env, ptrs, index_list) -> None:
         for v in self.k.outputs:
@@ -747,14 +770,7 @@ class LoopNest:
     # -- functions ----------------------------------------------------------------------------
 
     def pointers(self, b, args, arena) -> dict[Var, ir.Value]:
-        ptrs = {}
-        for ld in self.k.loads:
-            if ld.src not in ptrs:
-                ptrs[ld.src] = self.mb.buffer(b, ld.src, args, arena)
-        for v in self.k.outputs:
-            if v not in ptrs:
-                ptrs[v] = self.mb.buffer(b, v, args, arena)
-        return ptrs
+        return self.mb.pointers(b, self.k, args, arena)
 
     def emit_into(self, b: ir.IRBuilder, driver_args) -> None:
         """Emit the kernel's work into driver `b` (whose arguments are `driver_args`)."""
@@ -786,8 +802,7 @@ class LoopNest:
             # Combine the chunks' partial accumulators in order, then the scalar epilogue.
             for j, r in enumerate(self.reductions):
                 t = REG[r.acc_dtype]
-                acc = _alloca_entry(b, t, f"{self.mb.name(r.eqn.out)}.acc")
-                b.store(r.identity(), acc)
+                acc = self.fresh_accumulator(b, r, "acc")
                 with for_range(b, 0, chunks, f"{self.mb.name(r.eqn.out)}.chunk") as c:
                     at = b.gep(partial, [b.add(b.mul(c, stride), ir.Constant(I64, 8 * j))])
                     b.store(r.combine(b, b.load(acc), b.load(b.bitcast(at, t.as_pointer()))),
@@ -816,8 +831,7 @@ class LoopNest:
     def _columns(self, b: ir.IRBuilder, ptrs, env, lo, hi) -> None:
         """The column-reduction loop nest over columns [lo, hi): accumulators in an array."""
         rows, cols = self.domain
-        arrays = {r: _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.acc", cols)
-                  for r in self.reductions}
+        arrays = {r: self.fresh_accumulator(b, r, "acc", cols) for r in self.reductions}
         with for_range(b, lo, hi, "i1") as i1:
             for r, acc in arrays.items():
                 b.store(r.identity(), b.gep(acc, [i1]))
@@ -825,11 +839,7 @@ class LoopNest:
             with for_range(b, lo, hi, "i1") as i1:
                 self.emit(b, "full", env, ptrs, {0: i0, 1: i1})
                 for r, acc in arrays.items():
-                    x = self.operand(env, r.eqn.inputs[0])
-                    if r.acc_dtype != r.eqn.out.type.dtype:
-                        x = b.fpext(x, REG[r.acc_dtype])
-                    at = b.gep(acc, [i1])
-                    b.store(r.combine(b, b.load(at), x), at)
+                    self.accumulate(b, r, env, b.gep(acc, [i1]))
                 self.store_outputs(b, "full", env, ptrs, [i0, i1])
         with for_range(b, lo, hi, "i1") as i1:
             for r, acc in arrays.items():
@@ -863,27 +873,21 @@ class LoopNest:
             if level == len(axes):
                 self.emit(b, "full", env, ptrs, index)
                 for r in self.reductions:
-                    x = env[r.eqn.inputs[0]] if isinstance(r.eqn.inputs[0], Var) else \
-                        constant(r.eqn.inputs[0].type.dtype, r.eqn.inputs[0].value)
-                    if r.acc_dtype != r.eqn.out.type.dtype:
-                        x = b.fpext(x, REG[r.acc_dtype])
-                    b.store(r.combine(b, b.load(accs[r]), x), accs[r])
+                    self.accumulate(b, r, env, accs[r])
                 self.store_outputs(b, "full", env, ptrs,
                                    [index[d] for d in range(len(self.domain))])
                 return
             d = axes[level]
             start, stop = (lo, hi) if (not self.kept_axes and level == 0) else \
                 (ir.Constant(I64, 0), ir.Constant(I64, self.domain[d]))
-            blocked = [r for r in self.reductions if r.op == "reduce_sum" and r.acc_dtype == "f64"
+            blocked = [r for r in self.reductions if r.op == "reduce_sum"
                        and r.eqn.out.type.dtype == "f64"]
             if level == len(axes) - 1 and blocked and self.domain[d] > SUM_BLOCK:
                 # Blocked float64 sums: each block's partial sum joins the total once.
                 with for_range(b, start, stop, f"i{d}.block", step=SUM_BLOCK) as blk:
                     outer = {r: accs[r] for r in blocked}
                     for r in blocked:
-                        accs[r] = _alloca_entry(b, REG[r.acc_dtype],
-                                                f"{self.mb.name(r.eqn.out)}.block")
-                        b.store(r.identity(), accs[r])
+                        accs[r] = self.fresh_accumulator(b, r, "block")
                     end = b.add(blk, ir.Constant(I64, SUM_BLOCK))
                     end = b.select(b.icmp_signed("<", end, stop), end, stop)
                     with for_range(b, blk, end, f"i{d}") as i:
@@ -900,9 +904,7 @@ class LoopNest:
         def kept_loops(level: int):
             if level == len(self.kept_axes):
                 for r in self.reductions:
-                    accs[r] = _alloca_entry(b, REG[r.acc_dtype],
-                                            f"{self.mb.name(r.eqn.out)}.acc")
-                    b.store(r.identity(), accs[r])
+                    accs[r] = self.fresh_accumulator(b, r, "acc")
                 if self.reduce_axes:
                     reduce_loops(0)
                 else:
@@ -1053,13 +1055,13 @@ class DotLowering:
                 chain = [self.literals[op]]
             pro = Kernel(f"{k.name}.prologue.{mb.name(op)}", "loop", op.type.shape, (),
                          tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain), (op,), ())
-            LoopNest(mb, pro, pro.name).emit_into(b, driver_args)
+            LoopNest(mb, pro).emit_into(b, driver_args)
         for side, copy in enumerate(self.copies):
             if copy is not None:
                 mb.names.setdefault(copy.dst, f"%{k.name}.operand{side}")
                 loop = Kernel(f"{k.name}.copy{side}", "loop", copy.imap.shape, (), (copy,), (),
                               (copy.dst,), ())
-                LoopNest(mb, loop, loop.name).emit_into(b, driver_args)
+                LoopNest(mb, loop).emit_into(b, driver_args)
         if dot.out.type.size:
             self._product(mb, b, args, arena, *self.mats, dot.out)
         outputs = tuple(v for v in k.outputs if v is not dot.out)
@@ -1070,7 +1072,7 @@ class DotLowering:
             loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
             ep = Kernel(f"{k.name}.epilogue", "loop", k.domain, k.reduce_axes, loads,
                         tuple(self.epilogue), outputs, ())
-            LoopNest(mb, ep, ep.name).emit_into(b, driver_args)
+            LoopNest(mb, ep).emit_into(b, driver_args)
 
     def _product(self, mb, b, args, arena, A: Matrix, B: Matrix, out: Var) -> None:
         dt = out.type.dtype
@@ -1149,15 +1151,6 @@ class DotLowering:
 # gather, scatter-add, concatenate, pad, argmax, argmin
 
 
-def _special_setup(mb: ModuleBuilder, kernel: Kernel, b, args, arena):
-    ptrs = {}
-    for ld in kernel.loads:
-        ptrs.setdefault(ld.src, mb.buffer(b, ld.src, args, arena))
-    for v in kernel.outputs:
-        ptrs.setdefault(v, mb.buffer(b, v, args, arena))
-    return ptrs
-
-
 @contextmanager
 def _nest(b: ir.IRBuilder, shape, prefix="i"):
     """Loops over every index of `shape`, row-major; yields the list of i64 indices."""
@@ -1192,14 +1185,9 @@ def _checked_indices(mb, b, ptrs, loads, s_idx, x_shape, status, indices):
     return out, ok
 
 
-def _gather(mb: ModuleBuilder, kernel: Kernel, b, fargs):
-    args, arena, _, status = fargs
-    mb.may_fail.add(kernel.name)
-    (e,) = kernel.body
-    loads = {ld.dst: ld for ld in kernel.loads}
+def _gather(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     x, *idx = e.inputs
     xl = loads[x]
-    ptrs = _special_setup(mb, kernel, b, args, arena)
     out = e.out
     ns = len(idx[0].type.shape)
     with _nest(b, out.type.shape) as ii:
@@ -1211,14 +1199,9 @@ def _gather(mb: ModuleBuilder, kernel: Kernel, b, fargs):
                      out.type.dtype)
 
 
-def _scatter_add(mb: ModuleBuilder, kernel: Kernel, b, fargs):
-    args, arena, _, status = fargs
-    mb.may_fail.add(kernel.name)
-    (e,) = kernel.body
-    loads = {ld.dst: ld for ld in kernel.loads}
+def _scatter_add(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     x, *idx, upd = e.inputs
     out = e.out
-    ptrs = _special_setup(mb, kernel, b, args, arena)
     dt = out.type.dtype
     full = IndexMap.contiguous(out.type.shape)
     with _nest(b, out.type.shape) as ii:
@@ -1235,12 +1218,8 @@ def _scatter_add(mb: ModuleBuilder, kernel: Kernel, b, fargs):
             mb.store(b, _binary(b, "add", old, u, dt), ptrs[out], at, dt)
 
 
-def _concatenate(mb: ModuleBuilder, kernel: Kernel, b, fargs):
-    args, arena, _, _ = fargs
-    (e,) = kernel.body
-    loads = {ld.dst: ld for ld in kernel.loads}
+def _concatenate(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     out = e.out
-    ptrs = _special_setup(mb, kernel, b, args, arena)
     axis = e.params["axis"]
     full = IndexMap.contiguous(out.type.shape)
     start = 0
@@ -1253,14 +1232,10 @@ def _concatenate(mb: ModuleBuilder, kernel: Kernel, b, fargs):
         start += a.type.shape[axis]
 
 
-def _pad(mb: ModuleBuilder, kernel: Kernel, b, fargs):
-    args, arena, _, _ = fargs
-    (e,) = kernel.body
-    loads = {ld.dst: ld for ld in kernel.loads}
+def _pad(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     x, value = e.inputs
     out = e.out
     dt = out.type.dtype
-    ptrs = _special_setup(mb, kernel, b, args, arena)
     fill = _read(mb, b, ptrs, loads[value], []) if isinstance(value, Var) else \
         constant(dt, value.value)
     full = IndexMap.contiguous(out.type.shape)
@@ -1271,16 +1246,12 @@ def _pad(mb: ModuleBuilder, kernel: Kernel, b, fargs):
         mb.store(b, _read(mb, b, ptrs, loads[x], ii), ptrs[out], mb.affine(b, target, ii), dt)
 
 
-def _arg_reduce(mb: ModuleBuilder, kernel: Kernel, b, fargs):
-    args, arena, _, _ = fargs
-    (e,) = kernel.body
-    loads = {ld.dst: ld for ld in kernel.loads}
+def _arg_reduce(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     (x,) = e.inputs
     out = e.out
     dt = x.type.dtype
     axis = e.params["axis"]
     is_max = e.prim.name == "argmax"
-    ptrs = _special_setup(mb, kernel, b, args, arena)
     kept = [n for d, n in enumerate(x.type.shape) if d != axis]
     best = _alloca_entry(b, REG[dt], "best")
     at = _alloca_entry(b, I64, "best.at")
@@ -1329,13 +1300,6 @@ class Lowering:
     def module(self) -> ir.Module:
         """The LLVM module: one driver per kernel, `entry` and `entry_objects`."""
         return ModuleBuilder(self.program, self.plan, self.dots, self.name).build()
-
-
-def lower_program(program: Program, blas: bool, name: str = "tracejit"
-                  ) -> tuple[ir.Module, BufferPlan]:
-    """The LLVM module of `program` and the buffer plan its entry function expects."""
-    lowering = Lowering(program, blas, name)
-    return lowering.module(), lowering.plan
 
 
 @functools.lru_cache(maxsize=None)

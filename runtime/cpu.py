@@ -1,15 +1,17 @@
 """The CPU runtime: compile a Program's LLVM module for the host, cache it, and call it.
 
 A `CpuProgram` holds one MCJIT engine with the Program's module, compiled at -O3 for the host
-CPU and its features, and the address of the module's `entry` function. A call is one foreign
-call: the argument table (parameters, constants, results) is filled with array addresses,
-intermediates live in an arena allocated once per thread and reused (its layout is the buffer
-plan's), and the results are fresh arrays. Non-contiguous inputs are copied to contiguous ones
-first (the generated code indexes contiguous row-major buffers); inputs are never written.
+CPU and its features, and the address of the module's entry function. A call is one foreign
+call that receives the arrays themselves (parameters, constants, results) and reads their data
+pointers in generated code; intermediates live in an arena allocated once per thread and
+reused (its layout is the buffer plan's), and the results are new arrays (large ones reused
+once released). Non-contiguous inputs are copied to contiguous ones first (the generated
+code indexes contiguous row-major buffers); inputs are never written.
 
 Object code is cached on disk (`DiskCache.default()`: `TRACEJIT_CACHE_DIR`, by default the
-user's cache folder), keyed by the module's text, the versions of tracejit, llvmlite and LLVM,
-the CPU name and features, and the BLAS in use; a new process with a warm cache skips LLVM.
+user's cache folder), keyed by the Program's text and constants, the code generator's source,
+the versions of tracejit, llvmlite and LLVM, the CPU name and features, and the BLAS in use
+(`cache_key`); a new process with a warm cache skips code generation and LLVM.
 
 Dots call the BLAS bundled with NumPy (OpenBLAS, ILP64 `scipy_cblas_?gemm64_`) through its
 function addresses, registered as the symbols `tj_cblas_sgemm` / `tj_cblas_dgemm`
@@ -19,6 +21,7 @@ function addresses, registered as the symbols `tj_cblas_sgemm` / `tj_cblas_dgemm
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import hashlib
 import os
@@ -31,7 +34,7 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from tracejit.ir import Literal, Var
+from tracejit.ir import Literal
 from tracejit.kernels import Program
 
 from tracejit.codegen.llvm import (BLAS_SYMBOLS, NP_ARRAY_DATA, PY_TUPLE_ITEMS, STATUS_WORDS,
@@ -42,20 +45,26 @@ _lock = threading.Lock()
 _state: dict = {}
 
 
-def _initialise() -> llvm.TargetMachine:
-    """Initialise LLVM once; a new target machine for the host (-O3, its CPU features)."""
+def _start() -> dict:
+    """Initialise LLVM and find the BLAS, once per process; the facts about the host."""
     with _lock:
         if "target" not in _state:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
-            target = llvm.Target.from_default_triple()
             _state["cpu"] = llvm.get_host_cpu_name()
             _state["features"] = llvm.get_host_cpu_features().flatten()
-            _state["target"] = target
+            _state["llvm"] = ".".join(map(str, llvm.llvm_version_info))
             _state["blas"] = _register_blas()
-        # Each engine owns its target machine, so every program gets a new one.
-        return _state["target"].create_target_machine(
-            cpu=_state["cpu"], features=_state["features"], opt=3, codemodel="jitdefault")
+            _state["target"] = llvm.Target.from_default_triple()
+    return _state
+
+
+def _target_machine() -> llvm.TargetMachine:
+    """A new target machine for the host (-O3, its CPU features). Each engine owns the one it
+    is given, so every program gets its own."""
+    state = _start()
+    return state["target"].create_target_machine(
+        cpu=state["cpu"], features=state["features"], opt=3, codemodel="jitdefault")
 
 
 def _register_blas() -> str:
@@ -80,9 +89,8 @@ def _register_blas() -> str:
 
 def host() -> dict[str, str]:
     """The host as the compiler sees it: CPU name, features, LLVM and BLAS in use."""
-    _initialise()
-    return {"cpu": _state["cpu"], "features": _state["features"],
-            "llvm": ".".join(map(str, llvm.llvm_version_info)), "blas": _state["blas"]}
+    state = _start()
+    return {k: state[k] for k in ("cpu", "features", "llvm", "blas")}
 
 
 def default_threads() -> int:
@@ -139,7 +147,7 @@ class CompileInfo:
     optimised: str | None = None      # the module after -O3
 
 
-def cache_key(program: Program, blas: str) -> dict[str, str]:
+def cache_key(program: Program) -> dict[str, str]:
     """The disk cache key of `program`: its text (with a hash of its constants' bytes, which
     the text abbreviates), the code generator's source hash, and every version and host fact
     that changes the object code."""
@@ -150,21 +158,21 @@ def cache_key(program: Program, blas: str) -> dict[str, str]:
     h = host()
     return {"ir": str(program), "constants": digest.hexdigest(), "codegen": source_hash(),
             "tracejit": _version(), "llvmlite": llvmlite.__version__, "llvm": h["llvm"],
-            "cpu": h["cpu"], "features": h["features"], "blas": blas}
+            "cpu": h["cpu"], "features": h["features"], "blas": h["blas"]}
 
 
 class CpuProgram:
     """A Program compiled for the host CPU: call it with the function's arguments."""
 
     def __init__(self, program: Program, cache: DiskCache | None = None, name: str = ""):
-        tm = _initialise()
+        tm = _target_machine()
         t0 = time.perf_counter()
         self.program = program
-        self._lowering = Lowering(program, blas=bool(_state["blas"]),
+        self._lowering = Lowering(program, blas=bool(host()["blas"]),
                                   name=name or program.fn.name)
         self.plan = self._lowering.plan
         self.info = CompileInfo()
-        key = cache_key(program, _state["blas"])
+        key = cache_key(program)
         obj = cache.load(key) if cache is not None else None
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
         if obj is not None:
@@ -185,11 +193,11 @@ class CpuProgram:
             self._engine.set_object_cache(lambda m, data: stored.append(bytes(data)), None)
             self._engine.add_module(mod)
             self.info.source = "compiled"
-            self._engine.finalize_object()
+        self._engine.finalize_object()          # machine code, or the cached object linked
+        if self.info.source == "compiled":
             if cache is not None and stored:
                 cache.store(key, stored[-1])
             self.info.seconds["machine code"] = time.perf_counter() - t2
-        self._engine.finalize_object()
         self._entry = ENTRY(self._engine.get_function_address("entry"))
         self._entry_objects = (OBJECT_ENTRY(self._engine.get_function_address("entry_objects"))
                                if _object_layout_ok() else None)
@@ -216,10 +224,14 @@ class CpuProgram:
             seen.add(r)
         self.info.seconds["total"] = time.perf_counter() - t0
 
+    def stages(self) -> dict:
+        """The backend's stages for dumps, each made when first asked."""
+        return {"llvm": self.llvm_text, "llvm optimized": self.optimised_llvm}
+
     def llvm_text(self) -> str:
         """The LLVM module as generated (made when first asked, on a disk cache hit)."""
         if self.info.llvm is None:
-            tm = _initialise()
+            tm = _target_machine()
             module = self._lowering.module()
             module.triple = tm.triple
             module.data_layout = str(tm.target_data)
@@ -231,7 +243,7 @@ class CpuProgram:
         cache)."""
         if self.info.optimised is None:
             mod = llvm.parse_assembly(self.llvm_text())
-            optimise(mod, _initialise())
+            optimise(mod, _target_machine())
             self.info.optimised = str(mod)
         return self.info.optimised
 
@@ -282,10 +294,7 @@ class CpuProgram:
         results = [empty(shape, dtype) if not pooled else self._pooled(i)
                    for i, (shape, dtype, pooled) in enumerate(self._result_types)]
         arrays = (*params, *self._constants, *results)
-        try:
-            arena, status = self._local.pointers
-        except AttributeError:
-            arena, status = self._scratch()
+        arena, status = self._scratch()
         if self._entry_objects is not None:
             rc = self._entry_objects(arrays, arena, self._threads, status)
         else:
@@ -303,6 +312,7 @@ class CpuProgram:
                 for slot, copied, value in self._assembly]
 
 
+@functools.lru_cache(maxsize=None)
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
     try:

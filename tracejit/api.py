@@ -379,17 +379,20 @@ class Jitted:
             finally:
                 _state.sources = None
             self.trace_count += 1
-            entry = self._cache[key] = _Entry(compile_function(t.fn, sources, self.options),
+            native = _cpu_program if self.options.backend == "cpu" else None
+            entry = self._cache[key] = _Entry(compile_function(t.fn, sources, self.options,
+                                                               native),
                                               t.out_tree, _int32_params(t.fn, leaves))
         return entry, leaves
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and current_trace() is None:
+        tracing = current_trace() is not None
+        if not kwargs and not tracing:
             # The fast path: positional arrays and numbers whose signature was seen before.
             entry = self._fast.get(tuple(map(_fast_signature, args)))
             if entry is not None:
                 return self._call(entry, args, kwargs, args)
-        if current_trace() is not None:
+        if tracing:
             # Called while tracing another function: trace and inline (no separate program).
             t = trace_callable(self.fun, args, kwargs, self.static_argnums)
             return unflatten(t.out_tree, _run(t.fn, t.leaves, t.captured))
@@ -488,10 +491,17 @@ class _Entry:
     int32_params: list[int]     # Python-int arguments that the program narrows to int32
 
     def __post_init__(self):
-        self.types = [p.type for p in self.compiled.traced.params]
         fn = self.compiled.traced
+        self.types = [p.type for p in fn.params]
         self.scalar_results = [i for i, r in enumerate(fn.results) if r.type.shape == ()]
         self.rebuild = unflattener(self.out_tree)
+
+
+def _cpu_program(program):
+    """The cpu backend's compiled program (LLVM, or object code from the disk cache)."""
+    from .runtime.cache import DiskCache
+    from .runtime.cpu import CpuProgram
+    return CpuProgram(program, DiskCache.default())
 
 
 def _int32_params(fn: Function, leaves: list) -> list[int]:

@@ -66,15 +66,12 @@ class Compiled:
             text += "\n" + self.native.plan.describe()
         return text
 
-    def attach_cpu(self) -> None:
-        """Compile the Program for the host CPU (through LLVM, or from the disk cache)."""
-        from .runtime.cache import DiskCache
-        from .runtime.cpu import CpuProgram
-        cpu = CpuProgram(self.program, DiskCache.default())
-        self.run = cpu
-        self.native = cpu
-        self.backend_stages["llvm"] = cpu.llvm_text                  # computed when asked
-        self.backend_stages["llvm optimized"] = cpu.optimised_llvm   # computed when asked
+    def attach(self, native) -> None:
+        """Run through a compiled backend's program: callable on the flat arguments, with a
+        buffer `plan` and `stages()` ({name: text, or a function making it when asked})."""
+        self.run = native
+        self.native = native
+        self.backend_stages.update(native.stages())
 
     @property
     def optimized(self) -> Function:
@@ -96,20 +93,20 @@ class Compiled:
         return out
 
 
-def compile_function(traced: Function, sources: list[Function], options: Options) -> Compiled:
-    """Optimise, fuse and prepare `traced` for `options.backend`."""
+def compile_function(traced: Function, sources: list[Function], options: Options,
+                     native: Callable[[Program], object] | None = None) -> Compiled:
+    """Optimise, fuse and prepare `traced` for `options.backend`: with `native` (the compiled
+    backend's compiler, given by the API), its program runs; else the kernel interpreter."""
     passes = []
     fn = traced
     for name, p in pipeline(options.fast_math):
         fn = p(fn)
         passes.append((name, fn))
     program = plan(fn, fuse=options.fuse)
-    if options.backend == "cpu":
-        compiled = Compiled(traced, sources, passes, program, None)
-        compiled.attach_cpu()
-    else:
-        compiled = Compiled(traced, sources, passes, program,
-                            lambda flat, program=program: run_program(program, flat))
+    compiled = Compiled(traced, sources, passes, program,
+                        lambda flat, program=program: run_program(program, flat))
+    if native is not None:
+        compiled.attach(native(program))
     directory = os.environ.get("TRACEJIT_DUMP")
     if directory:
         write_dump(directory, traced.name, compiled.stages())

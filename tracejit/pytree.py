@@ -75,8 +75,6 @@ def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
 
 def unflatten(treedef: TreeDef, leaves) -> Any:
     """Rebuild a tree of structure `treedef` from `leaves` (in flatten's order)."""
-    if treedef.kind == "leaf" and len(leaves) == 1:       # the common case, quickly
-        return leaves[0]
     it = iter(leaves)
 
     def go(t: TreeDef):
