@@ -4,6 +4,7 @@ installed peers, against the machine's floors, in one process run.
     python -m benchmarks                           # everything (several minutes)
     python -m benchmarks --workloads W4,W5 --peers numpy,jax --reps 30
     python -m benchmarks --quick                   # small sizes, agreement only (CI)
+    python -m benchmarks --backends cuda,cpu       # on a GPU (pycuda): GPU floors and peers too
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sys
 
 from tracejit.compiler import BACKENDS
 
-from .peers import PEERS, available
-from .runner import Plan, rows_as_dicts, run
+from .peers import GPU_PEERS, PEERS, unavailable_reason
+from .runner import Plan, cuda_unavailable_reason, default_backends, rows_as_dicts, run
 from .workloads import VARIANTS
 
 
@@ -42,23 +43,32 @@ def table(rows, quick: bool) -> str:
     for w, v in keys:
         group = [r for r in rows if (r.workload, r.variant) == (w, v)]
         title = next(x.title for x in VARIANTS if (x.workload, x.name) == (w, v))
-        floor = group[0].floor
-        what = next((r.note for r in group if r.impl == "tracejit"), "")
-        out.append(f"\n{title}   floor {_fmt_time(floor)} ({what})")
-        header = (f"  {'implementation':<30} {'kernels':>7} {'median':>10} {'min':>10} "
+        floors: dict[str, list] = {}    # each floor's text -> the devices it is the floor of
+        for r in group:
+            if r.floor_what:
+                tags = floors.setdefault(f"{_fmt_time(r.floor)} ({r.floor_what})", [])
+                tag = "gpu tf32" if r.allow_tf32 else r.device
+                if tag not in tags:
+                    tags.append(tag)
+        if len(floors) <= 1:
+            text = next(iter(floors), "-")
+        else:
+            text = "; ".join(f"{'/'.join(tags)} {what}" for what, tags in floors.items())
+        out.append(f"\n{title}   floor {text}")
+        header = (f"  {'implementation':<31} {'kernels':>7} {'median':>10} {'min':>10} "
                   f"{'max':>10} {'first call':>10} {'/floor':>9} {'/best peer':>10}  agrees")
         if quick:
-            header = (f"  {'implementation':<30} {'kernels':>7} {'first call':>10}  agrees  "
+            header = (f"  {'implementation':<31} {'kernels':>7} {'first call':>10}  agrees  "
                       "max rel err")
         out.append(header)
         for r in group:
             agree = "yes" if r.agrees else "NO"
             if quick:
                 err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.1e}"
-                out.append(f"  {r.label:<30} {r.kernels or '':>7} {_fmt_time(r.first_call):>10}"
+                out.append(f"  {r.label:<31} {r.kernels or '':>7} {_fmt_time(r.first_call):>10}"
                            f"  {agree:<6}  {err}  {r.note if r.agrees is False else ''}")
                 continue
-            out.append(f"  {r.label:<30} {r.kernels or '':>7} {_fmt_time(r.median):>10} "
+            out.append(f"  {r.label:<31} {r.kernels or '':>7} {_fmt_time(r.median):>10} "
                        f"{_fmt_time(r.min):>10} {_fmt_time(r.max):>10} "
                        f"{_fmt_time(r.first_call):>10} {_fmt_ratio(r.ratio_floor):>9} "
                        f"{_fmt_ratio(r.ratio_best_peer):>10}  {agree}"
@@ -107,13 +117,17 @@ def plot(rows, path: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description=__doc__.split("\n")[0])
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="all", help="e.g. W1,W4,W5 (default: all)")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help=f"tracejit backends (available: {', '.join(BACKENDS)})")
+    parser.add_argument("--backends", default=None,
+                        help=f"tracejit backends, of {', '.join(BACKENDS)} (default: cpu, "
+                        "interpret, and cuda where pycuda and a GPU are usable; on cuda, W4 and "
+                        "W7 also run with allow_tf32=True as 'cuda tf32')")
     parser.add_argument("--fuse", default="on,off", help="on, off, or on,off")
-    parser.add_argument("--peers", default="numpy," + ",".join(PEERS),
-                        help="numpy, torch, torch.compile, jax (installed ones run), or none")
+    parser.add_argument("--peers", default=None,
+                        help=f"numpy, {', '.join(PEERS + GPU_PEERS)}, or none; the available "
+                        "ones run (default: numpy and the CPU peers, and the GPU peers when "
+                        "cuda is benchmarked)")
     parser.add_argument("--reps", type=int, default=15, help="timed samples at least")
     parser.add_argument("--min-time", type=float, default=1.0,
                         help="seconds to keep sampling each implementation (up to 10x reps)")
@@ -126,28 +140,52 @@ def main(argv=None) -> int:
 
     wanted = None if ns.workloads == "all" else set(ns.workloads.upper().split(","))
     variants = [v for v in VARIANTS if wanted is None or v.workload in wanted]
-    backends = [b for b in ns.backends.split(",") if b]
+    if ns.backends is None:
+        backends = default_backends()
+    else:
+        backends = [b for b in ns.backends.split(",") if b]
+    if not backends:
+        parser.error("no backend to benchmark")
     for b in backends:
         if b not in BACKENDS:
             parser.error(f"backend {b!r} is not available (available: {', '.join(BACKENDS)})")
+    if "cuda" in backends and ns.backends is not None:
+        why = cuda_unavailable_reason()
+        if why is not None:
+            parser.error(f"backend 'cuda' cannot run here: {why}")
     fuse = [{"on": True, "off": False}[f] for f in ns.fuse.split(",")]
-    peers = [] if ns.peers == "none" else [p for p in ns.peers.split(",") if p]
-    missing = [p for p in peers if p != "numpy" and not available(p)]
+    if ns.peers is None:
+        peers = ["numpy", *PEERS] + (list(GPU_PEERS) if "cuda" in backends else [])
+    else:
+        peers = [] if ns.peers == "none" else [p for p in ns.peers.split(",") if p]
+    for p in peers:
+        if p != "numpy" and p not in PEERS + GPU_PEERS:
+            parser.error(f"unknown peer {p!r} (known: numpy, {', '.join(PEERS + GPU_PEERS)})")
+    missing = {p: unavailable_reason(p) for p in peers if unavailable_reason(p) is not None}
     plan = Plan(variants, backends, fuse, peers, ns.reps, ns.min_time, ns.quick)
     rows, floors, env = run(plan, progress=not ns.no_progress)
 
     print(f"tracejit benchmarks: {len(variants)} workload variants, backends "
           f"{', '.join(backends)}; peers {', '.join(p for p in peers if p not in missing)}"
-          + (f" (not installed: {', '.join(missing)})" if missing else ""))
+          + (f" (not run: {'; '.join(f'{p}: {why}' for p, why in missing.items())})"
+             if missing else ""))
     print(f"floors: copy bandwidth {floors.copy_bandwidth / 1e9:.1f} GB/s, sgemm "
           f"{floors.sgemm_flops / 1e9:.0f} GFLOP/s, Python call "
           f"{floors.call_overhead * 1e9:.0f} ns;"
           f" threads: {env.get('torch_threads', '-')} (torch), {env['cpus']} cpus")
+    gpu = env.get("gpu_floors")
+    if gpu is not None:
+        blas = (f"cuBLAS sgemm {gpu['sgemm_flops'] / 1e12:.1f} TFLOP/s FP32, "
+                f"{gpu['tf32_flops'] / 1e12:.1f} TFLOP/s TF32 (torch.matmul)"
+                if gpu["sgemm_flops"] else gpu["cublas_note"])
+        print(f"GPU floors ({gpu['name']}): copy bandwidth {gpu['copy_bandwidth'] / 1e9:.0f} "
+              f"GB/s (device to device), {blas}")
     print(table(rows, ns.quick))
     disagreements = [r for r in rows if r.agrees is False]
     if not ns.quick:
         with open(ns.json, "w") as f:
             json.dump({"environment": env, "floors": floors.__dict__,
+                       "gpu_floors": env.get("gpu_floors"),
                        "rows": rows_as_dicts(rows)}, f, indent=1)
         print(f"\nresults written to {ns.json}; {plot(rows, ns.plot)}")
     if disagreements:

@@ -1,14 +1,21 @@
 """The peers: each workload written for PyTorch (eager and torch.compile) and JAX (jit).
 
-Each peer is used only where it is installed. A peer function takes the workload's arguments
-converted to the peer's arrays and returns the same structure as the tracejit function
-(loss, updated parameters) or (value, gradients). Gradients come from the peer's own autodiff
-(torch.func, jax.value_and_grad); the parameter update is inside the timed function.
+Each peer runs on the host CPU ("torch", "torch.compile", "jax") or on the GPU ("torch-cuda",
+"torch.compile-cuda", "jax-gpu": PyTorch on CUDA tensors, JAX on `jax.devices("gpu")`), and is
+used only where it is installed and, for the GPU ones, where it sees a GPU. A peer's rows are
+compared with the tracejit rows of the same device (`Peer.device`).
+
+A peer function takes the workload's arguments converted to the peer's arrays and returns the
+same structure as the tracejit function (loss, updated parameters) or (value, gradients).
+Gradients come from the peer's own autodiff (torch.func, jax.value_and_grad); the parameter
+update is inside the timed function.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,11 +33,59 @@ class Peer:
     convert: Callable[[Any], Any]               # NumPy pytree -> the peer's arrays
     sync: Callable[[Any], None]                 # wait for results (asynchronous dispatch)
     to_numpy: Callable[[Any], list]             # results -> flat list of NumPy arrays
+    device: str = "cpu"                         # 'cpu' or 'gpu': where it runs
+
+
+PEERS = ("torch", "torch.compile", "jax")
+"""The peers on the host CPU."""
+
+GPU_PEERS = ("torch-cuda", "torch.compile-cuda", "jax-gpu")
+"""The peers on the GPU."""
+
+_MODULE = {"torch": "torch", "torch.compile": "torch", "jax": "jax", "torch-cuda": "torch",
+           "torch.compile-cuda": "torch", "jax-gpu": "jax"}
+
+
+def device_of(name: str) -> str:
+    """'gpu' for a GPU peer, 'cpu' for any other (numpy and the CPU peers)."""
+    return "gpu" if name in GPU_PEERS else "cpu"
+
+
+@functools.lru_cache(maxsize=None)
+def unavailable_reason(name: str) -> str | None:
+    """None when the peer `name` can run here, else why not ("not installed", "torch has no
+    CUDA", ...). The GPU peers import their framework to ask it for a GPU."""
+    if name == "numpy":
+        return None
+    module = _MODULE.get(name)
+    if module is None:
+        return f"unknown peer (known: numpy, {', '.join(PEERS + GPU_PEERS)})"
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    if name in ("torch-cuda", "torch.compile-cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} sees no CUDA GPU"
+    if name == "jax-gpu":
+        try:
+            _jax().devices("gpu")
+        except RuntimeError as exc:
+            return f"jax has no GPU device ({str(exc).splitlines()[0][:80]})"
+    return None
 
 
 def available(name: str) -> bool:
-    module = {"torch": "torch", "torch.compile": "torch", "jax": "jax"}.get(name)
-    return module is None or importlib.util.find_spec(module) is not None
+    """Whether the peer `name` can run here (see `unavailable_reason`)."""
+    return unavailable_reason(name) is None
+
+
+def _jax():
+    """jax, imported so that it does not take most of the GPU's memory when it first starts
+    its GPU client (its default), which would starve tracejit's and PyTorch's allocations in
+    the same process."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+    return jax
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +144,10 @@ def _torch_functions(torch):
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
 
 
-def _torch_peer(compiled: bool) -> Peer:
+def _torch_peer(compiled: bool, cuda: bool = False) -> Peer:
+    """PyTorch eager or torch.compile, on CPU tensors or (cuda=True) on CUDA tensors. On CUDA
+    the matmuls run in full float32 (torch's default: allow_tf32 off for matmuls), and `sync`
+    waits for the device, since CUDA kernels run asynchronously."""
     import torch
 
     table = _torch_functions(torch)
@@ -99,13 +157,18 @@ def _torch_peer(compiled: bool) -> Peer:
         return torch.compile(fn) if compiled else fn
 
     def convert(tree):
+        if cuda:
+            return tree_map(lambda a: torch.from_numpy(np.array(a)).to("cuda"), tree)
         return tree_map(lambda a: torch.from_numpy(np.array(a)), tree)
 
     def to_numpy(out):
-        return [np.asarray(t.detach().numpy()) for t in flatten(out)[0]]
+        return [np.asarray(t.detach().cpu().numpy()) for t in flatten(out)[0]]
 
-    return Peer("torch.compile" if compiled else "torch", build, convert, lambda out: None,
-                to_numpy)
+    name = "torch.compile" if compiled else "torch"
+    if cuda:
+        return Peer(name + "-cuda", build, convert, lambda out: torch.cuda.synchronize(),
+                    to_numpy, "gpu")
+    return Peer(name, build, convert, lambda out: None, to_numpy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,23 +224,31 @@ def _jax_functions(jax):
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
 
 
-def _jax_peer() -> Peer:
-    import jax
+def _jax_peer(gpu: bool = False) -> Peer:
+    """jax.jit on the CPU device, or (gpu=True) on the first GPU device. The arguments are
+    committed to that device, so the jitted function runs there even where JAX's default
+    device is another one. On the GPU, float32 matmuls are asked for at full float32 precision
+    (JAX's default there is TF32 on recent GPUs), as tracejit's and PyTorch's are."""
+    jax = _jax()
 
+    if gpu:
+        jax.config.update("jax_default_matmul_precision", "highest")
     table = _jax_functions(jax)
-    return Peer("jax", lambda w, v: jax.jit(table[(w, v)]),
-                lambda tree: tree_map(lambda a: jax.device_put(np.array(a)), tree),
+    device = jax.devices("gpu" if gpu else "cpu")[0]
+    return Peer("jax-gpu" if gpu else "jax", lambda w, v: jax.jit(table[(w, v)]),
+                lambda tree: tree_map(lambda a: jax.device_put(np.array(a), device), tree),
                 jax.block_until_ready,
-                lambda out: [np.asarray(a) for a in flatten(out)[0]])
+                lambda out: [np.asarray(a) for a in flatten(out)[0]], "gpu" if gpu else "cpu")
 
 
 def make_peer(name: str) -> Peer:
-    """The peer called `name` ('torch', 'torch.compile', 'jax'); it must be installed."""
+    """The peer called `name` (one of PEERS or GPU_PEERS); it must be available."""
     if name in ("torch", "torch.compile"):
         return _torch_peer(name == "torch.compile")
+    if name in ("torch-cuda", "torch.compile-cuda"):
+        return _torch_peer(name == "torch.compile-cuda", cuda=True)
     if name == "jax":
         return _jax_peer()
+    if name == "jax-gpu":
+        return _jax_peer(gpu=True)
     raise ValueError(f"unknown peer {name!r}")
-
-
-PEERS = ("torch", "torch.compile", "jax")

@@ -47,13 +47,14 @@ from __future__ import annotations
 import functools
 import math
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import llvmlite.ir as ir
 import numpy as np
 
 from tracejit.ir import DTYPES, Eqn, Literal, Type, Var, is_float
-from tracejit.kernels import IndexMap, Kernel, Load, Program, program_names
+from tracejit.kernels import (IndexMap, Kernel, Load, Program, copy_as_loop, program_names,
+                              value_scopes)
 from tracejit.primitives import REGISTRY
 
 from . import llvm_math
@@ -553,21 +554,7 @@ class ModuleBuilder:
         if kernel.kind == "loop":
             LoopNest(self, kernel).emit_into(b, fn.args)
         elif kernel.kind == "copy":
-            # A view made contiguous: the body's view equations compose with the load's index
-            # map; a final reshape that is not a strided view keeps row-major order, so the
-            # loop runs over the view before it.
-            ld, (out,) = kernel.loads[0], kernel.outputs
-            imap = ld.imap
-            for e in kernel.body:
-                composed = imap.apply(e)
-                if composed is None:
-                    if e is not kernel.body[-1] or e.prim.name != "reshape":
-                        raise NotImplementedError(f"copy kernel {kernel.name}: {e.prim.name}")
-                    break
-                imap = composed
-            loop = replace(kernel, kind="loop", domain=imap.shape, reduce_axes=(), body=(),
-                           loads=(Load(out, ld.src, imap),))
-            LoopNest(self, loop).emit_into(b, fn.args)
+            LoopNest(self, copy_as_loop(kernel)).emit_into(b, fn.args)
         elif kernel.kind == "dot":
             self.dots[k].emit_into(self, b, fn.args)
         elif kernel.kind in SPECIAL:
@@ -679,7 +666,7 @@ class LoopNest:
                                           f"{r.eqn.params['axes']} in a kernel reducing "
                                           f"{self.reduce_axes}")
         self.loads = {ld.dst: ld for ld in kernel.loads}
-        self.scope = self._scopes()
+        self.scope = value_scopes(kernel)
         self.full_reduction = bool(self.reduce_axes) and not self.kept_axes
         size = math.prod(self.domain)
         self.parallel = size >= PARALLEL_MIN and self.order and self.domain[self.order[0]] >= 2
@@ -687,31 +674,6 @@ class LoopNest:
         # columns inner, with one accumulator per column: contiguous, vectorised loops.
         self.columns = (len(self.domain) == 2 and self.reduce_axes == (0,)
                         and COLUMN_MIN <= self.domain[1] <= COLUMN_MAX)
-
-    def _scopes(self) -> dict[Var, str]:
-        """'scalar' (rank 0, independent of the loop indices), 'full' (inside the innermost
-        loop) or 'kept' (after the reduced loops) for every load and body value."""
-        scope: dict[Var, str] = {}
-        reduced = bool(self.reduce_axes)
-        for v, ld in self.loads.items():
-            if ld.dst.type.shape == () and self.domain != ():
-                scope[v] = "scalar"
-            elif reduced and ld.dst.type.shape == self.kept:
-                scope[v] = "kept"
-            else:
-                scope[v] = "full"
-        for e in self.k.body:
-            ins = [scope.get(a, "scalar") for a in e.inputs if isinstance(a, Var)]
-            if e.prim.kind == "reduction":
-                scope[e.out] = "kept"
-            elif e.out.type.shape == () and e.prim.name != "iota" and \
-                    all(s == "scalar" for s in ins) and self.domain != ():
-                scope[e.out] = "scalar"
-            elif "kept" in ins or (reduced and e.out.type.shape == self.kept):
-                scope[e.out] = "kept"
-            else:
-                scope[e.out] = "full"
-        return scope
 
     # -- emitting values --------------------------------------------------------------------------
 
@@ -1041,10 +1003,11 @@ class DotLowering:
             out.append((self.dot.out, self.dot.out.type.nbytes))
         return out
 
-    def emit_into(self, mb: "ModuleBuilder", b: ir.IRBuilder, driver_args) -> None:
-        args, arena, nthreads, status = driver_args
+    def prologue_kernels(self, sep: str = ".") -> list[Kernel]:
+        """Loop kernels computing each prologue operand (into scratch)."""
         k, dot = self.k, self.dot
-        for op in self.prologues:
+        out = []
+        for i, op in enumerate(self.prologues):
             feeds, chain = {op}, []
             for e in reversed(k.body[:k.body.index(dot)]):
                 if e.out in feeds:
@@ -1053,25 +1016,43 @@ class DotLowering:
             chain.reverse()
             if op in self.literals:
                 chain = [self.literals[op]]
-            pro = Kernel(f"{k.name}.prologue.{mb.name(op)}", "loop", op.type.shape, (),
-                         tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain), (op,), ())
-            LoopNest(mb, pro).emit_into(b, driver_args)
+            out.append(Kernel(f"{k.name}{sep}prologue{i}", "loop", op.type.shape, (),
+                              tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain),
+                              (op,), ()))
+        return out
+
+    def copy_kernels(self, names: dict, sep: str = ".") -> list[Kernel]:
+        """Loop kernels copying operands to their canonical layout (into scratch); the copies
+        are named `%kN.operandS` in `names`."""
+        out = []
         for side, copy in enumerate(self.copies):
             if copy is not None:
-                mb.names.setdefault(copy.dst, f"%{k.name}.operand{side}")
-                loop = Kernel(f"{k.name}.copy{side}", "loop", copy.imap.shape, (), (copy,), (),
-                              (copy.dst,), ())
-                LoopNest(mb, loop).emit_into(b, driver_args)
-        if dot.out.type.size:
-            self._product(mb, b, args, arena, *self.mats, dot.out)
+                names.setdefault(copy.dst, f"%{self.k.name}.operand{side}")
+                out.append(Kernel(f"{self.k.name}{sep}copy{side}", "loop", copy.imap.shape, (),
+                                  (copy,), (), (copy.dst,), ()))
+        return out
+
+    def epilogue_kernel(self, sep: str = ".") -> Kernel | None:
+        """The epilogue as a loop kernel reading the product back from memory (a contiguous
+        load), or None when the product is the kernel's only output."""
+        k, dot = self.k, self.dot
         outputs = tuple(v for v in k.outputs if v is not dot.out)
-        if outputs:
-            # The epilogue reads the product back from memory, as a contiguous load.
-            used = {a for e in self.epilogue for a in e.inputs if isinstance(a, Var)}
-            loads = tuple(ld for ld in k.loads if ld.dst in used)
-            loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
-            ep = Kernel(f"{k.name}.epilogue", "loop", k.domain, k.reduce_axes, loads,
-                        tuple(self.epilogue), outputs, ())
+        if not outputs:
+            return None
+        used = {a for e in self.epilogue for a in e.inputs if isinstance(a, Var)}
+        loads = tuple(ld for ld in k.loads if ld.dst in used)
+        loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
+        return Kernel(f"{k.name}{sep}epilogue", "loop", k.domain, k.reduce_axes, loads,
+                      tuple(self.epilogue), outputs, ())
+
+    def emit_into(self, mb: "ModuleBuilder", b: ir.IRBuilder, driver_args) -> None:
+        args, arena, nthreads, status = driver_args
+        for loop in self.prologue_kernels() + self.copy_kernels(mb.names):
+            LoopNest(mb, loop).emit_into(b, driver_args)
+        if self.dot.out.type.size:
+            self._product(mb, b, args, arena, *self.mats, self.dot.out)
+        ep = self.epilogue_kernel()
+        if ep is not None:
             LoopNest(mb, ep).emit_into(b, driver_args)
 
     def _product(self, mb, b, args, arena, A: Matrix, B: Matrix, out: Var) -> None:

@@ -74,9 +74,9 @@ def _leaf_type(x: Any, where: str) -> tuple[Type, bool]:
     if is_python_scalar(x):
         kind = bool if isinstance(x, bool) else int if isinstance(x, int) else float
         return Type((), _PY_DTYPES[kind]), True
-    if isinstance(x, (np.ndarray, np.generic)):
+    if isinstance(x, (np.ndarray, np.generic)) or is_device_array(x):
         try:
-            return Type(tuple(x.shape), dtype_name(x.dtype)), False
+            return Type(tuple(x.shape), dtype_name(_dtype_of(x))), False
         except TypeError as exc:
             raise errors.user_error(errors.DTypeError, f"{where}: {exc}") from None
     raise errors.user_error(
@@ -137,9 +137,19 @@ def trace_callable(f: Callable, args: Sequence, kwargs: dict | None = None,
     return Traced(fn, in_tree, out_tree, leaves, captured, slices)
 
 
+def _dtype_of(x) -> np.dtype:
+    if isinstance(x, (np.ndarray, np.generic)) or not hasattr(x, "__cuda_array_interface__"):
+        return np.dtype(x.dtype)
+    return np.dtype(x.__cuda_array_interface__["typestr"])
+
+
 def _concrete(leaf, t: Type):
     if isinstance(leaf, Spec):
         raise TypeError("a Spec has no data: it can be traced, not run")
+    if is_device_array(leaf):
+        raise TypeError(f"a device array ({type(leaf).__name__}) was passed to a host backend; "
+                        "copy it to the host first (GPUArray.get(), tensor.cpu().numpy()) or "
+                        "compile with backend='cuda'")
     return np.asarray(leaf, dtype=t.np_dtype) if not isinstance(leaf, np.ndarray) else leaf
 
 
@@ -324,13 +334,17 @@ class Jitted:
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
                  backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
-                 donate_argnums: int | Sequence[int] = ()):
-        self.options = Options(backend, fuse, fast_math)
+                 donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False):
+        self.options = Options(backend, fuse, fast_math, allow_tf32)
         self.fun = fun
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.donate_argnums = ((donate_argnums,) if isinstance(donate_argnums, int)
                                else tuple(donate_argnums))
+        if self.donate_argnums and backend == "cuda":
+            raise NotImplementedError(
+                "donate_argnums is not implemented for the cuda backend: its results are new "
+                "device arrays; pass them back in as the next call's arguments")
         both = set(self.static_argnums) & set(self.donate_argnums)
         if both:
             raise ValueError(f"arguments {sorted(both)} are both static and donated")
@@ -379,7 +393,8 @@ class Jitted:
             finally:
                 _state.sources = None
             self.trace_count += 1
-            native = _cpu_program if self.options.backend == "cpu" else None
+            native = _NATIVE[self.options.backend](self.options) \
+                if self.options.backend in _NATIVE else None
             entry = self._cache[key] = _Entry(compile_function(t.fn, sources, self.options,
                                                                native),
                                               t.out_tree, _int32_params(t.fn, leaves))
@@ -409,8 +424,9 @@ class Jitted:
                 raise OverflowError(f"Python integer {leaves[k]} (argument leaf {k} of "
                                     f"{_function_name(self.fun)}) is out of bounds for int32, "
                                     "the dtype it is combined with")
-        flat = [leaf if type(leaf) is np.ndarray else _concrete(leaf, t)
-                for leaf, t in zip(leaves, entry.types)]
+        device = self.options.backend == "cuda"
+        flat = [leaf if type(leaf) is np.ndarray or (device and is_device_array(leaf))
+                else _concrete(leaf, t) for leaf, t in zip(leaves, entry.types)]
         results = entry.compiled.run(flat)
         if self.donate_argnums:
             results = self._into_donated(args, kwargs, results)
@@ -497,11 +513,35 @@ class _Entry:
         self.rebuild = unflattener(self.out_tree)
 
 
-def _cpu_program(program):
-    """The cpu backend's compiled program (LLVM, or object code from the disk cache)."""
+def _cpu_program(options: Options):
+    """The cpu backend's compiler: Program → CpuProgram (LLVM, or object code from the disk
+    cache)."""
     from .runtime.cache import DiskCache
     from .runtime.cpu import CpuProgram
-    return CpuProgram(program, DiskCache.default())
+    return lambda program: CpuProgram(program, DiskCache.default())
+
+
+def _cuda_program(options: Options):
+    """The cuda backends' compiler: Program → CudaProgram on the GPU (pycuda) or on its host
+    emulation."""
+    from .runtime.cuda import CudaProgram
+    if options.backend == "cuda":
+        from .runtime.cuda_pycuda import PycudaDevice
+        device = PycudaDevice.get()
+    else:
+        from .runtime.cuda_emulator import EmulatedDevice
+        device = EmulatedDevice.get()
+    return lambda program: CudaProgram(program, device, options.allow_tf32)
+
+
+_NATIVE = {"cpu": _cpu_program, "cuda": _cuda_program, "cuda-emulator": _cuda_program}
+
+
+def is_device_array(x) -> bool:
+    """Whether `x` is an array in GPU memory: a pycuda GPUArray, or anything exposing
+    `__cuda_array_interface__` (CuPy, PyTorch, numba)."""
+    return hasattr(x, "__cuda_array_interface__") or (
+        hasattr(x, "gpudata") and hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
 def _int32_params(fn: Function, leaves: list) -> list[int]:
@@ -518,15 +558,21 @@ def _int32_params(fn: Function, leaves: list) -> list[int]:
 
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
         backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
-        donate_argnums: int | Sequence[int] = ()):
+        donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False):
     """Compile `fun`: trace once per argument signature, optimise, fuse, run on `backend`.
 
     `fuse=False` gives one kernel per primitive (the unfused baseline); `fast_math=True`
     allows rewrites that are wrong for some special values (see tracejit.passes);
     `donate_argnums` names arguments whose arrays the call may overwrite with results of the
     same shape and dtype (in-place parameter updates). Inputs are never mutated otherwise.
+    Backends: "cpu" (LLVM), "cuda" (generated CUDA C through pycuda; arguments may be NumPy
+    arrays, pycuda GPUArrays or objects with `__cuda_array_interface__`, results are
+    GPUArrays), "cuda-emulator" (the same CUDA C run on the host, for testing without a GPU),
+    "interpret" (the kernel interpreter). `allow_tf32=True` lets float32 dots on the GPU use
+    TF32 tensor cores (10-bit mantissa products, float32 sums).
     Usable as `jit(f)`, `@jit` or `@jit(static_argnums=1)`.
     """
     if fun is None:
-        return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math, donate_argnums)
-    return Jitted(fun, static_argnums, backend, fuse, fast_math, donate_argnums)
+        return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math, donate_argnums,
+                                allow_tf32)
+    return Jitted(fun, static_argnums, backend, fuse, fast_math, donate_argnums, allow_tf32)

@@ -23,19 +23,21 @@ from .kernels import Program
 from .passes import pipeline
 from .report import fusion_report
 
-BACKENDS = ("cpu", "interpret")
-PLANNED_BACKENDS = ("cuda",)
+BACKENDS = ("cpu", "cuda", "cuda-emulator", "interpret")
+PLANNED_BACKENDS: tuple[str, ...] = ()
 
 _dump_counter = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class Options:
-    """How to compile: the backend, whether to fuse, and whether fast-math rewrites apply."""
+    """How to compile: the backend, whether to fuse, whether fast-math rewrites apply, and
+    whether float32 dots may use TF32 tensor cores (cuda)."""
 
     backend: str = "cpu"
     fuse: bool = True
     fast_math: bool = False
+    allow_tf32: bool = False
 
     def __post_init__(self):
         if self.backend not in BACKENDS:

@@ -226,6 +226,51 @@ class Kernel:
         return total
 
 
+def value_scopes(kernel: Kernel) -> dict[Var, str]:
+    """Where each load and body value of a loop kernel is computed: 'scalar' (rank 0,
+    independent of the indices), 'full' (at every point of the domain) or 'kept' (once per
+    point of the kept axes, after the reduction)."""
+    scope: dict[Var, str] = {}
+    reduced = bool(kernel.reduce_axes)
+    kept = kernel.kept_shape
+    for ld in kernel.loads:
+        if ld.dst.type.shape == () and kernel.domain != ():
+            scope[ld.dst] = "scalar"
+        elif reduced and ld.dst.type.shape == kept:
+            scope[ld.dst] = "kept"
+        else:
+            scope[ld.dst] = "full"
+    for e in kernel.body:
+        ins = [scope.get(a, "scalar") for a in e.inputs if isinstance(a, Var)]
+        if e.prim.kind == "reduction":
+            scope[e.out] = "kept"
+        elif e.out.type.shape == () and e.prim.name != "iota" and \
+                all(s == "scalar" for s in ins) and kernel.domain != ():
+            scope[e.out] = "scalar"
+        elif "kept" in ins or (reduced and e.out.type.shape == kept):
+            scope[e.out] = "kept"
+        else:
+            scope[e.out] = "full"
+    return scope
+
+
+def copy_as_loop(kernel: Kernel) -> Kernel:
+    """A `copy` kernel as the loop kernel it is: the body's view equations composed with the
+    load's index map (a final reshape that is not a strided view keeps row-major order, so
+    the loop runs over the view before it)."""
+    ld, (out,) = kernel.loads[0], kernel.outputs
+    imap = ld.imap
+    for e in kernel.body:
+        composed = imap.apply(e)
+        if composed is None:
+            if e is not kernel.body[-1] or e.prim.name != "reshape":
+                raise NotImplementedError(f"copy kernel {kernel.name}: {e.prim.name}")
+            break
+        imap = composed
+    return Kernel(kernel.name, "loop", imap.shape, (), (Load(out, ld.src, imap),), (),
+                  kernel.outputs, kernel.eqns)
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A Function partitioned into Kernels, ready for a backend."""

@@ -61,18 +61,51 @@ def numpy_result(f, *args):
         return f(*args)
 
 
+_CUDA: list = []
+
+
+def cuda_backend() -> str | None:
+    """The CUDA backend the tests run: "cuda" where a GPU is usable, else "cuda-emulator"
+    (the generated CUDA C on the host) where a host C++ compiler is, else None."""
+    if not _CUDA:
+        import shutil
+        try:
+            from tracejit.runtime.cuda_pycuda import PycudaDevice
+            PycudaDevice.get()
+            _CUDA.append("cuda")
+        except Exception:
+            _CUDA.append("cuda-emulator" if shutil.which("g++") else None)
+    return _CUDA[0]
+
+
+def host(tree):
+    """Results with device arrays copied to the host (GPUArray.get())."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(host(v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: host(v) for k, v in tree.items()}
+    return tree.get() if hasattr(tree, "gpudata") else tree
+
+
 def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=()):
-    """Compare `tj.jit(f)(*args)` with `f(*args)` run by NumPy; verify the traced IR.
+    """Compare `tj.jit(f)(*args)` with `f(*args)` run by NumPy; verify the traced IR. The cpu
+    backend runs fused and unfused, the CUDA backend (`cuda_backend()`) fused.
 
     Returns NumPy's result, for tests that also assert something about it.
     """
     want = numpy_result(f, *args)
-    for fuse in (True, False):
-        got = tj.jit(f, static_argnums=static_argnums, fuse=fuse)(*args)
+    runs = [tj.jit(f, static_argnums=static_argnums, fuse=fuse) for fuse in (True, False)]
+    if cuda_backend():
+        runs.append(tj.jit(f, static_argnums=static_argnums, backend=cuda_backend()))
+        # Compiled first: the emulator's host compiler runs while the cpu backend works.
+        runs[-1].compiled(*args)
+    for jitted in runs:
+        backend, fuse = jitted.backend, jitted.options.fuse
+        got = host(jitted(*args))
         assert structure(got) == structure(want), \
             f"structure {structure(got)} != {structure(want)}"
         for (where, g), (_, w) in zip(leaves(got), leaves(want)):
-            assert_same(g, w, rtol, atol, signed_zeros, f"{where} (fuse={fuse})")
+            assert_same(g, w, rtol, atol, signed_zeros, f"{where} ({backend}, fuse={fuse})")
     tj.verify(tj.trace(f, *args, static_argnums=static_argnums))
     return want
 

@@ -1,0 +1,157 @@
+// tracejit device helpers: NumPy's semantics where C's differ, and the block reduction.
+// Compiled with --fmad=false: arithmetic is NumPy's, operation by operation (the dot kernels
+// call fmaf/fma explicitly).
+
+// -- max/min: a NaN in either operand wins (NumPy's maximum/minimum) -------------------------
+__device__ __forceinline__ float tj_max(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ double tj_max(double a, double b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ float tj_min(float a, float b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ double tj_min(double a, double b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ int tj_max(int a, int b) { return a > b ? a : b; }
+__device__ __forceinline__ long long tj_max(long long a, long long b) { return a > b ? a : b; }
+__device__ __forceinline__ int tj_min(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ long long tj_min(long long a, long long b) { return a < b ? a : b; }
+__device__ __forceinline__ bool tj_max(bool a, bool b) { return a || b; }
+__device__ __forceinline__ bool tj_min(bool a, bool b) { return a && b; }
+
+// -- integer arithmetic wraps (two's complement), as NumPy's does -----------------------------
+__device__ __forceinline__ int tj_add(int a, int b) { return (int)((unsigned)a + (unsigned)b); }
+__device__ __forceinline__ int tj_sub(int a, int b) { return (int)((unsigned)a - (unsigned)b); }
+__device__ __forceinline__ int tj_mul(int a, int b) { return (int)((unsigned)a * (unsigned)b); }
+__device__ __forceinline__ long long tj_add(long long a, long long b) {
+    return (long long)((unsigned long long)a + (unsigned long long)b);
+}
+__device__ __forceinline__ long long tj_sub(long long a, long long b) {
+    return (long long)((unsigned long long)a - (unsigned long long)b);
+}
+__device__ __forceinline__ long long tj_mul(long long a, long long b) {
+    return (long long)((unsigned long long)a * (unsigned long long)b);
+}
+__device__ __forceinline__ float tj_add(float a, float b) { return a + b; }
+__device__ __forceinline__ double tj_add(double a, double b) { return a + b; }
+__device__ __forceinline__ float tj_mul(float a, float b) { return a * b; }
+__device__ __forceinline__ double tj_mul(double a, double b) { return a * b; }
+__device__ __forceinline__ int tj_neg(int a) { return tj_sub(0, a); }
+__device__ __forceinline__ long long tj_neg(long long a) { return tj_sub(0LL, a); }
+__device__ __forceinline__ int tj_abs(int a) { return a < 0 ? tj_neg(a) : a; }
+__device__ __forceinline__ long long tj_abs(long long a) { return a < 0 ? tj_neg(a) : a; }
+
+// -- sign: sign(±0) = +0, sign(NaN) = NaN -----------------------------------------------------
+__device__ __forceinline__ float tj_sign(float x) {
+    return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == 0.0f ? 0.0f : x;
+}
+__device__ __forceinline__ double tj_sign(double x) {
+    return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x;
+}
+__device__ __forceinline__ int tj_sign(int x) { return (x > 0) - (x < 0); }
+__device__ __forceinline__ long long tj_sign(long long x) { return (x > 0) - (x < 0); }
+
+// -- floor division and remainder: Python's signs; integer division by 0 gives 0 --------------
+#define TJ_INT_DIVMOD(T)                                                                       \
+    __device__ __forceinline__ T tj_floordiv(T a, T b) {                                       \
+        if (b == 0) return 0;                                                                  \
+        if (b == -1) return tj_neg(a); /* MIN // -1 wraps instead of trapping */               \
+        T q = a / b, r = a % b;                                                                \
+        return (r != 0 && ((r < 0) != (b < 0))) ? q - 1 : q;                                   \
+    }                                                                                          \
+    __device__ __forceinline__ T tj_mod(T a, T b) {                                            \
+        if (b == 0 || b == -1) return 0;                                                       \
+        T r = a % b;                                                                           \
+        return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;                                   \
+    }
+TJ_INT_DIVMOD(int)
+TJ_INT_DIVMOD(long long)
+
+// As NumPy's npy_divmod: mod = fmod(a, b), div = (a - mod) / b corrected to the floor.
+#define TJ_FLOAT_DIVMOD(T, FMOD, FLOOR, COPYSIGN)                                              \
+    __device__ __forceinline__ T tj_floordiv(T a, T b) {                                       \
+        if (b == (T)0) return a / b;                                                           \
+        T mod = FMOD(a, b);                                                                    \
+        T div = (a - mod) / b;                                                                 \
+        if (mod != (T)0 && ((b < (T)0) != (mod < (T)0))) div -= (T)1;                          \
+        if (div == (T)0) return COPYSIGN((T)0, a / b);                                         \
+        T fl = FLOOR(div);                                                                     \
+        return (div - fl > (T)0.5) ? fl + (T)1 : fl;                                           \
+    }                                                                                          \
+    __device__ __forceinline__ T tj_mod(T a, T b) {                                            \
+        T mod = FMOD(a, b);                                                                    \
+        if (b == (T)0) return mod;                                                             \
+        if (mod == (T)0) return COPYSIGN((T)0, b);                                             \
+        return ((b < (T)0) != (mod < (T)0)) ? mod + b : mod;                                   \
+    }
+TJ_FLOAT_DIVMOD(float, fmodf, floorf, copysignf)
+TJ_FLOAT_DIVMOD(double, fmod, floor, copysign)
+
+// -- integer powers by repeated squaring; a negative exponent gives 0 except for ±1 -----------
+#define TJ_INT_POW(T)                                                                          \
+    __device__ __forceinline__ T tj_pow(T x, T y) {                                            \
+        if (y < 0) return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;                       \
+        T acc = 1;                                                                             \
+        while (y > 0) {                                                                        \
+            if (y & 1) acc = tj_mul(acc, x);                                                   \
+            x = tj_mul(x, x);                                                                  \
+            y >>= 1;                                                                           \
+        }                                                                                      \
+        return acc;                                                                            \
+    }
+TJ_INT_POW(int)
+TJ_INT_POW(long long)
+
+// -- float → integer casts give x86's value (the minimum) for NaN and out-of-range values -----
+__device__ __forceinline__ int tj_to_i32(float x) {
+    return (x >= -2147483648.0f && x < 2147483648.0f) ? (int)x : (int)0x80000000;
+}
+__device__ __forceinline__ int tj_to_i32(double x) {
+    return (x >= -2147483648.0 && x < 2147483648.0) ? (int)x : (int)0x80000000;
+}
+__device__ __forceinline__ long long tj_to_i64(float x) {
+    return (x >= -9223372036854775808.0f && x < 9223372036854775808.0f)
+               ? (long long)x : (long long)0x8000000000000000ULL;
+}
+__device__ __forceinline__ long long tj_to_i64(double x) {
+    return (x >= -9223372036854775808.0 && x < 9223372036854775808.0)
+               ? (long long)x : (long long)0x8000000000000000ULL;
+}
+
+// -- reductions -------------------------------------------------------------------------------
+struct TjSum {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return tj_add(a, b); }
+};
+struct TjProd {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return tj_mul(a, b); }
+};
+struct TjMax {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return tj_max(a, b); }
+};
+struct TjMin {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return tj_min(a, b); }
+};
+
+// The reduction of `v` over the block (its size a multiple of 32, at most 1024), valid in
+// thread 0: a shuffle tree in each warp, the warps' results through `scratch` (32 values),
+// and a shuffle tree again. Every thread of the block must call it (it has barriers); the
+// order of the combination is fixed, so the result has the same bits on every run.
+template <class T, class Op>
+__device__ __forceinline__ T tj_block_reduce(T v, T identity, Op op, T* scratch) {
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = op(v, __shfl_down_sync(0xffffffffu, v, offset));
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : identity;
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = op(v, __shfl_down_sync(0xffffffffu, v, offset));
+    __syncthreads();   // scratch may be reused by the next reduction
+    return v;
+}
+
+// -- index errors: the first one reported wins; the host raises IndexError ------------------
+__device__ __forceinline__ void tj_report(long long* status, long long index, long long axis,
+                                          long long size) {
+    if (atomicCAS((unsigned long long*)status, 0ULL, 1ULL) == 0ULL) {
+        status[1] = index;
+        status[2] = axis;
+        status[3] = size;
+        __threadfence();
+    }
+}
