@@ -751,7 +751,8 @@ class ReductionKernel:
         if s.serial:
             blocks_k = max(1, -(-K // s.block))
             w(f"const {it} o = ({it})(blockIdx.x % {blocks_k}) * blockDim.x + threadIdx.x;")
-            w(f"const {it} part = blockIdx.x / {blocks_k};")
+            if S > 1:
+                w(f"const {it} part = blockIdx.x / {blocks_k};")
             with w.block(f"if (o < {K})"):
                 for r in self.reductions:
                     w(f"{CTYPE[r.acc]} {self._acc(r)} = {r.identity()};")
@@ -765,7 +766,8 @@ class ReductionKernel:
             for r in self.reductions:
                 w(f"__shared__ {CTYPE[r.acc]} {self._acc(r)}_scratch[32];")
             w(f"const {it} o = blockIdx.x % {K};")
-            w(f"const {it} part = blockIdx.x / {K};")
+            if S > 1:
+                w(f"const {it} part = blockIdx.x / {K};")
             for r in self.reductions:
                 w(f"{CTYPE[r.acc]} {self._acc(r)} = {r.identity()};")
             start = f"part * {s.chunk} + threadIdx.x" if S > 1 else "threadIdx.x"
@@ -930,13 +932,22 @@ class GemmKernel:
                 w("acc[i][j] = 0;")
         zero = literal(self.d.dot.out.type.dtype, 0)
         with w.block(f"for (int k0 = 0; k0 < {K}; k0 += {D})"):
-            w("// Each thread loads 4 elements of each tile (zero outside the matrices).")
-            with w.block("for (int e = threadIdx.x; e < " + str(D * T) + "; e += 256)"):
-                w(f"const int kk = e / {T}, mm = e % {T};")
-                w(f"const int m = tile_m + mm, k = k0 + kk;")
+            w("// Each thread loads 4 elements of each tile (zero outside the matrices),")
+            w("// consecutive threads along the operand's contiguous axis.")
+            with w.block(f"for (int e = threadIdx.x; e < {D * T}; e += 256)"):
+                if A.col_stride == 1:
+                    w(f"const int mm = e / {D}, kk = e % {D};")
+                else:
+                    w(f"const int kk = e / {T}, mm = e % {T};")
+                w("const int m = tile_m + mm, k = k0 + kk;")
                 w(f"As[kk][mm] = (m < {M} && k < {K}) ? a[{self._element(A, 'm', 'k')}] : {zero};")
-                w(f"const int n = tile_n + mm;")
-                w(f"Bs[kk][mm] = (k < {K} && n < {N}) ? bm[{self._element(B, 'k', 'n')}] : {zero};")
+            with w.block(f"for (int e = threadIdx.x; e < {D * T}; e += 256)"):
+                if B.col_stride == 1 or B.row_stride != 1:
+                    w(f"const int kk = e / {T}, nn = e % {T};")
+                else:
+                    w(f"const int nn = e / {D}, kk = e % {D};")
+                w("const int k = k0 + kk, n = tile_n + nn;")
+                w(f"Bs[kk][nn] = (k < {K} && n < {N}) ? bm[{self._element(B, 'k', 'n')}] : {zero};")
             w("__syncthreads();")
             w("#pragma unroll")
             with w.block(f"for (int kk = 0; kk < {D}; ++kk)"):
@@ -1147,8 +1158,9 @@ def _special_pad(lo: CudaLowering, k: Kernel, name: str) -> None:
         conds, src = [], []
         for d, (s0, st, n) in enumerate(zip(starts, steps, x.type.shape)):
             w(f"const {it} q{d} = {names[d]} - {s0};")
-            conds.append(f"q{d} >= 0 && q{d} % {st} == 0 && q{d} / {st} < {n}" if st != 1
-                         else f"q{d} >= 0 && q{d} < {n}")
+            # x[p] lands at start + p·step: p = q / step when that division is exact.
+            conds.append(f"q{d} % {st} == 0 && q{d} / {st} >= 0 && q{d} / {st} < {n}"
+                         if st != 1 else f"q{d} >= 0 && q{d} < {n}")
             src.append(f"q{d} / {st}" if st != 1 else f"q{d}")
         inside = " && ".join(f"({c})" for c in conds) or "true"
         w(f"{lo.pointer(out)}[e] = ({inside}) ? {_read(lo, loads, x, src)} : "

@@ -63,6 +63,20 @@ _MODULES: dict[str, EmulatedModule] = {}
 _PROCESS_DIR: list[Path] = []   # the per-process fallback cache folder, once made
 
 
+_RUNNING: list[subprocess.Popen] = []        # compilers started and not yet reaped
+
+
+def _reap(process: subprocess.Popen) -> str:
+    """Wait for a compiler process (once) and return its error output."""
+    if not hasattr(process, "tj_stderr"):
+        _, process.tj_stderr = process.communicate()
+        try:
+            _RUNNING.remove(process)
+        except ValueError:          # reaped by another thread meanwhile
+            pass
+    return process.tj_stderr
+
+
 class EmulatedModule:
     """A compiled module: the shared library and one launcher per kernel name. A module whose
     compiler is still running (`finish` given) loads when first launched, so the compiler
@@ -278,15 +292,20 @@ class EmulatedDevice:
         temp = _temp_name(library)
         command = [compiler, *flags, "-shared", "-include", str(header), "-I", str(MMA_DIR),
                    str(cpp), "-o", str(temp)]
+        # Compilers that finished for modules nobody launched (yet) are reaped here, so that
+        # neither processes nor pipes pile up.
+        for done in [p for p in _RUNNING if p.poll() is not None]:
+            _reap(done)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True)
+        _RUNNING.append(process)
         return process, command, temp, library
 
     @staticmethod
     def _wait_compiler(process, command, temp: Path, library: Path) -> str | None:
         """Wait for the compiler; move its output onto `library` (atomically). None, or the
         compiler's message."""
-        _, stderr = process.communicate()
+        stderr = _reap(process)
         if process.returncode != 0:
             temp.unlink(missing_ok=True)
             return f"$ {' '.join(command)}\n{stderr.strip()}"

@@ -3,6 +3,7 @@
     python -m tracejit dump examples/train_mlp.py:sgd_step \\
         --args 'f32[1000,100] f32[100,10] f32[64,1000] f32[64,10] 1e-6'
     python -m tracejit dump model.py:loss --args 'f32[64,1000]' --stage fused --no-fuse
+    python -m tracejit dump model.py:loss --args 'f32[64,1000]' --backend cuda-emulator --stage cuda
 
 Arguments are array types written `dtype[d0,d1,...]` (f32, f64, i32, i64, bool) or Python
 numbers. The function may be plain or already wrapped in tracejit.jit.
@@ -16,6 +17,7 @@ import runpy
 import sys
 
 from .api import Jitted, Spec, jit
+from .compiler import BACKENDS
 from .errors import TracejitError
 
 
@@ -58,9 +60,12 @@ def dump_command(ns: argparse.Namespace) -> int:
     if isinstance(fn, Jitted):
         fuse = fn.options.fuse if ns.fuse is None else ns.fuse
         jitted = jit(fn.fun, static_argnums=fn.static_argnums, fuse=fuse,
-                     fast_math=ns.fast_math or fn.options.fast_math)
+                     fast_math=ns.fast_math or fn.options.fast_math,
+                     backend=ns.backend or fn.options.backend,
+                     allow_tf32=ns.allow_tf32 or fn.options.allow_tf32)
     else:
-        jitted = jit(fn, fuse=True if ns.fuse is None else ns.fuse, fast_math=ns.fast_math)
+        jitted = jit(fn, fuse=True if ns.fuse is None else ns.fuse, fast_math=ns.fast_math,
+                     backend=ns.backend or "cpu", allow_tf32=ns.allow_tf32)
     stages = jitted.dump(*_parse_args(ns.args))
     if ns.list:
         print("\n".join(stages))
@@ -88,6 +93,11 @@ def main(argv=None) -> int:
     d.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
                    help="one kernel per primitive")
     d.add_argument("--fast-math", action="store_true", help="allow fast-math rewrites")
+    d.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="compile for this backend (default: cpu, or the jitted function's); "
+                        "cuda-emulator shows the CUDA C without a GPU")
+    d.add_argument("--allow-tf32", action="store_true",
+                   help="float32 dots on TF32 tensor cores (cuda)")
     ns = parser.parse_args(argv)
     try:
         return dump_command(ns)

@@ -2,9 +2,9 @@
 
 The modules come from conftest.GENERATED_CUDA (every CudaLowering made while the tests ran:
 the emulator's runs of the primitive, VJP and random-program tests) and from a corpus of
-programs built here, so this file checks something when run alone too. They are compiled in
-batches: the device helpers once, then each module's kernels in a namespace of their own
-(`extern "C"` dropped, so that kernel names may repeat across modules). Skipped where nvcc is
+programs built here, so this file checks something when run alone too. Their distinct kernels
+are compiled in batches: the device helpers once, then each kernel in a namespace of its own
+(`extern "C"` dropped, so that kernel names may repeat). Skipped where nvcc is
 absent. Marked `last`: it runs after every other test.
 """
 
@@ -26,7 +26,7 @@ from tracejit.codegen.cuda import CudaLowering, preamble
 from conftest import GENERATED_CUDA
 
 NVCC = shutil.which("nvcc")
-BATCH = 400
+BATCH = 1500
 ARCHS = ("sm_80", "sm_90")
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
@@ -65,16 +65,21 @@ def corpus_sources() -> list[str]:
     return out
 
 
-def kernels_of(source: str) -> str:
-    """A module's kernels without its header, helpers and `extern "C"`."""
+def kernels_of(source: str) -> list[str]:
+    """A module's kernel functions, without comments and `extern "C"` (so that two modules'
+    identical kernels are one, and kernel names may repeat across modules)."""
     body = source.split(preamble(), 1)[1]
-    return body.replace('extern "C" __global__', "__global__")
+    functions = []
+    for chunk in body.strip().split("\n\n"):
+        code = "\n".join(line for line in chunk.splitlines() if not line.startswith("//"))
+        functions.append(code.replace('extern "C" __global__', "__global__"))
+    return functions
 
 
-def translation_unit(sources: list[str]) -> str:
+def translation_unit(functions: list[str]) -> str:
     parts = ["#include <mma.h>", preamble()]
-    for i, src in enumerate(sources):
-        parts.append(f"namespace module{i} {{\n{kernels_of(src)}\n}}  // module{i}")
+    for i, code in enumerate(functions):
+        parts.append(f"namespace module{i} {{\n{code}\n}}  // module{i}")
     return "\n".join(parts)
 
 
@@ -98,8 +103,12 @@ def failing_modules(text: str, stderr: str) -> set[int]:
 
 @pytest.mark.last
 def test_every_generated_module_compiles_with_nvcc():
-    sources = list(dict.fromkeys(corpus_sources() + list(GENERATED_CUDA)))
-    batches = [sources[i:i + BATCH] for i in range(0, len(sources), BATCH)]
+    origin: dict[str, str] = {}           # each distinct kernel, and a module it came from
+    for source in corpus_sources() + list(GENERATED_CUDA):
+        for code in kernels_of(source):
+            origin.setdefault(code, GENERATED_CUDA.get(source, "the corpus"))
+    functions = list(origin)
+    batches = [functions[i:i + BATCH] for i in range(0, len(functions), BATCH)]
     folder = tempfile.mkdtemp(prefix="tracejit-nvcc-")
     jobs = []
     for j, batch in enumerate(batches):
@@ -114,8 +123,7 @@ def test_every_generated_module_compiles_with_nvcc():
         if r.returncode:
             text = open(path).read()
             for i in sorted(failing_modules(text, r.stderr))[:3]:
-                origin = GENERATED_CUDA.get(batch[i], "the corpus")
-                failures.append(f"{arch}: module{i} of {path} (from {origin})")
+                failures.append(f"{arch}: kernel module{i} of {path} (from {origin[batch[i]]})")
             failures.append(r.stderr[:4000])
     assert not failures, "\n".join(failures)
     shutil.rmtree(folder, ignore_errors=True)
@@ -131,8 +139,8 @@ def test_a_broken_kernel_is_caught():
     folder = tempfile.mkdtemp(prefix="tracejit-nvcc-")
     path = os.path.join(folder, "bad.cu")
     with open(path, "w") as f:
-        f.write(translation_unit([good, bad]))
+        f.write(translation_unit(kernels_of(good) + kernels_of(bad)))
     r = compile_unit(path, "sm_90")
     assert r.returncode != 0
-    assert failing_modules(open(path).read(), r.stderr) == {1}
+    assert failing_modules(open(path).read(), r.stderr) == {len(kernels_of(good))}
     shutil.rmtree(folder, ignore_errors=True)

@@ -68,7 +68,11 @@ def cuda_backend() -> str | None:
     """The CUDA backend the tests run: "cuda" where a GPU is usable, else "cuda-emulator"
     (the generated CUDA C on the host) where a host C++ compiler is, else None."""
     if not _CUDA:
+        import os
         import shutil
+        if os.environ.get("TRACEJIT_TEST_CUDA", "1") == "0":     # the cpu backend only
+            _CUDA.append(None)
+            return None
         try:
             from tracejit.runtime.cuda_pycuda import PycudaDevice
             PycudaDevice.get()

@@ -46,6 +46,15 @@ from tracejit.kernel_interpreter import run_program
 from tracejit.kernels import VIEW_PRIMS, Program
 from tracejit.passes import PIPELINE, optimize, pipeline
 
+from npcheck import cuda_backend, host
+
+# (backend, fuse) pairs the compiled checks run: the cpu backend fused and unfused; the CUDA
+# backend (a GPU, or its host emulation) fused, and unfused on a GPU (the emulator's compiles
+# cost a tenth of a second each).
+RUNS = [("cpu", True), ("cpu", False)]
+if cuda_backend():
+    RUNS += [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+
 MAX_SIZE = 240        # elements in any value of a program
 MAX_NDIM = 4
 INPUT_SHAPES = [(), (4,), (3,), (3, 4), (4, 3), (1, 4), (3, 1, 4), (2, 3, 4), (2, 1, 3, 1),
@@ -585,9 +594,10 @@ def check_forward(program: RandomProgram):
     assert len(fn.results) == len(want)
     assert_all_close(tj.interpret(fn, args), want, program.dtype, "interpreter vs NumPy")
     check_function_stages(fn, args, tj.interpret(fn, args), program.dtype)
-    for fuse in (True, False):       # compiled (the default backend, cpu)
-        got = [np.asarray(g) for g in tj.jit(program, fuse=fuse)(*args)]
-        assert_all_close(got, want, program.dtype, f"tj.jit(program, fuse={fuse})")
+    for backend, fuse in RUNS:        # compiled: cpu, and CUDA (a GPU, or its emulation)
+        jitted = tj.jit(program, fuse=fuse, backend=backend)
+        got = [np.asarray(g) for g in host(jitted(*args))]
+        assert_all_close(got, want, program.dtype, f"tj.jit(program, {backend}, fuse={fuse})")
 
 
 def check_gradient(program: RandomProgram, directions: int = 2):
@@ -599,9 +609,10 @@ def check_gradient(program: RandomProgram, directions: int = 2):
         assert g.shape == a.shape and g.dtype == a.dtype
     gfn = tj.trace(grad, *args)
     check_function_stages(gfn, args, want, program.dtype)
-    for fuse in (True, False):
-        got = [np.asarray(g) for g in tj.jit(grad, fuse=fuse)(*args)]
-        assert_all_close(got, want, program.dtype, f"tj.jit(grad, fuse={fuse})")
+    for backend, fuse in RUNS:
+        jitted = tj.jit(grad, fuse=fuse, backend=backend)
+        got = [np.asarray(g) for g in host(jitted(*args))]
+        assert_all_close(got, want, program.dtype, f"tj.jit(grad, {backend}, fuse={fuse})")
     if program.dtype == "float64" and program.smooth:
         check_finite_differences(program, args, want, directions)
 
