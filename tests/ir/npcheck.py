@@ -91,15 +91,16 @@ def host(tree):
     return tree.get() if hasattr(tree, "gpudata") else tree
 
 
-def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=()):
+def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=(), cuda=True):
     """Compare `tj.jit(f)(*args)` with `f(*args)` run by NumPy; verify the traced IR. The cpu
-    backend runs fused and unfused, the CUDA backend (`cuda_backend()`) fused.
+    backend runs fused and unfused, the CUDA backend (`cuda_backend()`) fused unless `cuda`
+    is false.
 
     Returns NumPy's result, for tests that also assert something about it.
     """
     want = numpy_result(f, *args)
     runs = [tj.jit(f, static_argnums=static_argnums, fuse=fuse) for fuse in (True, False)]
-    if cuda_backend():
+    if cuda and cuda_backend():
         runs.append(tj.jit(f, static_argnums=static_argnums, backend=cuda_backend()))
         # Compiled first: the emulator's host compiler runs while the cpu backend works.
         runs[-1].compiled(*args)
