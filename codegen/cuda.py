@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracejit.ir import Eqn, Literal, Type, Var, format_eqn, is_float
-from tracejit.kernels import (IndexMap, Kernel, Load, Program, copy_as_loop, program_names,
+from tracejit.ir import Eqn, Type, Var, format_eqn, is_float
+from tracejit.kernels import (IndexMap, Kernel, Program, copy_as_loop, program_names,
                               value_scopes)
 
 from .buffers import BufferPlan, plan_buffers
@@ -982,9 +982,10 @@ class GemmKernel:
         T, D = WMMA_TILE, WMMA_DEPTH
         A, B = self.A, self.B
         w("using namespace nvcuda;")
-        w(f"__shared__ float As[{T}][{D}];       // row-major m x k")
-        w(f"__shared__ float Bs[{D}][{T}];       // row-major k x n")
-        w(f"__shared__ float Cs[{T}][{T}];")
+        w("// WMMA loads and stores need 256-bit aligned tiles.")
+        w(f"__shared__ __align__(32) float As[{T}][{D}];     // row-major m x k")
+        w(f"__shared__ __align__(32) float Bs[{D}][{T}];     // row-major k x n")
+        w(f"__shared__ __align__(32) float Cs[{T}][{T}];")
         w("const int warp = threadIdx.x / 32, wm = warp / 2 * 32, wn = warp % 2 * 32;")
         w("wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2][2];")
         for i in range(2):

@@ -60,16 +60,27 @@ def predict(params, x):
     return np.argmax(logits(params, x), axis=1)
 
 
-def make_step(opt, fuse):
-    """The training step: loss, gradients and optimiser update as one jitted function that
-    writes the new parameters and state into the arrays it was given."""
+def make_step(opt, fuse, backend="cpu"):
+    """The training step: loss, gradients and optimiser update as one jitted function. On the
+    host backends it writes the new parameters and state into the arrays it was given; on the
+    GPU they come back as new device arrays, passed in again at the next step."""
 
     def step(params, state, x, labels):
         loss, grads = tj.value_and_grad(cross_entropy)(params, x, labels)
         params, state = opt.update(grads, state, params)
         return loss, params, state
 
-    return tj.jit(step, fuse=fuse, donate_argnums=(0, 1))
+    donate = (0, 1) if backend != "cuda" else ()
+    return tj.jit(step, fuse=fuse, donate_argnums=donate, backend=backend)
+
+
+def to_host(tree):
+    """A pytree of results with GPU arrays copied to NumPy."""
+    if isinstance(tree, dict):
+        return {k: to_host(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_host(v) for v in tree)
+    return tree.get() if hasattr(tree, "gpudata") else np.asarray(tree)
 
 
 def progress(iterable, total, desc):
@@ -165,6 +176,9 @@ def main(argv=None):
     parser.add_argument("--plot", default="digits-training.png", metavar="PATH",
                         help="where to save the curves as PNG; '' for none")
     parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
+    parser.add_argument("--backend", default="cpu", choices=tj.compiler.BACKENDS,
+                        help="cpu (default), cuda (an NVIDIA GPU through pycuda), cuda-emulator "
+                             "(the CUDA C on the host: slow) or interpret")
     parser.add_argument("--torch", action="store_true",
                         help="also time a PyTorch eager step of the same model (if installed)")
     args = parser.parse_args(argv)
@@ -174,8 +188,8 @@ def main(argv=None):
     params = tj.init.mlp(rng, [x_train.shape[1], args.hidden, CLASSES])
     opt = tj.optim.adam(args.lr)
     state = opt.init(params)
-    step = make_step(opt, fuse=not args.no_fuse)
-    predict_jit = tj.jit(predict)
+    step = make_step(opt, fuse=not args.no_fuse, backend=args.backend)
+    predict_jit = tj.jit(predict, backend=args.backend)
     batches = len(x_train) // args.batch     # the incomplete last batch is dropped
     print(f"{len(x_train)} training and {len(x_test)} test images; MLP 64 -> {args.hidden} -> "
           f"{CLASSES}, Adam lr {args.lr}, {batches} batches of {args.batch} per epoch, "
@@ -196,8 +210,9 @@ def main(argv=None):
             losses.append(float(loss))
             bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
         history["loss"].append(float(np.mean(losses)))
-        history["train_accuracy"].append(float(np.mean(predict_jit(params, x_train) == y_train)))
-        history["test_accuracy"].append(float(np.mean(predict_jit(params, x_test) == y_test)))
+        for part, (xs, ys) in (("train", (x_train, y_train)), ("test", (x_test, y_test))):
+            predicted = to_host(predict_jit(params, xs))
+            history[f"{part}_accuracy"].append(float(np.mean(predicted == ys)))
         print(f"epoch {epoch:3d}  loss {history['loss'][-1]:.4f}  "
               f"train accuracy {history['train_accuracy'][-1]:.4f}  "
               f"test accuracy {history['test_accuracy'][-1]:.4f}")
@@ -211,7 +226,7 @@ def main(argv=None):
           f"{step.trace_count} time(s), {len(step_times)} steps)")
     torch_median = time_torch_step(x_train, y_train, args) if args.torch else None
     if args.save:
-        tj.save(args.save, params)
+        tj.save(args.save, to_host(params))
         print(f"parameters saved to {args.save}")
     plotted = plot(args.plot, history) if args.plot else False
     return {"params": params, "history": history, "test_accuracy": history["test_accuracy"][-1],

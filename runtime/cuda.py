@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from tracejit.ir import Literal, Var
+from tracejit.ir import Literal
 from tracejit.kernels import Program
 
 from tracejit.codegen.cuda import STATUS_WORDS, CudaLowering, Launch
@@ -50,7 +50,8 @@ class Device(Protocol):
     def upload(self, array: np.ndarray) -> tuple[int, object]:
         """(address, handle) of a new device copy of a contiguous host array."""
 
-    def argument(self, x, shape: tuple[int, ...], dtype: np.dtype, where: str) -> tuple[int, object]:
+    def argument(self, x, shape: tuple[int, ...], dtype: np.dtype,
+                 where: str) -> tuple[int, object]:
         """(address, handle) of a user's argument of this shape and dtype: device arrays used
         in place, host arrays copied in; anything else raises TypeError naming `where`."""
 

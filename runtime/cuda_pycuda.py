@@ -43,7 +43,9 @@ from tracejit.codegen.cuda import CudaLowering, Launch
 
 README_SECTION = 'the README section "GPU backend (CUDA)"'
 DEVICE_ENV = "TRACEJIT_CUDA_DEVICE"
-NVCC_OPTIONS = ("-std=c++17", "-lineinfo")
+# --fmad=false: elementwise arithmetic rounds operation by operation, as NumPy's does (the dot
+# kernels call fma themselves).
+NVCC_OPTIONS = ("-std=c++17", "-lineinfo", "--fmad=false")
 
 
 class CudaUnavailableError(RuntimeError):

@@ -6,6 +6,7 @@ once as a script.
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,26 @@ def test_digits_fused_and_unfused_train_alike():
     assert runs[1]["kernels"] > 2 * runs[0]["kernels"]      # --no-fuse: one kernel per primitive
     for r in runs:
         assert numpy_accuracy(r["params"], r["test_index"]) >= 0.85     # learning after 2 epochs
+
+
+def test_digits_trains_alike_on_the_cuda_backend():
+    """The same step as generated CUDA C (on a GPU, or the host emulation) follows the cpu
+    backend's loss curve."""
+    pytest.importorskip("sklearn")
+    if shutil.which("g++") is None:
+        pytest.skip("no host C++ compiler for the CUDA emulator")
+    digits = load_example("digits")
+    try:
+        from tracejit.runtime.cuda_pycuda import PycudaDevice
+        PycudaDevice.get()
+        backend = "cuda"
+    except Exception:
+        backend = "cuda-emulator"
+    runs = [digits.main(["--epochs", "1", "--plot", "", "--backend", b])
+            for b in ("cpu", backend)]
+    np.testing.assert_allclose(runs[1]["history"]["loss"], runs[0]["history"]["loss"],
+                               rtol=1e-4)
+    assert runs[1]["history"]["test_accuracy"][-1] >= 0.75
 
 
 # ---------------------------------------------------------------------------------------------
