@@ -41,7 +41,7 @@ import numpy as np
 
 from tracejit.codegen.cuda import CudaLowering, Launch
 
-README_SECTION = 'the README section "GPU backend (CUDA)"'
+README_SECTION = 'the README section "The CUDA backend" ("Installing pycuda")'
 DEVICE_ENV = "TRACEJIT_CUDA_DEVICE"
 # --fmad=false: elementwise arithmetic rounds operation by operation, as NumPy's does (the dot
 # kernels call fma themselves).

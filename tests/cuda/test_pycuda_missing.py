@@ -32,7 +32,7 @@ LIBCUDA_MISSING = "libcuda.so.1: cannot open shared object file: No such file or
 NO_DEVICE = "cuInit failed: no CUDA-capable device is detected"
 
 INSTALL_HINT = "pip install 'tracejit[cuda]'"
-README_HINT = 'README section "GPU backend (CUDA)"'
+README_HINT = 'README section "The CUDA backend"'
 
 
 def loss(x):
