@@ -154,6 +154,7 @@ class PycudaDevice:
     def __init__(self):
         drv = _import_driver()
         self._drv = drv
+        self._pool = None            # the DeviceMemoryPool of per-call memory, made when needed
         try:
             drv.init()
         except drv.Error as e:
@@ -355,25 +356,35 @@ class PycudaDevice:
                 self._drv.Context.pop()
         return int(a), DeviceMemory(self, a)
 
+    def _allocate(self):
+        """The allocator of per-call memory (inputs copied in, results): a pool, so that a
+        training loop does not pay cudaMalloc and a synchronising cudaFree every step (freed
+        blocks return to the pool, which needs no context: safe in any thread)."""
+        if self._pool is None:
+            from pycuda.tools import DeviceMemoryPool
+            self._pool = DeviceMemoryPool()
+        return self._pool.allocate
+
     def upload(self, array: np.ndarray) -> tuple[int, object]:
-        """(address, DeviceMemory) of a device copy of `array` (made contiguous)."""
+        """(address, pooled allocation) of a device copy of `array` (made contiguous)."""
         array = np.ascontiguousarray(array)
         if array.nbytes == 0:
             return self.alloc(0)
         pop = self._enter()
         try:
-            a = self._drv.mem_alloc(array.nbytes)
+            a = self._allocate()(array.nbytes)
             self._drv.memcpy_htod(a, array)         # from the array's own buffer: no bytes copy
         finally:
             if pop:
                 self._drv.Context.pop()
-        return int(a), DeviceMemory(self, a)
+        return int(a), a
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, object]:
-        """(address, GPUArray) of a new result; the address is 0 for an empty array."""
+        """(address, GPUArray) of a new result, from the memory pool; the address is 0 for an
+        empty array."""
         pop = self._enter()
         try:
-            a = self._gpuarray.empty(tuple(shape), np.dtype(dtype))
+            a = self._gpuarray.empty(tuple(shape), np.dtype(dtype), allocator=self._allocate())
         finally:
             if pop:
                 self._drv.Context.pop()
