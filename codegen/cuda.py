@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracejit.ir import Eqn, Type, Var, format_eqn, is_float
+from tracejit.ir import DTYPES, Eqn, Type, Var, format_eqn, is_float
 from tracejit.kernels import (IndexMap, Kernel, Program, copy_as_loop, program_names,
                               value_scopes)
 
@@ -568,7 +568,7 @@ class ElementwiseKernel:
         if any(e.prim.name == "iota" for e in self.k.body):
             return 1       # iota needs the index of each element
         dtypes = {ld.dst.type.dtype for ld in full} | {v.type.dtype for v in self.k.outputs}
-        lanes = 2 if any(np.dtype(CTYPE_NP[d]).itemsize == 8 for d in dtypes) else 4
+        lanes = 2 if any(np.dtype(DTYPES[d]).itemsize == 8 for d in dtypes) else 4
         if self.n % lanes or any((d, lanes) not in VECTOR for d in dtypes):
             return 1
         return lanes
@@ -651,10 +651,7 @@ class ElementwiseKernel:
             return 1
         dtypes = {ld.dst.type.dtype for ld in self.k.loads} | \
             {v.type.dtype for v in self.k.outputs}
-        return lanes * max(np.dtype(CTYPE_NP[d]).itemsize for d in dtypes)
-
-
-CTYPE_NP = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool"}
+        return lanes * max(np.dtype(DTYPES[d]).itemsize for d in dtypes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1020,10 +1017,6 @@ class GemmKernel:
         with w.block(f"for (int e = threadIdx.x; e < {T * T}; e += 128)"):
             w(f"const int m = tile_m + e / {T}, n = tile_n + e % {T};")
             store(w, "m", "n", f"Cs[e / {T}][e % {T}]")
-
-
-def _used(kernel: Kernel) -> set:
-    return {a for e in kernel.body for a in e.inputs if isinstance(a, Var)} | set(kernel.outputs)
 
 
 # ---------------------------------------------------------------------------------------------

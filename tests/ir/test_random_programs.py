@@ -17,7 +17,10 @@ newest three) and sometimes an input or another value. For each program:
 - the same for the gradient of sum_k sum(result_k * r_k) with respect to every input (r_k
   fixed random arrays): the interpreter on the traced gradient, every pass, both plans and
   `tj.jit` with and without fusion agree, and for smooth float64 programs the gradient matches
-  central finite differences along random directions.
+  central finite differences along random directions;
+- the CUDA backend (fused) agrees too: on a GPU for every program, under the host emulation
+  for the deterministic programs and half the hypothesis ones (chosen by a hash of the
+  program: the emulator's compiles dominate this file's time).
 
 Values are compared with a tolerance relative to the largest magnitude of the expected array
 (fusion changes the memory layout a dot or a reduction sees, and with it the rounding).
@@ -31,6 +34,7 @@ import contextlib
 import functools
 import math
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -52,8 +56,18 @@ from npcheck import cuda_backend, host
 # backend (a GPU, or its host emulation) fused, and unfused on a GPU (the emulator's compiles
 # cost a tenth of a second each).
 RUNS = [("cpu", True), ("cpu", False)]
+CUDA_RUNS = []
 if cuda_backend():
-    RUNS += [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+    CUDA_RUNS = [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+
+
+def runs(program: "RandomProgram", cuda: bool) -> list:
+    """The compiled runs of a program: the cpu's, and the CUDA backend's if `cuda`; "half" is
+    the half of the hypothesis programs chosen by a hash of the program (deterministic, so
+    that hypothesis sees the same test for the same example)."""
+    if cuda == "half" and cuda_backend() != "cuda":
+        cuda = zlib.crc32(repr(program).encode()) % 2 == 0
+    return RUNS + (CUDA_RUNS if cuda else [])
 
 MAX_SIZE = 240        # elements in any value of a program
 MAX_NDIM = 4
@@ -587,20 +601,20 @@ def check_function_stages(fn: tj.Function, args, want, dtype: str):
 # the tests
 
 
-def check_forward(program: RandomProgram):
+def check_forward(program: RandomProgram, cuda=True):
     args = program.inputs()
     want = numpy_run(program, args)
     fn = tj.trace(program, *args)
     assert len(fn.results) == len(want)
     assert_all_close(tj.interpret(fn, args), want, program.dtype, "interpreter vs NumPy")
     check_function_stages(fn, args, tj.interpret(fn, args), program.dtype)
-    for backend, fuse in RUNS:        # compiled: cpu, and CUDA (a GPU, or its emulation)
+    for backend, fuse in runs(program, cuda):    # compiled: cpu, and CUDA (GPU or emulated)
         jitted = tj.jit(program, fuse=fuse, backend=backend)
         got = [np.asarray(g) for g in host(jitted(*args))]
         assert_all_close(got, want, program.dtype, f"tj.jit(program, {backend}, fuse={fuse})")
 
 
-def check_gradient(program: RandomProgram, directions: int = 2):
+def check_gradient(program: RandomProgram, directions: int = 2, cuda=True):
     args = program.inputs()
     argnums = tuple(range(len(args)))
     grad = tj.grad(program.loss, argnums=argnums)
@@ -609,7 +623,7 @@ def check_gradient(program: RandomProgram, directions: int = 2):
         assert g.shape == a.shape and g.dtype == a.dtype
     gfn = tj.trace(grad, *args)
     check_function_stages(gfn, args, want, program.dtype)
-    for backend, fuse in RUNS:
+    for backend, fuse in runs(program, cuda):
         jitted = tj.jit(grad, fuse=fuse, backend=backend)
         got = [np.asarray(g) for g in host(jitted(*args))]
         assert_all_close(got, want, program.dtype, f"tj.jit(grad, {backend}, fuse={fuse})")
@@ -640,25 +654,25 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
 @settings(max_examples=400, **SETTINGS)
 @given(programs("float64", max_steps=8))
 def test_forward_f64(program):
-    check_forward(program)
+    check_forward(program, cuda="half")
 
 
 @settings(max_examples=120, **SETTINGS)
 @given(programs("float32", max_steps=8))
 def test_forward_f32(program):
-    check_forward(program)
+    check_forward(program, cuda="half")
 
 
 @settings(max_examples=200, **SETTINGS)
 @given(programs("float64", max_steps=6))
 def test_gradient_f64(program):
-    check_gradient(program)
+    check_gradient(program, cuda="half")
 
 
 @settings(max_examples=80, **SETTINGS)
 @given(programs("float32", max_steps=6))
 def test_gradient_f32(program):
-    check_gradient(program)
+    check_gradient(program, cuda="half")
 
 
 #: Programs hypothesis found bugs with, kept as fixed regression tests.
