@@ -3,8 +3,9 @@
 Under CI (the CI environment variable set), hypothesis runs derandomized: the same examples
 every run, so a CI result is reproducible. Locally it explores new random examples each run.
 
-Every CUDA module generated while the tests run is recorded (`GENERATED_CUDA`), so that
-tests/cuda/test_nvcc.py, which runs last, can compile all of them with nvcc.
+Every CUDA module generated while the tests run goes to `NVCC` (tests/nvcc_batches.py), which
+compiles its distinct kernels with nvcc in background batches; tests/cuda/test_nvcc.py, which
+runs last, waits for them and fails on any error.
 """
 
 import os
@@ -14,12 +15,14 @@ from hypothesis import settings
 
 from tracejit.codegen import cuda as cuda_codegen
 
+from nvcc_batches import NvccChecker
+
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-#: {module source: a description of where it came from}, in order of generation.
-GENERATED_CUDA: dict[str, str] = {}
+#: Every generated module's kernels, compiled with nvcc as the session goes (None: no nvcc).
+NVCC = NvccChecker() if NvccChecker.available() else None
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,7 +32,8 @@ def _record_cuda_modules():
 
     def recording(self, program, *args, **kwargs):
         original(self, program, *args, **kwargs)
-        GENERATED_CUDA.setdefault(self.source, os.environ.get("PYTEST_CURRENT_TEST", "?"))
+        if NVCC is not None:
+            NVCC.add(self.source, os.environ.get("PYTEST_CURRENT_TEST", "?"))
 
     cuda_codegen.CudaLowering.__init__ = recording
     yield

@@ -61,13 +61,19 @@ if cuda_backend():
     CUDA_RUNS = [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
 
 
-def runs(program: "RandomProgram", cuda: bool) -> list:
-    """The compiled runs of a program: the cpu's, and the CUDA backend's if `cuda`; "half" is
-    the half of the hypothesis programs chosen by a hash of the program (deterministic, so
-    that hypothesis sees the same test for the same example)."""
+def compiled_runs(program: "RandomProgram", f, args, cuda) -> list:
+    """[(backend, fuse, jitted f)]: the cpu's runs, and the CUDA backend's if `cuda` ("half":
+    the half of the hypothesis programs chosen by a hash of the program, deterministic so that
+    hypothesis sees the same test for the same example). The CUDA programs are compiled at
+    once: the emulator's host compiler then runs while the caller checks the other stages."""
     if cuda == "half" and cuda_backend() != "cuda":
         cuda = zlib.crc32(repr(program).encode()) % 2 == 0
-    return RUNS + (CUDA_RUNS if cuda else [])
+    out = []
+    for backend, fuse in CUDA_RUNS if cuda else []:
+        jitted = tj.jit(f, fuse=fuse, backend=backend)
+        jitted.compiled(*args)
+        out.append((backend, fuse, jitted))
+    return [(b, fuse, tj.jit(f, fuse=fuse, backend=b)) for b, fuse in RUNS] + out
 
 MAX_SIZE = 240        # elements in any value of a program
 MAX_NDIM = 4
@@ -603,13 +609,13 @@ def check_function_stages(fn: tj.Function, args, want, dtype: str):
 
 def check_forward(program: RandomProgram, cuda=True):
     args = program.inputs()
+    compiled = compiled_runs(program, program, args, cuda)
     want = numpy_run(program, args)
     fn = tj.trace(program, *args)
     assert len(fn.results) == len(want)
     assert_all_close(tj.interpret(fn, args), want, program.dtype, "interpreter vs NumPy")
     check_function_stages(fn, args, tj.interpret(fn, args), program.dtype)
-    for backend, fuse in runs(program, cuda):    # compiled: cpu, and CUDA (GPU or emulated)
-        jitted = tj.jit(program, fuse=fuse, backend=backend)
+    for backend, fuse, jitted in compiled:     # compiled: cpu, and CUDA (GPU or emulated)
         got = [np.asarray(g) for g in host(jitted(*args))]
         assert_all_close(got, want, program.dtype, f"tj.jit(program, {backend}, fuse={fuse})")
 
@@ -618,13 +624,13 @@ def check_gradient(program: RandomProgram, directions: int = 2, cuda=True):
     args = program.inputs()
     argnums = tuple(range(len(args)))
     grad = tj.grad(program.loss, argnums=argnums)
+    compiled = compiled_runs(program, grad, args, cuda)
     want = [np.asarray(g) for g in grad(*args)]
     for g, a in zip(want, args):
         assert g.shape == a.shape and g.dtype == a.dtype
     gfn = tj.trace(grad, *args)
     check_function_stages(gfn, args, want, program.dtype)
-    for backend, fuse in runs(program, cuda):
-        jitted = tj.jit(grad, fuse=fuse, backend=backend)
+    for backend, fuse, jitted in compiled:
         got = [np.asarray(g) for g in host(jitted(*args))]
         assert_all_close(got, want, program.dtype, f"tj.jit(grad, {backend}, fuse={fuse})")
     if program.dtype == "float64" and program.smooth:

@@ -96,6 +96,17 @@ def check_grad(f, args, ref=None, seed=0, directions=3, full=True, prims=()):
         return np.sum(f(*xs) * r)
 
     wrt = tuple(range(len(args)))
+    # The same gradients compiled: the default backend (cpu) fused and unfused, and the CUDA
+    # backend fused (unfused too on a GPU; the emulator's compiles cost a tenth of a second,
+    # so they start here and run while the checks below do).
+    runs = [("cpu", True), ("cpu", False)]
+    if cuda_backend():
+        runs += [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+    compiled = [(backend, fuse, tj.jit(tj.value_and_grad(loss, argnums=wrt), fuse=fuse,
+                                       backend=backend)) for backend, fuse in runs]
+    for backend, _, jitted in compiled:
+        if backend != "cpu":
+            jitted.compiled(*args)
     if prims:
         names = {e.prim.name for e in tj.trace(f, *args).eqns}
         assert set(prims) <= names, f"{prims} not all in the traced IR: {sorted(names)}"
@@ -109,13 +120,7 @@ def check_grad(f, args, ref=None, seed=0, directions=3, full=True, prims=()):
     for g, a in zip(grads, args):
         assert g.shape == a.shape and g.dtype == a.dtype, (g.shape, g.dtype, a.shape, a.dtype)
         assert np.all(np.isfinite(g))
-    # The same gradients compiled: the default backend (cpu) fused and unfused, and the CUDA
-    # backend fused (unfused too on a GPU; the emulator's compiles cost a tenth of a second).
-    runs = [("cpu", True), ("cpu", False)]
-    if cuda_backend():
-        runs += [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
-    for backend, fuse in runs:
-        jitted = tj.jit(tj.value_and_grad(loss, argnums=wrt), fuse=fuse, backend=backend)
+    for backend, fuse, jitted in compiled:
         v2, g2 = host(jitted(*args))
         np.testing.assert_allclose(v2, value, rtol=1e-10, atol=1e-12 * scale)
         for a, b in zip(g2, grads):
