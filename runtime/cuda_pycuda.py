@@ -256,6 +256,20 @@ class PycudaDevice:
             if pop:
                 self._drv.Context.pop()
 
+    @contextlib.contextmanager
+    def _driver(self, failing: str):
+        """The context current around driver calls; a driver error inside becomes a
+        RuntimeError that starts with `failing`."""
+        drv = self._drv
+        pop = self._enter()
+        try:
+            yield
+        except drv.Error as e:
+            raise RuntimeError(f"{failing}: {e}") from None
+        finally:
+            if pop:
+                drv.Context.pop()
+
     def _free(self, allocation) -> None:
         """Free a DeviceAllocation with the context current: pycuda alone can free it only in
         the thread that made the context object or where the context is current."""
@@ -331,17 +345,10 @@ class PycudaDevice:
         grid = self.blocks(launch)
         if grid <= 0 or launch.block <= 0:
             return                          # nothing to do: an empty iteration space
-        drv = self._drv
         function = module.functions[launch.kernel]
-        pop = self._enter()
-        try:
+        with self._driver(f"launching {launch.kernel} ({grid} blocks of {launch.block} "
+                          f"threads) failed"):
             function.prepared_async_call((grid, 1), (launch.block, 1, 1), None, *pointers)
-        except drv.Error as e:
-            raise RuntimeError(f"launching {launch.kernel} ({grid} blocks of {launch.block} "
-                               f"threads) failed: {e}") from None
-        finally:
-            if pop:
-                drv.Context.pop()
 
     # -- memory ---------------------------------------------------------------------------
 
@@ -418,16 +425,9 @@ class PycudaDevice:
         out = np.empty(shape, dtype)
         if out.nbytes == 0:
             return out
-        drv = self._drv
-        pop = self._enter()
-        try:
-            drv.memcpy_dtoh(out, ptr)
-        except drv.Error as e:
-            raise RuntimeError(f"copying a result to the host failed (an earlier kernel may "
-                               f"have failed): {e}") from None
-        finally:
-            if pop:
-                drv.Context.pop()
+        with self._driver("copying a result to the host failed (an earlier kernel may have "
+                          "failed)"):
+            self._drv.memcpy_dtoh(out, ptr)
         return out
 
     # -- arguments ------------------------------------------------------------------------
