@@ -113,14 +113,6 @@ def upload_arrays(args, to_gpu: Callable[[np.ndarray], Any]):
                     else a, args)
 
 
-def to_host(a) -> np.ndarray:
-    """A result leaf as a NumPy array: device arrays (a pycuda GPUArray, anything with a
-    `.get()` that copies to the host) are fetched."""
-    if not isinstance(a, (np.ndarray, np.generic)) and callable(getattr(a, "get", None)):
-        return np.asarray(a.get())
-    return np.asarray(a)
-
-
 @dataclass
 class Target:
     """A tracejit backend as benchmarked: its options, where its rows belong, how arguments
@@ -381,7 +373,7 @@ def time_calls(fn: Callable, args: tuple, sync: Callable, reps: int, batch: int,
 
 
 def _flat(out) -> list[np.ndarray]:
-    return [to_host(a) for a in flatten(out)[0]]
+    return [np.asarray(a) for a in flatten(tj.to_host(out))[0]]
 
 
 def agreement(got: list, want: list, rtol: float) -> tuple[bool, float]:

@@ -291,9 +291,6 @@ class Writer:
         self.depth -= 1
         self("}")
 
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
 
 def _digits(w: Writer, flat: str, shape, names: list[str], itype: str) -> None:
     """Declare names[d] = the index of axis d of `shape` at row-major position `flat`."""
@@ -338,12 +335,12 @@ class CudaLowering:
                      enumerate(program.kernels) if kernel.kind == "dot"}
         # Scratch: dot prologues, operand copies and products; partial results of split
         # reductions. Planned first (sizes only), then the kernels are written against it.
-        self._partials: dict[tuple[int, str], Var] = {}
+        self._partials: dict[tuple[int, str, Var], Var] = {}
         scratch: dict[int, list[tuple[Var, int]]] = {}
-        self._pending: list[tuple[int, Kernel, str]] = []
+        parts: list[tuple[int, Kernel, str]] = []
         for k, kernel in enumerate(program.kernels):
             for sub, role in self._parts(k, kernel):
-                self._pending.append((k, sub, role))
+                parts.append((k, sub, role))
                 for key, nbytes in self._scratch_of(k, sub, role):
                     scratch.setdefault(k, []).append((key, nbytes))
             if k in self.dots:
@@ -352,8 +349,8 @@ class CudaLowering:
         self.launches: list[Launch] = []
         self.may_fail = False
         self._functions: list[str] = []
-        for k, sub, role in self._pending:
-            self.current = k
+        for k, sub, role in parts:
+            self.current = k                   # whose scratch `where` finds
             self._emit(k, sub, role)
         self.source = self._module_text()
 
@@ -383,12 +380,10 @@ class CudaLowering:
         return not self.program.kernels[k].reduce_axes
 
     def _dot_scratch(self, k: int) -> list[tuple[Var, int]]:
+        """The dot's scratch, less the product when the epilogue runs in its store."""
         d = self.dots[k]
-        out = [(v, v.type.nbytes) for v in d.prologues]
-        out += [(c.dst, c.dst.type.nbytes) for c in d.copies if c is not None]
-        if d.dot.out not in d.k.outputs and not self._epilogue_in_gemm(k):
-            out.append((d.dot.out, d.dot.out.type.nbytes))
-        return out
+        fused = self._epilogue_in_gemm(k)
+        return [(v, n) for v, n in d.scratch() if not (fused and v is d.dot.out)]
 
     def _scratch_of(self, k: int, sub: Kernel, role: str) -> list[tuple[Var, int]]:
         if role != "loop" or not sub.reduce_axes:
@@ -399,13 +394,13 @@ class CudaLowering:
         out = []
         for r in reductions_of(sub):
             var = Var(Type((shape.split * shape.outputs,), r.acc))
-            self._partials[(k, f"{sub.name}:{self.names_of(r.eqn.out)}")] = var
+            self._partials[(k, sub.name, r.eqn.out)] = var
             self.names.setdefault(var, f"{self.names_of(r.eqn.out)}.partial")
             out.append((var, var.type.nbytes))
         return out
 
     def partial(self, sub: Kernel, r: Reduction) -> Var:
-        return self._partials[(self.current, f"{sub.name}:{self.names_of(r.eqn.out)}")]
+        return self._partials[(self.current, sub.name, r.eqn.out)]
 
     # -- names and parameters ------------------------------------------------------------------
 
@@ -535,12 +530,11 @@ class Body:
             expr = scalar(e, [self.operand(a) for a in e.inputs], axes)
             w(f"const {CTYPE[e.out.type.dtype]} {lo.value(e.out)} = {expr};")
 
-    def store(self, w: Writer, scope: str, flat: str, values: dict | None = None) -> None:
+    def store(self, w: Writer, scope: str, flat: str) -> None:
         """Store the outputs of `scope` at row-major position `flat` of their shape."""
         for v in self.k.outputs:
             if self.scope.get(v) == scope:
-                value = values[v] if values and v in values else self.operand(v)
-                w(f"{self.lo.pointer(v)}[{flat}] = {value};")
+                w(f"{self.lo.pointer(v)}[{flat}] = {self.operand(v)};")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,6 +549,11 @@ class ElementwiseKernel:
         self.body = Body(lo, kernel)
         self.n = math.prod(kernel.domain)
 
+    def vector_dtypes(self) -> set[str]:
+        """The dtypes moved by vector loads and stores: full-scope loads and outputs."""
+        return ({ld.dst.type.dtype for ld in self.k.loads if self.body.scope[ld.dst] == "full"}
+                | {v.type.dtype for v in self.k.outputs})
+
     def lanes(self) -> int:
         """Elements a thread moves with one vector load: 4 or 2 (16 bytes, or 8 for 2-byte
         lanes), 1 when some operand is not contiguous or the size does not divide."""
@@ -567,8 +566,8 @@ class ElementwiseKernel:
             return 1
         if any(e.prim.name == "iota" for e in self.k.body):
             return 1       # iota needs the index of each element
-        dtypes = {ld.dst.type.dtype for ld in full} | {v.type.dtype for v in self.k.outputs}
-        lanes = 2 if any(np.dtype(DTYPES[d]).itemsize == 8 for d in dtypes) else 4
+        dtypes = self.vector_dtypes()
+        lanes = 2 if any(DTYPES[d].itemsize == 8 for d in dtypes) else 4
         if self.n % lanes or any((d, lanes) not in VECTOR for d in dtypes):
             return 1
         return lanes
@@ -649,9 +648,7 @@ class ElementwiseKernel:
         """The alignment the vector accesses need of every buffer parameter."""
         if lanes == 1:
             return 1
-        dtypes = {ld.dst.type.dtype for ld in self.k.loads} | \
-            {v.type.dtype for v in self.k.outputs}
-        return lanes * max(np.dtype(DTYPES[d]).itemsize for d in dtypes)
+        return lanes * max(DTYPES[d].itemsize for d in self.vector_dtypes())
 
 
 # ---------------------------------------------------------------------------------------------

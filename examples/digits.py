@@ -74,15 +74,6 @@ def make_step(opt, fuse, backend="cpu"):
     return tj.jit(step, fuse=fuse, donate_argnums=donate, backend=backend)
 
 
-def to_host(tree):
-    """A pytree of results with GPU arrays copied to NumPy."""
-    if isinstance(tree, dict):
-        return {k: to_host(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(to_host(v) for v in tree)
-    return tree.get() if hasattr(tree, "gpudata") else np.asarray(tree)
-
-
 def progress(iterable, total, desc):
     """tqdm's progress bar if tqdm is installed, else a simple text bar on stderr."""
     try:
@@ -211,7 +202,7 @@ def main(argv=None):
             bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
         history["loss"].append(float(np.mean(losses)))
         for part, (xs, ys) in (("train", (x_train, y_train)), ("test", (x_test, y_test))):
-            predicted = to_host(predict_jit(params, xs))
+            predicted = tj.to_host(predict_jit(params, xs))
             history[f"{part}_accuracy"].append(float(np.mean(predicted == ys)))
         print(f"epoch {epoch:3d}  loss {history['loss'][-1]:.4f}  "
               f"train accuracy {history['train_accuracy'][-1]:.4f}  "
@@ -226,7 +217,7 @@ def main(argv=None):
           f"{step.trace_count} time(s), {len(step_times)} steps)")
     torch_median = time_torch_step(x_train, y_train, args) if args.torch else None
     if args.save:
-        tj.save(args.save, to_host(params))
+        tj.save(args.save, tj.to_host(params))
         print(f"parameters saved to {args.save}")
     plotted = plot(args.plot, history) if args.plot else False
     return {"params": params, "history": history, "test_accuracy": history["test_accuracy"][-1],

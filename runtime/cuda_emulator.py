@@ -180,10 +180,9 @@ def _cache_folder() -> Path:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write `path` whole or not at all (a temporary file in its folder, then os.replace)."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    temp = _temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
+        temp.write_bytes(data)
         os.replace(temp, path)
     except BaseException:
         try:

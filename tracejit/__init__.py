@@ -12,7 +12,7 @@
 
 from . import numpy_api as _numpy_api  # noqa: F401  (installs NumPy behaviour on Tracer)
 from . import init, optim
-from .api import Jitted, Spec, grad, jit, trace, value_and_grad, vjp
+from .api import Jitted, Spec, grad, jit, to_host, trace, value_and_grad, vjp
 from .check import check_grads
 from .serialize import load, save
 from .errors import (ConcretizationError, DTypeError, EscapedTracerError, GradError, ShapeError,
@@ -24,7 +24,7 @@ from .pytree import tree_map
 __version__ = "0.1.0"
 
 __all__ = [
-    "jit", "grad", "value_and_grad", "vjp", "trace", "interpret", "verify", "tree_map",
+    "jit", "grad", "value_and_grad", "vjp", "trace", "interpret", "verify", "tree_map", "to_host",
     "optim", "init", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",

@@ -21,7 +21,7 @@ from .autodiff import check_differentiable, inline, vjp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
 from .compiler import Compiled, Options, compile_function
-from .pytree import TreeDef, flatten, unflatten, unflattener
+from .pytree import TreeDef, flatten, tree_map, unflatten, unflattener
 from .tracer import Trace, Tracer, current_trace
 
 _PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
@@ -144,13 +144,17 @@ def _dtype_of(x) -> np.dtype:
 
 
 def _concrete(leaf, t: Type):
+    if isinstance(leaf, np.ndarray):
+        return leaf
+    if isinstance(leaf, (int, float, np.generic)):      # the call path's numbers: no checks
+        return np.asarray(leaf, dtype=t.np_dtype)
     if isinstance(leaf, Spec):
         raise TypeError("a Spec has no data: it can be traced, not run")
     if is_device_array(leaf):
         raise TypeError(f"a device array ({type(leaf).__name__}) was passed to a host backend; "
                         "copy it to the host first (GPUArray.get(), tensor.cpu().numpy()) or "
                         "compile with backend='cuda'")
-    return np.asarray(leaf, dtype=t.np_dtype) if not isinstance(leaf, np.ndarray) else leaf
+    return np.asarray(leaf, dtype=t.np_dtype)
 
 
 def _run(fn: Function, leaves: Sequence, captured: Sequence) -> list:
@@ -535,6 +539,13 @@ def _cuda_program(options: Options):
 
 
 _NATIVE = {"cpu": _cpu_program, "cuda": _cuda_program, "cuda-emulator": _cuda_program}
+
+
+def to_host(tree):
+    """A pytree of results with its device arrays copied to NumPy arrays (`.get()` of a pycuda
+    GPUArray); host values (NumPy arrays and scalars, numbers) are returned as they are."""
+    return tree_map(lambda x: x.get() if is_device_array(x) and hasattr(x, "get") else x,
+                    tree)
 
 
 def is_device_array(x) -> bool:

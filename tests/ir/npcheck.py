@@ -82,13 +82,7 @@ def cuda_backend() -> str | None:
     return _CUDA[0]
 
 
-def host(tree):
-    """Results with device arrays copied to the host (GPUArray.get())."""
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(host(v) for v in tree)
-    if isinstance(tree, dict):
-        return {k: host(v) for k, v in tree.items()}
-    return tree.get() if hasattr(tree, "gpudata") else tree
+host = tj.to_host        # results with device arrays copied to NumPy
 
 
 def check(f, *args, rtol=None, atol=0.0, signed_zeros=True, static_argnums=(), cuda=True):

@@ -492,3 +492,19 @@ def test_default_backend_is_cpu_and_interpret_agrees():
     assert tj.jit(affine).backend == "cpu"
     assert_leaf_equal(tj.jit(affine)(x, a), affine(x, a))
     assert_leaf_equal(tj.jit(affine, backend="interpret")(x, a), affine(x, a))
+
+
+def test_to_host_fetches_device_arrays_and_keeps_host_values():
+    class Device:                         # a stand-in for a pycuda GPUArray
+        gpudata = 0
+
+        def __init__(self, a):
+            self.a, self.shape, self.dtype = a, a.shape, a.dtype
+
+        def get(self):
+            return self.a.copy()
+
+    x, s = rand((2, 3)), np.float32(2.5)
+    out = tj.to_host({"x": Device(x), "pair": (s, [x])})
+    np.testing.assert_array_equal(out["x"], x)
+    assert type(out["x"]) is np.ndarray and out["pair"][0] is s and out["pair"][1][0] is x
