@@ -145,13 +145,13 @@ __device__ __forceinline__ T tj_block_reduce(T v, T identity, Op op, T* scratch)
     return v;
 }
 
-// -- index errors: the first one reported wins; the host raises IndexError ------------------
-__device__ __forceinline__ void tj_report(long long* status, long long index, long long axis,
-                                          long long size) {
-    if (atomicCAS((unsigned long long*)status, 0ULL, 1ULL) == 0ULL) {
-        status[1] = index;
-        status[2] = axis;
-        status[3] = size;
+// -- errors NumPy raises on values (codegen/status.py): the first one reported wins ----------
+__device__ __forceinline__ void tj_report(long long* status, long long code, long long a,
+                                          long long b, long long c) {
+    if (atomicCAS((unsigned long long*)status, 0ULL, (unsigned long long)code) == 0ULL) {
+        status[1] = a;
+        status[2] = b;
+        status[3] = c;
         __threadfence();
     }
 }

@@ -11,8 +11,9 @@ order:
 
     i32 @entry(i8** %args, i8* %arena, i64 %nthreads, i64* %status)   ; 0, or 1 on an error
 
-(`status` holds an error report in its first STATUS_WORDS words, then the cycles each kernel
-took, accumulated over calls.)
+(`status` holds an error report in its first STATUS_WORDS words, as `codegen.status` lays them
+out, then the cycles each kernel took, accumulated over calls. Every function that runs kernel
+code, a driver or a chunk, takes the status words as its last argument.)
 
 LLVM values are named after the IR values they hold (`%"v5"` is `%5`, `%"v0.1"` the load
 `%0.v1`, `%"i0"` the loop index of axis 0), so the optimised dump can be read beside the
@@ -33,6 +34,12 @@ Threads: a kernel whose domain has at least `PARALLEL_MIN` elements splits its o
 into one chunk per thread (pthreads created by the generated code itself: no Python runs while
 a kernel runs). A full reduction (no kept axes) writes each chunk's partial accumulators to a
 table, combined in chunk order afterwards (deterministic for a given thread count).
+
+The stack holds only data of a fixed small size (scalar accumulators, the thread table of
+`MAX_THREADS` entries): what grows with the shapes or the program (a column reduction's
+accumulator arrays, the chunks' partial accumulators, the argument table of `entry_objects`)
+lives in the arena, as scratch of the kernel that uses it (`loop_scratch`), so compiled code
+runs in threads with small stacks.
 
 Dots call the BLAS `cblas_sgemm` / `cblas_dgemm` through their addresses (resolved when the
 module is loaded), with operands passed as strided matrices where their index maps allow and
@@ -59,6 +66,7 @@ from tracejit.primitives import REGISTRY
 
 from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
+from .status import INDEX_ERROR, STATUS_WORDS, checks_of, sites
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -74,7 +82,6 @@ MAX_THREADS = 64
 SUM_BLOCK = 4096              # float64 sums: elements per block of the innermost loop
 COLUMN_MIN, COLUMN_MAX = 16, 8192   # column reductions with accumulator arrays: columns
 BLAS_SYMBOLS = {"f32": "tj_cblas_sgemm", "f64": "tj_cblas_dgemm"}
-STATUS_WORDS = 4              # status[0:4]: error code, index, axis, size; then kernel cycles
 PY_TUPLE_ITEMS = 24           # offsetof(PyTupleObject, ob_item) on 64-bit CPython
 NP_ARRAY_DATA = 16            # offsetof(PyArrayObject_fields, data) on 64-bit platforms
 
@@ -368,11 +375,21 @@ def for_range(b: ir.IRBuilder, start, stop, name: str, step=1):
     b.position_at_end(end)
 
 
-def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str, count: int = 1) -> ir.Value:
-    """An alloca at the start of the function's entry block (where mem2reg promotes it)."""
+def _report(b: ir.IRBuilder, status, words) -> None:
+    """status[0:len(words)] = words, unless an error is reported already: status[0] is set by a
+    compare-and-swap from 0, so the first error wins, whatever the threads."""
+    first = b.cmpxchg(status, ir.Constant(I64, 0), words[0], "monotonic", "monotonic")
+    with b.if_then(b.extract_value(first, 1), likely=True):
+        for slot, value in enumerate(words[1:], 1):
+            b.store(value, b.gep(status, [ir.Constant(I64, slot)]))
+
+
+def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str) -> ir.Value:
+    """A scalar alloca at the start of the function's entry block (where mem2reg promotes
+    it). Arrays never go on the stack: they are arena scratch."""
     with b.goto_block(b.function.entry_basic_block):
         b.position_at_start(b.function.entry_basic_block)
-        return b.alloca(t, size=count if count > 1 else None, name=name)
+        return b.alloca(t, name=name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +443,28 @@ def reductions_of(body) -> list[Reduction]:
     return out
 
 
+def is_column_reduction(kernel: Kernel) -> bool:
+    """A column reduction (a bias gradient: the sum over the rows of a matrix) runs rows outer,
+    columns inner, with one accumulator per column: contiguous, vectorised loops."""
+    return (len(kernel.domain) == 2 and tuple(kernel.reduce_axes) == (0,)
+            and COLUMN_MIN <= kernel.domain[1] <= COLUMN_MAX)
+
+
+def loop_scratch(kernel: Kernel) -> list[tuple[tuple, int]]:
+    """(key, bytes) of the arena scratch the loop nest of `kernel` needs: a column reduction's
+    accumulator arrays (each chunk of columns uses its own part), or a full reduction's partial
+    accumulators (a word per reduction and thread). Both grow with the shapes or with the
+    number of sibling-fused reductions, so they never live on the stack."""
+    reductions = reductions_of(kernel.body)
+    if not reductions or not kernel.reduce_axes:
+        return []
+    if is_column_reduction(kernel):
+        return [((kernel.name, r.eqn.out), 8 * kernel.domain[1]) for r in reductions]
+    if len(kernel.reduce_axes) == len(kernel.domain):
+        return [((kernel.name, "partial"), 8 * MAX_THREADS * len(reductions))]
+    return []
+
+
 # ---------------------------------------------------------------------------------------------
 # the Program's module
 
@@ -434,14 +473,16 @@ class ModuleBuilder:
     """Builds the LLVM module of one Program, kernel by kernel."""
 
     def __init__(self, program: Program, plan: BufferPlan, dots: dict[int, "DotLowering"],
-                 name: str):
+                 name: str, table: int):
         self.program = program
         self.plan = plan
+        self.table = table                 # the arena offset of entry_objects' argument table
         self.dots = dots
         self.names = program_names(program)
         self.module = ir.Module(name=name)
         self._parallel_for = None
         self.may_fail: set[str] = set()
+        self.sites = {e.out: i for i, e in enumerate(sites(program))}   # checked equations
         self.current = -1                  # the kernel being emitted (whose scratch to use)
 
     # -- names and buffers ------------------------------------------------------------------
@@ -459,6 +500,11 @@ class ModuleBuilder:
         else:
             raw = b.gep(arena, [ir.Constant(I64, where)], inbounds=True)
         return b.bitcast(raw, t, name=f"{self.name(v)}.ptr")
+
+    def scratch(self, b: ir.IRBuilder, key, arena, t: ir.Type, name: str) -> ir.Value:
+        """A `t*` to the current kernel's arena scratch `key` (see `loop_scratch`)."""
+        offset = ir.Constant(I64, self.plan.scratch[self.current][key])
+        return b.bitcast(b.gep(arena, [offset], inbounds=True), t.as_pointer(), name=name)
 
     def pointers(self, b: ir.IRBuilder, kernel: Kernel, args, arena) -> dict[Var, ir.Value]:
         """Typed pointers to the buffers `kernel` loads from and stores to."""
@@ -531,8 +577,8 @@ class ModuleBuilder:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         tup = b.bitcast(fn.args[0], I8P)
         items = b.bitcast(b.gep(tup, [ir.Constant(I64, PY_TUPLE_ITEMS)]), I8P.as_pointer())
-        n = max(len(self.plan.args), 1)
-        table = b.alloca(I8P, size=ir.Constant(I64, n), name="table")
+        table = b.bitcast(b.gep(fn.args[1], [ir.Constant(I64, self.table)], inbounds=True),
+                          I8P.as_pointer(), name="table")
         for i in range(len(self.plan.args)):
             obj = b.load(b.gep(items, [ir.Constant(I64, i)]))
             data = b.load(b.bitcast(b.gep(obj, [ir.Constant(I64, NP_ARRAY_DATA)]),
@@ -551,6 +597,8 @@ class ModuleBuilder:
         self.current = k                   # whose scratch `buffer` finds
         fn = self.driver(kernel.name)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
+        if any(checks_of(e) for e in kernel.body):
+            self.may_fail.add(kernel.name)          # a value error stops the call
         if kernel.kind == "loop":
             LoopNest(self, kernel).emit_into(b, fn.args)
         elif kernel.kind == "copy":
@@ -670,10 +718,7 @@ class LoopNest:
         self.full_reduction = bool(self.reduce_axes) and not self.kept_axes
         size = math.prod(self.domain)
         self.parallel = size >= PARALLEL_MIN and self.order and self.domain[self.order[0]] >= 2
-        # Column reductions (a bias gradient: sum over the rows of a matrix) run rows outer,
-        # columns inner, with one accumulator per column: contiguous, vectorised loops.
-        self.columns = (len(self.domain) == 2 and self.reduce_axes == (0,)
-                        and COLUMN_MIN <= self.domain[1] <= COLUMN_MAX)
+        self.columns = is_column_reduction(kernel)
 
     # -- emitting values --------------------------------------------------------------------------
 
@@ -694,6 +739,12 @@ class LoopNest:
                 continue
             args = [self.operand(env, a) for a in e.inputs]
             value = lower_scalar(b, e, args, axes_of[scope])
+            for c in checks_of(e):
+                dt = e.inputs[c.operand].type.dtype
+                bad = _compare(b, _CMP[c.compare], args[c.operand], constant(dt, c.bound), dt)
+                with b.if_then(bad, likely=False):
+                    _report(b, b.function.args[-1], [ir.Constant(I64, w) for w in
+                                                     (c.code, self.mb.sites[e.out], 0, 0)])
             if isinstance(value, ir.Instruction) and value.name.startswith("."):
                 value.name = self.mb.name(e.out)      # the IR value it holds
             env[e.out] = value
@@ -710,12 +761,10 @@ class LoopNest:
             x = b.fpext(x, REG[r.acc_dtype])
         b.store(r.combine(b, b.load(acc), x), acc)
 
-    def fresh_accumulator(self, b: ir.IRBuilder, r: Reduction, suffix: str, count: int = 1):
-        """An accumulator (or `count` of them) for `r` in the entry block; a single one is set
-        to the reduction's identity here."""
-        acc = _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.{suffix}", count)
-        if count == 1:
-            b.store(r.identity(), acc)
+    def fresh_accumulator(self, b: ir.IRBuilder, r: Reduction, suffix: str):
+        """An accumulator for `r` in the entry block, set to the reduction's identity here."""
+        acc = _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.{suffix}")
+        b.store(r.identity(), acc)
         return acc
 
     def store_outputs(self, b, scope, env, ptrs, index_list) -> None:
@@ -745,7 +794,9 @@ class LoopNest:
         nred = len(self.reductions)
         stride = ir.Constant(I64, 8 * max(nred, 1))
         n0 = ir.Constant(I64, self.domain[self.order[0]])
-        partial = b.bitcast(_alloca_entry(b, I64, "partial", MAX_THREADS * max(nred, 1)), I8P)
+        # Each chunk's partial accumulators, for a full reduction (scratch: see loop_scratch).
+        partial = (self.mb.scratch(b, (self.name, "partial"), arena, I8, "partial")
+                   if self.full_reduction else ir.Constant(I8P, None))
         if self.parallel:
             chunks = b.call(self.mb.parallel_for(),
                             [chunk, args, arena, n0, partial, stride, status, nthreads],
@@ -790,10 +841,13 @@ class LoopNest:
             return b.fptrunc(value, REG[r.eqn.out.type.dtype], name=self.mb.name(r.eqn.out))
         return value
 
-    def _columns(self, b: ir.IRBuilder, ptrs, env, lo, hi) -> None:
-        """The column-reduction loop nest over columns [lo, hi): accumulators in an array."""
+    def _columns(self, b: ir.IRBuilder, ptrs, env, lo, hi, arena) -> None:
+        """The column-reduction loop nest over columns [lo, hi): accumulators in an array of
+        the arena's scratch, of which this chunk uses elements [lo, hi)."""
         rows, cols = self.domain
-        arrays = {r: self.fresh_accumulator(b, r, "acc", cols) for r in self.reductions}
+        arrays = {r: self.mb.scratch(b, (self.name, r.eqn.out), arena, REG[r.acc_dtype],
+                                     f"{self.mb.name(r.eqn.out)}.acc")
+                  for r in self.reductions}
         with for_range(b, lo, hi, "i1") as i1:
             for r, acc in arrays.items():
                 b.store(r.identity(), b.gep(acc, [i1]))
@@ -824,7 +878,7 @@ class LoopNest:
         env: dict = {}
         self.emit(b, "scalar", env, ptrs, {})
         if self.columns:
-            self._columns(b, ptrs, env, lo, hi)
+            self._columns(b, ptrs, env, lo, hi, arena)
             b.ret_void()
             return fn
         index: dict[int, ir.Value] = {}
@@ -1145,22 +1199,26 @@ def _read(mb: ModuleBuilder, b, ptrs, ld: Load, idx) -> ir.Value:
                    mb.name(ld.dst))
 
 
+def _value(mb: ModuleBuilder, b, ptrs, loads, a, idx) -> ir.Value:
+    """Atom `a` at index `idx`: a literal's constant, or the element its load reads."""
+    if isinstance(a, Var):
+        return _read(mb, b, ptrs, loads[a], idx)
+    return constant(a.type.dtype, a.value)
+
+
 def _checked_indices(mb, b, ptrs, loads, s_idx, x_shape, status, indices):
     """The wrapped, bounds-checked indices of gather/scatter at point s; an out-of-bounds
-    index sets status = [1, index, axis, size] and skips the element."""
+    index reports [INDEX_ERROR, index, axis, size] in the status words and skips the element."""
     out = []
     ok = ir.Constant(I1, 1)
     for axis, a in enumerate(indices):
-        i = _read(mb, b, ptrs, loads[a], s_idx) if isinstance(a, Var) else \
-            constant(a.type.dtype, a.value)
-        i = _cast(b, i, a.type.dtype, "i64")
+        i = _cast(b, _value(mb, b, ptrs, loads, a, s_idx), a.type.dtype, "i64")
         n = ir.Constant(I64, x_shape[axis])
         wrapped = b.select(b.icmp_signed("<", i, ir.Constant(I64, 0)), b.add(i, n), i)
         inside = b.and_(b.icmp_signed(">=", wrapped, ir.Constant(I64, 0)),
                         b.icmp_signed("<", wrapped, n))
         with b.if_then(b.not_(inside), likely=False):
-            for slot, value in enumerate((ir.Constant(I64, 1), i, ir.Constant(I64, axis), n)):
-                b.store(value, b.gep(status, [ir.Constant(I64, slot)]))
+            _report(b, status, (ir.Constant(I64, INDEX_ERROR), i, ir.Constant(I64, axis), n))
         ok = b.and_(ok, inside)
         out.append(b.select(inside, wrapped, ir.Constant(I64, 0)))
     return out, ok
@@ -1186,15 +1244,13 @@ def _scatter_add(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     dt = out.type.dtype
     full = IndexMap.contiguous(out.type.shape)
     with _nest(b, out.type.shape) as ii:
-        value = _read(mb, b, ptrs, loads[x], ii) if isinstance(x, Var) else \
-            constant(dt, x.value)
-        mb.store(b, value, ptrs[out], mb.affine(b, full, ii), dt)
+        mb.store(b, _value(mb, b, ptrs, loads, x, ii), ptrs[out], mb.affine(b, full, ii), dt)
     ns = len(idx[0].type.shape)
     with _nest(b, upd.type.shape, "s") as ss:
         where, ok = _checked_indices(mb, b, ptrs, loads, ss[:ns], out.type.shape, status, idx)
         with b.if_then(ok):
             at = mb.affine(b, full, where + ss[ns:])
-            u = _read(mb, b, ptrs, loads[upd], ss)
+            u = _value(mb, b, ptrs, loads, upd, ss)
             old = mb.load(b, ptrs[out], at, dt, "old")
             mb.store(b, _binary(b, "add", old, u, dt), ptrs[out], at, dt)
 
@@ -1217,14 +1273,13 @@ def _pad(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     x, value = e.inputs
     out = e.out
     dt = out.type.dtype
-    fill = _read(mb, b, ptrs, loads[value], []) if isinstance(value, Var) else \
-        constant(dt, value.value)
+    fill = _value(mb, b, ptrs, loads, value, [])
     full = IndexMap.contiguous(out.type.shape)
     with _nest(b, out.type.shape) as ii:
         mb.store(b, fill, ptrs[out], mb.affine(b, full, ii), dt)
     target = full.slice(e.params["starts"], e.params["steps"], x.type.shape)
     with _nest(b, x.type.shape) as ii:
-        mb.store(b, _read(mb, b, ptrs, loads[x], ii), ptrs[out], mb.affine(b, target, ii), dt)
+        mb.store(b, _value(mb, b, ptrs, loads, x, ii), ptrs[out], mb.affine(b, target, ii), dt)
 
 
 def _arg_reduce(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
@@ -1276,11 +1331,21 @@ class Lowering:
         self.name = name
         self.dots = {k: DotLowering(kernel, blas) for k, kernel in enumerate(program.kernels)
                      if kernel.kind == "dot"}
-        self.plan = plan_buffers(program, {k: d.scratch() for k, d in self.dots.items()})
+        scratch = {k: d.scratch() for k, d in self.dots.items()}
+        for k, kernel in enumerate(program.kernels):
+            loop = (self.dots[k].epilogue_kernel() if k in self.dots
+                    else kernel if kernel.kind == "loop" else None)
+            if loop is not None and loop_scratch(loop):
+                scratch.setdefault(k, []).extend(loop_scratch(loop))
+        self.plan = plan_buffers(program, scratch)
+        # entry_objects' argument table: in the arena too, after every buffer (the plan's
+        # offsets and peak are multiples of 64 bytes).
+        self.table = self.plan.peak
+        self.plan.peak += 8 * len(self.plan.args)
 
     def module(self) -> ir.Module:
         """The LLVM module: one driver per kernel, `entry` and `entry_objects`."""
-        return ModuleBuilder(self.program, self.plan, self.dots, self.name).build()
+        return ModuleBuilder(self.program, self.plan, self.dots, self.name, self.table).build()
 
 
 @functools.lru_cache(maxsize=None)

@@ -26,7 +26,8 @@ import numpy as np
 from tracejit.ir import Literal
 from tracejit.kernels import Program
 
-from tracejit.codegen.cuda import STATUS_WORDS, CudaLowering, Launch
+from tracejit.codegen.cuda import CudaLowering, Launch
+from tracejit.codegen.status import STATUS_WORDS, sites, status_error
 
 
 class Device(Protocol):
@@ -91,7 +92,7 @@ class CudaProgram:
                                                               dtype=c.out.type.np_dtype))
                            for c in program.constants]
         self._results = [(tuple(v.type.shape), v.type.np_dtype) for v in self.plan.results]
-        self._arena = device.alloc(max(self.plan.peak, 256))
+        self._arena = device.alloc(self.plan.peak)
         self._status = device.alloc(8 * STATUS_WORDS)
         device.zero(self._status[0], 8 * STATUS_WORDS)
         self._lock = threading.Lock()
@@ -130,9 +131,21 @@ class CudaProgram:
         """The backend's stages for dumps: the CUDA C module."""
         return {"cuda": self.lowering.source}
 
+    def close(self) -> None:
+        """Drop the compiled module and this program's device memory (arena, status words,
+        constants): at once, or when the call running in another thread returns. A module is
+        unloaded once no program holds it (programs of one source share it). A later call
+        raises RuntimeError; results returned before stay valid. Closing again does nothing.
+        Dropping the last reference to the program frees the same."""
+        with self._lock:
+            self.module = self._arena = self._status = None
+            self._constants, self._resolved = [], []
+
     def __call__(self, flat: list) -> list:
         dev = self.device
         with self._lock:
+            if self.module is None:
+                raise RuntimeError(f"the compiled program of {self.program.fn.name} was closed")
             slots, keep = [], []
             for i, (x, (shape, dtype)) in enumerate(zip(flat, self._params)):
                 ptr, handle = dev.argument(x, shape, dtype, f"argument leaf {i}")
@@ -159,8 +172,7 @@ class CudaProgram:
                 code = dev.to_host(self._status[0], (STATUS_WORDS,), np.dtype(np.int64))
                 if code[0]:
                     dev.zero(self._status[0], 8 * STATUS_WORDS)
-                    raise IndexError(f"index {code[1]} is out of bounds for axis {code[2]} "
-                                     f"with size {code[3]}")
+                    raise status_error(code, sites(self.program))
             results = []
             first = self.plan.n_params + self.plan.n_constants
             for kind, value, copied in self._assembly:

@@ -14,15 +14,19 @@ import pytest
 from hypothesis import settings
 
 from tracejit.codegen import cuda as cuda_codegen
+from tracejit.runtime.cuda_emulator import SANITIZE_ENV
 
 from nvcc_batches import NvccChecker
+
+SANITIZED = bool(os.environ.get(SANITIZE_ENV))
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-#: Every generated module's kernels, compiled with nvcc as the session goes (None: no nvcc).
-NVCC = NvccChecker() if NvccChecker.available() else None
+#: Every generated module's kernels, compiled with nvcc as the session goes (None: no nvcc, or
+#: the sanitized rerun of tests/cuda/test_sanitized_emulator.py, whose kernels the main run has).
+NVCC = NvccChecker() if NvccChecker.available() and not SANITIZED else None
 
 
 @pytest.fixture(autouse=True, scope="session")

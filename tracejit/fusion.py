@@ -5,7 +5,10 @@ Equations are visited in order and placed greedily:
 - *views* (broadcast_in_dim, transpose, slice, reshape of a buffer) are not computed at all:
   they become index maps of the loads that read them, in every kernel that does;
 - *sources* (a broadcast literal, iota, and scalar arithmetic on scalars that need no
-  kernel, such as casting a learning rate) are recomputed inside every kernel that uses them;
+  kernel, such as casting a learning rate) are recomputed inside every loop or dot kernel
+  that uses them; one that must be a buffer too (a function result, the operand of a view
+  or of a kernel of its own) also gets a kernel that writes it, but the kernels that
+  recompute it keep doing so;
 - an *elementwise* equation joins the loop kernel (or dot epilogue) that computes its operands
   over the same domain, merging several such kernels when that creates no cycle; it starts a
   new loop kernel otherwise;
@@ -19,6 +22,11 @@ Equations are visited in order and placed greedily:
 - finally, loop kernels over the same domain and reduction axes (or one reducing nothing)
   that read a common buffer and do not depend on each other merge into one multi-output
   kernel (sibling fusion).
+
+Acyclicity, by construction: a source reads only literals, parameters, constants and other
+sources, never a kernel's buffer, so recomputing it adds no edge to the kernel graph; each
+group's `deps` are exactly the groups whose buffers it reads, and every merge is checked
+(`can_merge`) not to close a path from the merged kernel back to itself.
 
 The duplication policy: views and sources are duplicated into each consumer (they cost no
 memory traffic, and at most one scalar operation); arithmetic on arrays is never duplicated:
@@ -85,15 +93,13 @@ class _Planner:
         self.groups.append(g)
         return g
 
-    def producer_groups(self, a) -> set[_Group]:
-        """The groups whose buffers reading `a` needs (through views; sources need none)."""
-        if not isinstance(a, Var):
+    def producer_groups(self, a, recompute: bool = True) -> set[_Group]:
+        """The groups whose buffers reading `a` needs: through a view, its base's writer. A
+        kernel that recomputes sources (`recompute`: loop and dot kernels) needs none for a
+        source; any other reads the source's buffer."""
+        if not isinstance(a, Var) or (recompute and a in self.source):
             return set()
-        if a in self.view:
-            a = self.view[a][0]
-        if a in self.source:
-            return set()
-        g = self.group_of.get(a)
+        g = self.group_of.get(self.view[a][0] if a in self.view else a)
         return {g} if g is not None else set()
 
     def reaches(self, start: set[_Group], targets: set[_Group]) -> bool:
@@ -152,8 +158,10 @@ class _Planner:
         g.eqns.append(eqn)
         (g.full if full else g.reduced).add(eqn.out)
         self.group_of[eqn.out] = g
+        recompute = g.kind in ("loop", "dot")
         for a in eqn.inputs:
-            g.deps |= self.producer_groups(a) - {g} if not self.internal(a, g) else set()
+            if not self.internal(a, g):
+                g.deps |= self.producer_groups(a, recompute) - {g}
 
     def internal(self, a, g: _Group) -> bool:
         return isinstance(a, Var) and self.group_of.get(a) is g and a not in self.view
@@ -181,9 +189,7 @@ class _Planner:
             return self.place_dot(eqn)
         # A kernel of its own reads every operand from a buffer: give sources one.
         for a in eqn.inputs:
-            base = self.view[a][0] if a in self.view else a
-            if base in self.source:
-                self.materialise_source(base)
+            self.materialise_source(self.view[a][0] if a in self.view else a)
         self.place_alone(eqn)
 
     def scalar_source(self, eqn: Eqn) -> bool:
@@ -213,9 +219,7 @@ class _Planner:
     def place_view(self, eqn: Eqn):
         src = eqn.inputs[0]
         base, imap = self.view.get(src, (src, IndexMap.contiguous(src.type.shape)))
-        if base in self.source:
-            # A view of a source: make the source a buffer of its own first.
-            self.materialise_source(base)
+        self.materialise_source(base)      # a view of a source reads the source's buffer
         new = imap.apply(eqn)
         if new is None:
             # Not a strided view of the buffer (a reshape of a transposed view, say): copy.
@@ -225,15 +229,12 @@ class _Planner:
             return
         self.view[eqn.out] = (base, new)
 
-    def materialise_source(self, v: Var):
-        eqn = self.source.pop(v)
-        g = self.new_group("loop", eqn.out.type.shape)
-        self.add(g, eqn)
-        # Kernels planned to recompute v (directly or inside another source) now read its
-        # buffer instead: they depend on g.
-        for other in self.groups:
-            if other.alive and other is not g and v in self.reads(other):
-                other.deps.add(g)
+    def materialise_source(self, v) -> None:
+        """Give source `v` (if it is one) a buffer: a kernel that writes it, once. It stays a
+        source: the kernels that recompute it keep doing so, so none depends on the new kernel,
+        which itself reads no kernel's buffer (a source never does)."""
+        if v in self.source and v not in self.group_of:
+            self.add(self.new_group("loop", v.type.shape), self.source[v])
 
     def candidates(self, eqn: Eqn) -> tuple[list[_Group], set[_Group], bool]:
         """The kernels that compute an operand of `eqn` at the same points (over their whole
@@ -485,23 +486,34 @@ class _Planner:
                       tuple(body), tuple(outputs), tuple(g.eqns), tuple(g.notes))
 
     def order(self, kernels: list[Kernel]) -> list[Kernel]:
-        """Topological order over buffers (each kernel after the writers of what it reads)."""
+        """Topological order over buffers: each kernel after the writers of what it reads
+        (depth first, in planning order). The plan is acyclic by construction (see the module
+        docstring); a cycle would be a planner bug, reported as one rather than miscompiled."""
         writer = {v: k for k in kernels for v in k.outputs}
+
+        def producers(k: Kernel):
+            return iter([writer[v] for v in k.inputs if v in writer])
+
         done: set = set()
         out: list[Kernel] = []
-
-        def visit(k: Kernel, stack=()):
-            if k in done:
-                return
-            assert k not in stack, "cycle among kernels"
-            for v in k.inputs:
-                if v in writer:
-                    visit(writer[v], stack + (k,))
-            done.add(k)
-            out.append(k)
-
-        for k in kernels:
-            visit(k)
+        for root in kernels:
+            path, on_path = [(root, producers(root))], {root}
+            while path:
+                k, todo = path[-1]
+                p = next((p for p in todo if p not in done), None)
+                if p is None:
+                    path.pop()
+                    on_path.discard(k)
+                    if k not in done:
+                        done.add(k)
+                        out.append(k)
+                elif p in on_path:
+                    raise RuntimeError(
+                        f"tracejit internal error: the fusion planner made a cycle among the "
+                        f"kernels of {self.fn.name}; fuse=False avoids it (please report it)")
+                else:
+                    path.append((p, producers(p)))
+                    on_path.add(p)
         return [Kernel(f"k{i}", k.kind, k.domain, k.reduce_axes, k.loads, k.body, k.outputs,
                        k.eqns, k.unfused) for i, k in enumerate(out)]
 

@@ -9,6 +9,8 @@ NumPy's indexing rules, and the compositions that map NumPy functions onto the p
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import string
 from typing import Callable
@@ -16,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import errors, ops
-from .ir import Type, UnsupportedDTypeError, dtype_name, is_float, is_int, is_python_scalar
+from .ir import DTYPES, Type, UnsupportedDTypeError, dtype_name, is_float, is_int, is_python_scalar
 from .tracer import Tracer
 
 _LN2 = math.log(2.0)
@@ -76,8 +78,9 @@ def _promotion_key(x):
     return np.asarray(x).dtype
 
 
-def _resolve(ufunc, xs) -> tuple[list[str], str, bool]:
-    """(input dtypes, output dtype, weak result) of `ufunc` on `xs`, as NumPy 2 decides."""
+def _resolve(ufunc, xs, dtype=None, casting="same_kind") -> tuple[list[str], str, bool]:
+    """(input dtypes, output dtype, weak result) of `ufunc` on `xs`, as NumPy 2 decides; with
+    `dtype` (the output's, as NumPy's dtype= means) and `casting` as NumPy takes them."""
     keys = [_promotion_key(x) for x in xs]
     all_weak = all(isinstance(k, type) for k in keys)
     if all_weak:
@@ -86,12 +89,19 @@ def _resolve(ufunc, xs) -> tuple[list[str], str, bool]:
     # A Python bool is not weak in NumPy 2 (it acts as np.bool_), and resolve_dtypes only
     # takes int, float and complex as Python types.
     keys = [np.dtype(bool) if k is bool else k for k in keys]
+    options = {"casting": casting}
+    if dtype is not None:
+        _check_dtype(np.dtype(dtype))
+        options["signature"] = (None,) * ufunc.nin + (np.dtype(dtype),)
     try:
-        dts = ufunc.resolve_dtypes(tuple(keys) + (None,) * ufunc.nout)
-    except Exception:
+        dts = ufunc.resolve_dtypes(tuple(keys) + (None,) * ufunc.nout, **options)
+    except Exception as exc:
         names = ", ".join(k.__name__ if isinstance(k, type) else str(k) for k in keys)
+        asked = (f" with dtype={np.dtype(dtype).name}" if dtype is not None else "") + \
+            (f" with casting={casting!r}" if casting != "same_kind" else "")
         raise errors.user_error(
-            errors.DTypeError, f"numpy.{ufunc.__name__} is not defined for ({names})") from None
+            errors.DTypeError, f"numpy.{ufunc.__name__} is not defined for ({names}){asked}"
+            + (f": {exc}" if asked else "")) from None
     ins = [_check_dtype(d) for d in dts[:ufunc.nin]]
     return ins, _check_dtype(dts[ufunc.nin]), all_weak and any(isinstance(x, Tracer) for x in xs)
 
@@ -169,9 +179,9 @@ def _power(x, y):
     if ops.is_literal(y) and np.ndim(y) == 0:
         if y == 2:
             return ops.mul(x, x)
-        if is_int(ops.dtype_of(x)) and y < 0:
+        if is_int(ops.dtype_of(x)) and y < 0 and ops.type_of(x).size:
             raise errors.user_error(
-                ValueError, "integers to negative integer powers are not allowed")
+                ValueError, "Integers to negative integer powers are not allowed.")
     return ops.pow(x, y)
 
 
@@ -182,11 +192,20 @@ def _fmax(x, y, pick=ops.max):
 
 
 def _logaddexp(x, y):
-    # log(e^x + e^y) = max + log1p(exp(-|x - y|)); where x == y (both infinite included) the
-    # difference is taken as 0 so that -inf, -inf gives -inf rather than NaN.
+    # log(e^x + e^y) = m + log1p(e^(x-m) + e^(y-m) - 1) holds for every m, so its derivatives
+    # do not depend on m's: with m = max(x, y) the ties' split gradient cancels and first and
+    # second derivatives are exact at x == y too (max + log1p(exp(-|x - y|)) has kinks there
+    # that cancel in value but not in the second derivative). One of x - m, y - m is 0, so the
+    # sum is exp(the other) + expm1(0), as accurate as NumPy's formula. Where m is infinite
+    # (or NaN) the result is m, and the formula runs on zeros so its unused gradient is 0.
     m = ops.max(x, y)
-    d = ops.select(ops.eq(x, y), 0.0, ops.abs(ops.sub(x, y)))
-    return ops.add(m, ops.log1p(ops.exp(ops.neg(d))))
+    finite = ops.lt(ops.abs(m), np.inf)
+    xs, ys = ops.select(finite, x, 0.0), ops.select(finite, y, 0.0)
+    ms = ops.max(xs, ys)
+    dx, dy = ops.sub(xs, ms), ops.sub(ys, ms)
+    x_max = ops.ge(xs, ys)
+    s = ops.add(ops.exp(ops.select(x_max, dy, dx)), ops.expm1(ops.select(x_max, dx, dy)))
+    return ops.select(finite, ops.add(ms, ops.log1p(s)), m)
 
 
 def _reciprocal(x):
@@ -220,10 +239,10 @@ def _sinh(x):
 
 
 def _cosh(x):
-    # cosh x = (e^|x|)/2 + e^-|x|/2 with e^|x| = e * e, e = e^(|x|/2), so that it overflows
-    # only where cosh x does.
-    e = ops.exp(ops.mul(ops.abs(x), 0.5))
-    return ops.add(ops.mul(ops.mul(e, 0.5), e), ops.div(0.5, ops.mul(e, e)))
+    # cosh x = (a a + b b) / 2 with a = e^(x/2), b = e^(-x/2): it overflows only where cosh x
+    # does, and is smooth at 0 (a form in |x| has a kink there that loses cosh''(0) = 1).
+    a, b = ops.exp(ops.mul(x, 0.5)), ops.exp(ops.mul(x, -0.5))
+    return ops.add(ops.mul(ops.mul(a, 0.5), a), ops.mul(ops.mul(b, 0.5), b))
 
 
 def _isnan(x):
@@ -306,19 +325,18 @@ _BOOL_LOOPS: dict[np.ufunc, Callable] = {
 }
 
 
-def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None):
-    """Apply a ufunc to traced operands with NumPy's promotion and broadcasting."""
+def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None, casting="same_kind"):
+    """Apply a ufunc to traced operands with NumPy's promotion and broadcasting (and its
+    dtype= and casting= keywords)."""
     xs = [_as_operand(x) for x in inputs]
     if ufunc is np.matmul:
-        return matmul(*xs)
+        return matmul(*xs, dtype=dtype, casting=casting)
     impl = UFUNCS.get(ufunc)
     if impl is None:
         raise errors.user_error(errors.UnsupportedError,
                                 f"numpy.{ufunc.__name__} is not supported")
     _broadcast_shape(xs)          # shape errors name the operands as the user wrote them
-    if dtype is not None:
-        xs = [_convert(x, _check_dtype(dtype)) for x in xs]
-    in_dtypes, out_dtype, weak = _resolve(ufunc, xs)
+    in_dtypes, out_dtype, weak = _resolve(ufunc, xs, dtype, casting)
     xs = _broadcast_all([_convert(x, d) for x, d in zip(xs, in_dtypes)])
     if in_dtypes[0] == "bool":
         impl = _BOOL_LOOPS.get(ufunc, impl)
@@ -332,27 +350,53 @@ _REDUCE_METHOD = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.mini
                   np.logical_and: "all", np.logical_or: "any"}
 
 
+def _unsupported(name: str, *keywords: str, why: str = "") -> errors.TracejitError:
+    """The UnsupportedError for `name` called with `keywords` (named, with the user's line)."""
+    given = ", ".join(f"{k}=" for k in keywords)
+    return errors.user_error(errors.UnsupportedError, f"{name} with {given} is not supported"
+                             + (f": {why}" if why else ""))
+
+
+def _check_order(name: str, order, allowed: str = "CKA") -> None:
+    """order= decides only the memory layout of a new array, and tracejit's results are
+    C-contiguous: 'C' (and 'K' and 'A', which give C order for them) is honoured."""
+    if order is None or (isinstance(order, str) and order.upper() in allowed):
+        return
+    raise _unsupported(name, "order", why=f"order={order!r}: results are C-contiguous arrays "
+                       "(np.asfortranarray(result) outside the traced function gives F order)")
+
+
+def _check_device(name: str, device) -> None:
+    if device not in (None, "cpu"):
+        raise _unsupported(name, "device", why=f"device={device!r}: NumPy arrays live on the "
+                           "cpu; to run on a GPU, jit with backend='cuda'")
+
+
+def _ufunc_options(name: str, kwargs: dict) -> tuple:
+    """(dtype, casting) from the keywords of a ufunc call; refuses those tracejit cannot honour
+    (out=, where=, signature=, ...), naming them."""
+    if kwargs.get("out") is not None:
+        raise _unsupported(name, "out", why="an in-place update cannot take a traced value: "
+                           "traced arrays are immutable; write `y = f(...)` instead of updating "
+                           "in place")
+    kwargs.pop("out", None)
+    if kwargs.pop("where", True) is not True:
+        raise _unsupported(name, "where", why="without out= the unselected elements are "
+                           "undefined in NumPy; use np.where on the result")
+    _check_order(name, kwargs.pop("order", None))
+    kwargs.pop("subok", None)        # results are plain arrays either way
+    dtype, casting = kwargs.pop("dtype", None), kwargs.pop("casting", "same_kind")
+    if kwargs:
+        raise _unsupported(name, *kwargs)
+    return dtype, casting
+
+
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     """Tracer.__array_ufunc__: NumPy hands every ufunc call on a Tracer to us."""
     name = f"numpy.{ufunc.__name__}"
-    if kwargs.get("out") is not None:
-        raise errors.user_error(
-            errors.UnsupportedError,
-            f"{name} with out= (an in-place update) cannot take a traced value: traced arrays "
-            f"are immutable; write `y = {ufunc.__name__}(...)` instead of updating in place")
-    if kwargs.pop("where", True) is not True:
-        raise errors.user_error(errors.UnsupportedError, f"{name} with where= is not supported; "
-                                "use np.where on the result")
-    kwargs.pop("out", None)
-    kwargs.pop("casting", None)
-    kwargs.pop("subok", None)
-    kwargs.pop("order", None)
     if method == "__call__":
-        dtype = kwargs.pop("dtype", None)
-        if kwargs:
-            raise errors.user_error(errors.UnsupportedError,
-                                    f"{name} with {', '.join(kwargs)}= is not supported")
-        return _strong(apply_ufunc(ufunc, *inputs, dtype=dtype))
+        dtype, casting = _ufunc_options(name, kwargs)
+        return _strong(apply_ufunc(ufunc, *inputs, dtype=dtype, casting=casting))
     if method == "reduce" and ufunc in _REDUCE_METHOD:
         x = inputs[0]
         axis = kwargs.pop("axis", 0)
@@ -398,11 +442,16 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
               initial=None, where=None, **extra):
     """sum, prod, max, min, mean, var, std, all, any over `axis`, NumPy's way."""
     name = f"numpy.{kind}"
-    if out is not None or where not in (None, True) or initial is not None or extra:
-        bad = [k for k, v in (("out", out), ("initial", initial)) if v is not None]
-        bad += [k for k in extra] + (["where"] if where not in (None, True) else [])
-        raise errors.user_error(errors.UnsupportedError,
-                                f"{name} with {', '.join(bad)}= is not supported")
+    bad = [k for k, v in (("out", out), ("initial", initial)) if v is not None and
+           (k == "out" or kind not in _INITIAL)]
+    bad += [k for k in extra] + ([] if where is None or where is True or where is np.True_
+                                 else ["where"])
+    bad += ["ddof"] if ddof and kind not in ("var", "std") else []
+    if bad:
+        raise _unsupported(name, *bad, why="mask the operand instead, with the reduction's "
+                           "identity: np.sum(np.where(mask, x, 0))" if "where" in bad else "")
+    if initial is not None and np.ndim(initial) != 0:
+        raise errors.user_error(ValueError, f"{name}: the initial value must be a scalar")
     x = _as_operand(x)
     if not isinstance(x, Tracer):
         x = np.asarray(x)
@@ -413,22 +462,25 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
         x = _convert(x, _check_dtype(dtype))
     src = ops.dtype_of(x)
 
-    if kind in ("sum", "prod"):
+    if kind in ("all", "any") and dtype is not None and src != "bool":
+        raise _unsupported(name, "dtype", why="logical reductions give booleans")
+    if kind in ("sum", "prod") and (src if dtype is not None else _sum_dtype(src)) == "bool":
+        # NumPy's boolean add and multiply are logical or and and.
+        r = _logical_reduction("any" if kind == "sum" else "all", x, axes, count, t.shape)
+    elif kind in ("sum", "prod"):
         x = ops.cast(x, src if dtype is not None else _sum_dtype(src))
         r = (ops.reduce_sum if kind == "sum" else ops.reduce_prod)(x, axes)
     elif kind in ("max", "min"):
-        if count == 0 and t.size == 0:
+        if count == 0 and initial is not None:
+            r = ops.broadcast_to(_convert(initial, src), _kept_shape(t.shape, axes))
+        elif count == 0 and t.size == 0:
             raise errors.user_error(
                 errors.ShapeError, f"{name}: zero-size array to reduction operation {kind}imum "
                 "which has no identity")
-        r = (ops.reduce_max if kind == "max" else ops.reduce_min)(x, axes)
+        else:
+            r = (ops.reduce_max if kind == "max" else ops.reduce_min)(x, axes)
     elif kind in ("all", "any"):
-        b = _truth(x)
-        r = (ops.reduce_min if kind == "all" else ops.reduce_max)(b, axes) if count or not axes \
-            else b
-        if count == 0 and axes:
-            r = ops.full(Type(tuple(n for i, n in enumerate(t.shape) if i not in axes), "bool"),
-                         kind == "all")
+        r = _logical_reduction(kind, x, axes, count, t.shape)
     elif kind in ("mean", "var", "std"):
         if kind != "mean" and dtype is not None and not is_float(src):
             raise errors.user_error(
@@ -445,10 +497,33 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
                 mean, t.shape, tuple(i for i in range(t.ndim) if i not in axes)))
             r = ops.div(ops.reduce_sum(ops.mul(d, d), axes), float(max(count - ddof, 0)))
             if kind == "std":
-                r = ops.sqrt(r)
+                # At zero variance the gradient is 0: exact where the slices have one element
+                # (std is then 0 for every input), and elsewhere the least subgradient, as
+                # |x|' = 0 at 0 (sqrt's infinite slope times var's zero slope would be NaN).
+                zero = ops.eq(r, 0.0)
+                r = ops.select(zero, 0.0, ops.sqrt(ops.select(zero, 1.0, r)))
     else:
         raise AssertionError(kind)
+    if initial is not None:
+        # NumPy starts the reduction from `initial` (cast to the result's dtype).
+        r = apply_ufunc(_INITIAL[kind], _convert(initial, ops.dtype_of(r)), r)
     return _strong(_keep(x, r, axes, keepdims, t.shape))
+
+
+#: The reductions that take initial=, and the ufunc that combines it with the result.
+_INITIAL = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _kept_shape(shape, axes) -> tuple[int, ...]:
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _logical_reduction(kind: str, x, axes, count: int, shape):
+    """all or any of x's truth values over `axes` (`count` elements each)."""
+    b = _truth(x)
+    if count == 0 and axes:
+        return ops.full(Type(_kept_shape(shape, axes), "bool"), kind == "all")
+    return (ops.reduce_min if kind == "all" else ops.reduce_max)(b, axes)
 
 
 def arg_reduction(kind: str, x, axis=None, out=None, keepdims=False):
@@ -457,14 +532,18 @@ def arg_reduction(kind: str, x, axis=None, out=None, keepdims=False):
         raise errors.user_error(errors.UnsupportedError, f"numpy.{kind} with out= is not supported")
     x = _as_operand(x)
     t = ops.type_of(x)
-    if t.size == 0:
+    if isinstance(axis, (tuple, list)):
+        raise errors.user_error(TypeError, f"numpy.{kind}: axis must be an integer or None, "
+                                f"got {axis!r}")
+    a = None if axis is None else _axes(axis, t.ndim, f"numpy.{kind}")[0]
+    # As NumPy: an error when the searched axis is empty (other axes may be).
+    if (t.size if a is None else t.shape[a]) == 0:
         raise errors.user_error(errors.ShapeError, f"numpy.{kind}: attempt to get {kind} of an "
                                 "empty sequence")
     fn = ops.argmax if kind == "argmax" else ops.argmin
-    if axis is None:
+    if a is None:
         r = fn(ops.reshape(x, (t.size,)), 0)
         return ops.reshape(r, (1,) * t.ndim) if keepdims else r
-    (a,) = _axes(axis, t.ndim, f"numpy.{kind}")
     return _keep(x, fn(x, a), (a,), keepdims, t.shape)
 
 
@@ -481,11 +560,18 @@ def _static_ints(value, what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in items)
 
 
+def _check_index_order(name: str, order) -> None:
+    """The index order of reshape and ravel: 'C' or 'F'. 'A' and 'K' follow an array's memory
+    layout, which a traced value does not have."""
+    if order not in ("C", "F"):
+        raise _unsupported(name, "order", why=f"order={order!r} follows the memory layout of "
+                           "an array, which a traced value does not have; use 'C' or 'F'")
+
+
 def reshape(x, shape, order="C", *, newshape=None, copy=None):
+    # copy= cannot matter: traced values are immutable, so a copy and a view are alike.
     x = _as_operand(x)
-    if order != "C":
-        raise errors.user_error(errors.UnsupportedError, f"reshape with order={order!r} is not "
-                                "supported (only C order)")
+    _check_index_order("numpy.reshape", order)
     shape = _static_ints(shape if newshape is None else newshape, "a reshape's shape")
     size = ops.type_of(x).size
     if shape.count(-1) > 1:
@@ -499,6 +585,11 @@ def reshape(x, shape, order="C", *, newshape=None, copy=None):
     if math.prod(shape) != size or any(s < 0 for s in shape):
         raise errors.user_error(errors.ShapeError, f"cannot reshape {ops.type_of(x)} into "
                                 f"shape {shape}")
+    if order == "F":
+        # Fortran order is C order on the axes reversed, before and after.
+        nd = ops.type_of(x).ndim
+        r = ops.reshape(ops.transpose(x, tuple(reversed(range(nd)))), shape[::-1])
+        return ops.transpose(r, tuple(reversed(range(len(shape)))))
     return ops.reshape(x, shape)
 
 
@@ -556,6 +647,7 @@ def squeeze(x, axis=None):
 
 
 def ravel(x, order="C"):
+    _check_index_order("numpy.ravel", order)
     return reshape(x, (-1,), order)
 
 
@@ -572,9 +664,19 @@ def broadcast_to(x, shape, subok=False):
     return ops.broadcast_to(x, shape)
 
 
+def _check_casting(xs, target: str, casting: str) -> None:
+    """NumPy's casting= rule for converting every operand in `xs` to dtype `target`."""
+    to = np.dtype(DTYPES[target])
+    for x in xs:
+        src = ops.type_of(x).np_dtype
+        if not np.can_cast(src, to, casting):
+            raise errors.user_error(errors.DTypeError, f"Cannot cast array data from {src!r} to "
+                                    f"{to!r} according to the rule {casting!r}")
+
+
 def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     if out is not None:
-        raise errors.user_error(errors.UnsupportedError, "concatenate with out= is not supported")
+        raise _unsupported("numpy.concatenate", "out")
     xs = [_as_operand(a) for a in arrays]
     if not xs:
         raise errors.user_error(ValueError, "need at least one array to concatenate")
@@ -588,6 +690,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
                                 + ", ".join(_type_str(x) for x in xs))
     (a,) = _axes((axis,), nd, "concatenate")
     target = _check_dtype(dtype) if dtype is not None else _result_dtype(*xs)
+    _check_casting(xs, target, casting)
     xs = [ops.cast(x if not _is_py_scalar(x) else np.asarray(x), target) for x in xs]
     shapes = [ops.type_of(x).shape for x in xs]
     if any(s[:a] + s[a + 1:] != shapes[0][:a] + shapes[0][a + 1:] for s in shapes):
@@ -608,7 +711,8 @@ def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
                                 "got " + ", ".join(_type_str(x) for x in xs))
     nd = len(shapes.pop()) + 1
     (a,) = _axes((axis,), nd, "stack")
-    return concatenate([expand_dims(x, a) for x in xs], axis=a, out=out, dtype=dtype)
+    return concatenate([expand_dims(x, a) for x in xs], axis=a, out=out, dtype=dtype,
+                       casting=casting)
 
 
 def vstack(arrays, **kw):
@@ -653,15 +757,19 @@ def where(condition, x=None, y=None):
 
 def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
          max=np._NoValue, **kwargs):
-    if out is not None or kwargs:
-        raise errors.user_error(errors.UnsupportedError, "clip with out= is not supported")
+    # NumPy's clip is a ufunc: it takes the ufunc keywords.
+    dtype, casting = _ufunc_options("numpy.clip", dict(kwargs, out=out))
+    if (a_min is not np._NoValue or a_max is not np._NoValue) and \
+            (min is not np._NoValue or max is not np._NoValue):
+        raise errors.user_error(ValueError, "numpy.clip: min= and max= cannot be passed "
+                                "beside a_min and a_max")
     lo = a_min if a_min is not np._NoValue else (min if min is not np._NoValue else None)
     hi = a_max if a_max is not np._NoValue else (max if max is not np._NoValue else None)
     r = a
     if lo is not None:
-        r = apply_ufunc(np.maximum, r, lo)
+        r = apply_ufunc(np.maximum, r, lo, dtype=dtype, casting=casting)
     if hi is not None:
-        r = apply_ufunc(np.minimum, r, hi)
+        r = apply_ufunc(np.minimum, r, hi, dtype=dtype, casting=casting)
     return _strong(r)
 
 
@@ -669,9 +777,9 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
 # products
 
 
-def _promote_pair(a, b, ufunc=np.matmul):
+def _promote_pair(a, b, ufunc=np.matmul, dtype=None, casting="same_kind"):
     a, b = _strong(_as_operand(a)), _strong(_as_operand(b))
-    (da, db), _, weak = _resolve(ufunc, [a, b])
+    (da, db), _, weak = _resolve(ufunc, [a, b], dtype, casting)
     a, b = _convert(a, da), _convert(b, db)
     if ops.dtype_of(a) == "bool":
         raise errors.user_error(errors.UnsupportedError, "matrix products of booleans are not "
@@ -679,8 +787,8 @@ def _promote_pair(a, b, ufunc=np.matmul):
     return [v if isinstance(v, Tracer) or np.ndim(v) == 0 else np.asarray(v) for v in (a, b)]
 
 
-def matmul(a, b):
-    a, b = _promote_pair(a, b)
+def matmul(a, b, dtype=None, casting="same_kind"):
+    a, b = _promote_pair(a, b, dtype=dtype, casting=casting)
     ta, tb = ops.type_of(a), ops.type_of(b)
     if ta.ndim == 0 or tb.ndim == 0:
         raise errors.user_error(errors.ShapeError, f"matmul: input operand does not have enough "
@@ -733,6 +841,8 @@ def dot(a, b, out=None):
 
 
 def outer(a, b, out=None):
+    if out is not None:
+        raise _unsupported("numpy.outer", "out")
     a, b = _strong(_as_operand(a)), _strong(_as_operand(b))
     return apply_ufunc(np.multiply, reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
 
@@ -759,11 +869,17 @@ def tensordot(a, b, axes=2):
     return ops.dot(a, b, (ax_a, ax_b))
 
 
-def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, **kwargs):
-    """einsum for explicit or implicit subscripts, contracted pairwise from the left."""
-    if not isinstance(subscripts, str) or out is not None or kwargs:
-        raise errors.user_error(errors.UnsupportedError, "einsum takes a subscripts string and "
-                                "operands here (no out=, no sublist form)")
+def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K",
+           casting="safe", **kwargs):
+    """einsum for explicit or implicit subscripts, contracted pairwise from the left (whatever
+    `optimize` asks: it changes the order of the work, not the result)."""
+    if out is not None or kwargs:
+        raise _unsupported("numpy.einsum", *(["out"] if out is not None else []), *kwargs)
+    if not isinstance(subscripts, str):
+        raise errors.user_error(errors.UnsupportedError, "numpy.einsum in the sublist form "
+                                "(operand, [axes], ...) is not supported; pass a subscripts "
+                                "string")
+    _check_order("numpy.einsum", order)
     spec = subscripts.replace(" ", "")
     if "." in spec:
         raise errors.user_error(errors.UnsupportedError, "einsum with '...' is not supported")
@@ -780,6 +896,7 @@ def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, **kwargs
                                 f"{subscripts!r} is not supported")
     operands = [_strong(_as_operand(x)) for x in operands]
     target = _check_dtype(dtype) if dtype is not None else _result_dtype(*operands)
+    _check_casting(operands, target, casting)
     xs = [_convert(_as_operand(x), target) for x in operands]
     sizes: dict[str, int] = {}
     for sub, x in zip(ins, xs):
@@ -975,13 +1092,26 @@ def getitem(x, key):
 
 
 def take(a, indices, axis=None, out=None, mode="raise"):
-    if out is not None or mode != "raise":
-        raise errors.user_error(errors.UnsupportedError, "take with out= or mode= is not "
-                                "supported")
+    if out is not None:
+        raise _unsupported("numpy.take", "out")
+    if mode not in ("raise", "wrap", "clip"):
+        raise errors.user_error(ValueError, f"numpy.take: mode must be 'raise', 'wrap' or "
+                                f"'clip', got {mode!r}")
     a = _as_operand(a)
     if axis is None:
-        return getitem(ravel(a), (indices,))
-    (ax,) = _axes((axis,), ops.type_of(a).ndim, "take")
+        a, ax = ravel(a), 0
+    else:
+        (ax,) = _axes((axis,), ops.type_of(a).ndim, "take")
+    if mode != "raise":
+        indices = _as_operand(indices)
+        if is_int(ops.dtype_of(indices)):
+            n = ops.type_of(a).shape[ax]
+            if mode == "wrap":        # Python's modulo: -1 is the last index
+                indices = ops.mod(indices, n) if isinstance(indices, Tracer) else \
+                    np.mod(indices, max(n, 1))
+            else:
+                indices = ops.min(ops.max(indices, 0), n - 1) if isinstance(indices, Tracer) \
+                    else np.clip(indices, 0, n - 1)
     return getitem(a, (slice(None),) * ax + (indices,))
 
 
@@ -1011,8 +1141,10 @@ def take_along_axis(arr, indices, axis):
 # constructors that take an array
 
 
-def _like(fill):
+def _like(fill, name="numpy.full_like"):
     def fn(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+        _check_order(name, order)
+        _check_device(name, device)
         t = ops.type_of(_as_operand(a))
         dt = _check_dtype(dtype) if dtype is not None else t.dtype
         shape = t.shape if shape is None else _static_ints(shape, "shape")
@@ -1022,6 +1154,8 @@ def _like(fill):
 
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
     if isinstance(fill_value, Tracer):
+        _check_order("numpy.full_like", order)
+        _check_device("numpy.full_like", device)
         t = ops.type_of(a)
         dt = _check_dtype(dtype) if dtype is not None else t.dtype
         return ops.broadcast_to(ops.cast(fill_value, dt), t.shape if shape is None else shape)
@@ -1029,7 +1163,21 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
 
 
 def astype(x, dtype, copy=True, *, device=None):
+    # copy= cannot matter: traced values are immutable, so a copy and a view are alike.
+    _check_device("numpy.astype", device)
     return ops.cast(_as_operand(x), _check_dtype(dtype))
+
+
+def _astype_method(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+    _check_order("astype", order)
+    target = _check_dtype(dtype)
+    _check_casting([self], target, casting)
+    return ops.cast(self, target)
+
+
+def _copy(a, order="K", subok=False):
+    _check_order("copy", order)
+    return _as_operand(a)
 
 
 def result_type(*args):
@@ -1062,8 +1210,11 @@ def _var(kind):
     def fn(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
            correction=None):
         if mean is not None:
-            raise errors.user_error(errors.UnsupportedError, f"numpy.{kind} with mean= is not "
-                                    "supported")
+            raise _unsupported(f"numpy.{kind}", "mean", why="pass the array alone; tracejit "
+                               "computes the mean itself")
+        if correction is not None and ddof != 0:
+            raise errors.user_error(ValueError, f"numpy.{kind}: ddof and correction can't be "
+                                    "provided simultaneously")
         return reduction(kind, a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                          ddof=ddof if correction is None else correction, where=where)
     return fn
@@ -1087,13 +1238,13 @@ FUNCTIONS: dict[Callable, Callable] = {
     np.dot: dot, np.outer: outer, np.inner: inner, np.tensordot: tensordot, np.einsum: einsum,
     np.matmul: matmul,
     np.take: take, np.take_along_axis: take_along_axis,
-    np.zeros_like: _like(0), np.ones_like: _like(1), np.empty_like: _like(0),
-    np.full_like: full_like, np.astype: astype,
-    np.copy: lambda a, order="K", subok=False: _as_operand(a),
+    np.zeros_like: _like(0, "numpy.zeros_like"), np.ones_like: _like(1, "numpy.ones_like"),
+    np.empty_like: _like(0, "numpy.empty_like"), np.full_like: full_like, np.astype: astype,
+    np.copy: _copy,
     np.shape: lambda a: ops.type_of(a).shape,
     np.ndim: lambda a: ops.type_of(a).ndim,
     np.size: lambda a, axis=None: ops.type_of(a).size if axis is None
-    else ops.type_of(a).shape[axis],
+    else math.prod(ops.type_of(a).shape[i] for i in _axes(axis, ops.type_of(a).ndim, "size")),
     np.result_type: result_type,
 }
 
@@ -1105,7 +1256,21 @@ def array_function(self, func, types, args, kwargs):
         module = getattr(func, "__module__", "numpy") or "numpy"
         raise errors.user_error(errors.UnsupportedError,
                                 f"{module}.{func.__name__} is not supported by tracejit")
+    sig = _signature(func) if kwargs else None
+    if sig is not None:
+        # Arguments passed by keyword under NumPy's names (np.transpose(a=x)) go to the
+        # implementation, which takes NumPy's parameters in NumPy's order, by position.
+        bound = sig.bind(*args, **kwargs)
+        args, kwargs = bound.args, bound.kwargs
     return impl(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(func):
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
 
 
 
@@ -1114,7 +1279,8 @@ def array_function(self, func, types, args, kwargs):
 
 
 def _concretization(what: str, way_out: str):
-    def method(self, *args):
+    # Any arguments: NumPy 2 calls __array__(dtype=None, copy=None), and the error is the same.
+    def method(self, *args, **kwargs):
         raise errors.user_error(
             errors.ConcretizationError,
             f"{what} of a traced value {self.type}: its value is not known while tracing. "
@@ -1154,10 +1320,19 @@ def _method(fn):
     return lambda self, *args, **kwargs: fn(self, *args, **kwargs)
 
 
-def _reshape_method(self, *shape, order="C"):
+def _var_method(kind):
+    # ndarray.var and .std take no correction= (np.var and np.std do).
+    def method(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+               mean=None):
+        return FUNCTIONS[getattr(np, kind)](self, axis, dtype, out, ddof, keepdims, where=where,
+                                            mean=mean)
+    return method
+
+
+def _reshape_method(self, *shape, order="C", copy=None):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return reshape(self, shape, order)
+    return reshape(self, shape, order, copy=copy)
 
 
 def _transpose_method(self, *axes):
@@ -1205,8 +1380,10 @@ _TRACER_METHODS = {
     "__array__": _concretization(
         "conversion to a NumPy array (np.asarray, np.array, or a NumPy function that tracejit "
         "does not dispatch)",
-        "Keep the value traced: use .astype(dtype) instead of np.asarray(x, dtype), and "
-        "np.stack instead of np.array([...])"),
+        "A traced value has no data until the compiled function runs, only a shape and a "
+        "dtype. Keep it traced: use x.astype(dtype) instead of np.asarray(x, dtype), "
+        "np.stack instead of np.array([...]), and pass x itself to NumPy functions; to look at "
+        "the values, return them from the function"),
     "item": _concretization("item()", _BRANCH),
     "tolist": _concretization("tolist()", _BRANCH),
     "reshape": _reshape_method,
@@ -1215,11 +1392,11 @@ _TRACER_METHODS = {
     "ravel": _method(ravel),
     "flatten": _method(ravel),
     "squeeze": _method(squeeze),
-    "astype": _method(astype),
-    "copy": lambda self, order="C": self,
+    "astype": _astype_method,
+    "copy": lambda self, order="C": _copy(self, order),
     "sum": _method(FUNCTIONS[np.sum]), "prod": _method(FUNCTIONS[np.prod]),
-    "mean": _method(FUNCTIONS[np.mean]), "var": _method(FUNCTIONS[np.var]),
-    "std": _method(FUNCTIONS[np.std]), "max": _method(FUNCTIONS[np.max]),
+    "mean": _method(FUNCTIONS[np.mean]), "var": _var_method("var"), "std": _var_method("std"),
+    "max": _method(FUNCTIONS[np.max]),
     "min": _method(FUNCTIONS[np.min]), "all": _method(FUNCTIONS[np.all]),
     "any": _method(FUNCTIONS[np.any]), "argmax": _method(FUNCTIONS[np.argmax]),
     "argmin": _method(FUNCTIONS[np.argmin]), "clip": _method(clip), "dot": _method(dot),

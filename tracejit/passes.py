@@ -3,8 +3,9 @@
     dce             drop equations no result depends on
     fold_constants  evaluate equations whose inputs are all known at compile time
     simplify        algebraic rewrites that hold under IEEE semantics (NaN, ±inf, -0), and
-                    canonical forms: literal operands instead of broadcast literals, reshapes
-                    moved below elementwise work, chains of views composed
+                    canonical forms: literal operands instead of broadcast literals, views of
+                    literals as broadcast literals, reshapes moved below elementwise work,
+                    chains of views composed
     cse             one equation for each distinct (primitive, inputs, params)
 
 Every rewrite in `simplify` is exact for every input, NaN, infinities and signed zeros
@@ -189,8 +190,14 @@ def fold_constants(fn: Function) -> Function:
         values = [_concrete(a, rw) for a in eqn.inputs]
         if any(v is None for v in values):
             return None
-        with np.errstate(all="ignore"):
-            out = np.asarray(eqn.prim.impl(*values, **eqn.params))
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(eqn.prim.impl(*values, **eqn.params))
+        except (ValueError, IndexError):
+            # An error NumPy raises on these values (an integer to a negative power, an index
+            # out of bounds): left to run time, where every backend raises it at the user's
+            # line, and only if the program reaches it.
+            return None
         if out.dtype != eqn.out.type.np_dtype or out.shape != eqn.out.type.shape:
             return None
         flat = out.reshape(-1)
@@ -256,6 +263,12 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
     def rewrite(eqn: Eqn, rw: Rewriter):
         name, ins, out_t = eqn.prim.name, eqn.inputs, eqn.out.type
+
+        if name in ("reshape", "transpose", "slice") and isinstance(ins[0], Literal):
+            # A view of a literal (rank 0, as every literal is) is that literal filled to the
+            # view's shape: the canonical form of a filled array that every later stage knows.
+            # Literals appear here from this pass's own rewrites, after constant folding.
+            return _fill(rw, out_t, ins[0].value, eqn)
 
         if eqn.prim.kind == "elementwise" and ins:
             # Elementwise work commutes with reshape: op(reshape(a), reshape(b)) with a and b

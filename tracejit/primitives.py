@@ -93,6 +93,38 @@ def _sum_to(g, t: Type):
     return _ops().reduce_sum(g, tuple(range(len(g.shape))))
 
 
+# A VJP is linear in its cotangent, so a zero cotangent (the unused branch of a select, an
+# output nobody reads) must give zero even where the partial derivative it multiplies is
+# infinite or undefined: IEEE's 0 * inf and 0 / 0 are NaN, which would poison every gradient
+# that flows past such a branch (np.where(x > 0, np.sqrt(x), 0) at 0, grad(grad(x ** 0.0))).
+# `_times` and `_over` are the products that rules with such partials use. Where the partial
+# is finite they are the plain product, so they differentiate again exactly; where they give 0
+# the product they replace is computed but unused, and its own VJP gets a zero cotangent,
+# which these same rules turn into zeros: the guard holds at every order.
+
+
+def _is_nonzero_literal(g) -> bool:
+    return _ops().is_literal(g) and bool(np.all(np.asarray(g) != 0))
+
+
+def _times(g, p):
+    """g * p, and 0 where g == 0 and the partial p is infinite or NaN."""
+    ops = _ops()
+    if _is_nonzero_literal(g) or (ops.is_literal(p) and bool(np.all(np.isfinite(p)))):
+        return ops.mul(g, p)
+    unused = ops.and_(ops.eq(g, 0.0), ops.logical_not(ops.lt(ops.abs(p), np.inf)))
+    return ops.select(unused, 0.0, ops.mul(g, p))
+
+
+def _over(g, d):
+    """g / d, and 0 where g == 0 and d is 0 or NaN (the partial 1/d is infinite or NaN)."""
+    ops = _ops()
+    if _is_nonzero_literal(g) or (ops.is_literal(d) and bool(np.all(np.abs(d) > 0))):
+        return ops.div(g, d)
+    unused = ops.and_(ops.eq(g, 0.0), ops.logical_not(ops.gt(ops.abs(d), 0.0)))
+    return ops.select(unused, 0.0, ops.div(g, d))
+
+
 # ---------------------------------------------------------------------------------------------
 # elementwise unary
 
@@ -107,28 +139,32 @@ def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
 
 
 def _vjp_sqrt(g, x, out):
-    return [_ops().div(g, _ops().mul(out, 2.0))]
+    return [_over(g, _ops().mul(out, 2.0))]
 
 
 neg = unary("neg", np.negative, lambda g, x, out: [_ops().neg(g)], allowed="num")
+# |x|' = sign(x): 0 at 0, the mean of the slopes of the tie between x and -x.
 abs_ = unary("abs", np.absolute, lambda g, x, out: [_ops().mul(g, _ops().sign(x))],
              allowed="num")
 sign = unary("sign", np.sign, lambda g, x, out: [None], allowed="num")
-exp = unary("exp", np.exp, lambda g, x, out: [_ops().mul(g, out)], flops=10)
+# exp and expm1 overflow to inf where their derivative is finite but huge; sin and cos have a
+# NaN derivative at ±inf.
+exp = unary("exp", np.exp, lambda g, x, out: [_times(g, out)], flops=10)
 # d expm1 = exp(x) = expm1(x) + 1
-expm1 = unary("expm1", np.expm1, lambda g, x, out: [_ops().mul(g, _ops().add(out, 1.0))],
+expm1 = unary("expm1", np.expm1, lambda g, x, out: [_times(g, _ops().add(out, 1.0))],
               flops=10)
-log = unary("log", np.log, lambda g, x, out: [_ops().div(g, x)], flops=10)
-log1p = unary("log1p", np.log1p, lambda g, x, out: [_ops().div(g, _ops().add(x, 1.0))],
+log = unary("log", np.log, lambda g, x, out: [_over(g, x)], flops=10)
+log1p = unary("log1p", np.log1p, lambda g, x, out: [_over(g, _ops().add(x, 1.0))],
               flops=10)
 sqrt = unary("sqrt", np.sqrt, _vjp_sqrt, flops=4)
-sin = unary("sin", np.sin, lambda g, x, out: [_ops().mul(g, _ops().cos(x))], flops=10)
-cos = unary("cos", np.cos, lambda g, x, out: [_ops().neg(_ops().mul(g, _ops().sin(x)))],
+sin = unary("sin", np.sin, lambda g, x, out: [_times(g, _ops().cos(x))], flops=10)
+cos = unary("cos", np.cos, lambda g, x, out: [_ops().neg(_times(g, _ops().sin(x)))],
             flops=10)
 # d tanh = 1 - tanh^2
 tanh = unary("tanh", np.tanh,
              lambda g, x, out: [_ops().mul(g, _ops().sub(1.0, _ops().mul(out, out)))], flops=10)
-# d atan = 1 / (1 + x^2)
+# d atan = 1 / (1 + x^2): finite everywhere (0 at ±inf, where the second derivative's
+# 0 * inf is guarded by mul's rule).
 atan = unary("atan", np.arctan,
              lambda g, x, out: [_ops().div(g, _ops().add(_ops().mul(x, x), 1.0))], flops=10)
 floor = unary("floor", np.floor, lambda g, x, out: [None])
@@ -185,17 +221,16 @@ def _vjp_sub(g, x, y, out):
 
 
 def _vjp_mul(g, x, y, out):
-    ops = _ops()
     tx, ty = _types(x, y)
-    return [_sum_to(ops.mul(g, y), tx), _sum_to(ops.mul(g, x), ty)]
+    return [_sum_to(_times(g, y), tx), _sum_to(_times(g, x), ty)]
 
 
 def _vjp_div(g, x, y, out):
     # d(x/y) = dx/y - x dy / y^2 = dx/y - out dy / y
     ops = _ops()
     tx, ty = _types(x, y)
-    gx = ops.div(g, y)
-    return [_sum_to(gx, tx), _sum_to(ops.neg(ops.mul(gx, out)), ty)]
+    gx = _over(g, y)
+    return [_sum_to(gx, tx), _sum_to(ops.neg(_times(gx, out)), ty)]
 
 
 def _vjp_pow(g, x, y, out):
@@ -206,18 +241,18 @@ def _vjp_pow(g, x, y, out):
         return [None, None]
     dx = ops.select(ops.eq(y, 0.0), 0.0, ops.mul(y, ops.pow(x, ops.sub(y, 1.0))))
     dy = ops.select(ops.eq(x, 0.0), 0.0, ops.mul(out, ops.log(ops.select(ops.eq(x, 0.0), 1.0, x))))
-    return [_sum_to(ops.mul(g, dx), tx), _sum_to(ops.mul(g, dy), ty)]
+    return [_sum_to(_times(g, dx), tx), _sum_to(_times(g, dy), ty)]
 
 
 def _chooser_vjp(g, x, y, out):
-    # Ties share the gradient equally (as in JAX): weight 1 to the chosen operand, 1/2 each
-    # where x == y.
+    # Ties share the gradient equally (as in JAX): all of it to the chosen operand, half each
+    # where x == y. An operand not chosen gets exactly 0, by select rather than by a product
+    # with 0, so that an infinite cotangent (sqrt(max(x, 0)) at x < 0) does not make it NaN.
     ops = _ops()
     tx, ty = _types(x, y)
-    half, one = ops.scalar(0.5, tx.dtype), ops.scalar(1.0, tx.dtype)
-    wx = ops.select(ops.eq(x, out), ops.select(ops.eq(y, out), half, one), 0.0)
-    wy = ops.sub(1.0, wx)
-    return [_sum_to(ops.mul(g, wx), tx), _sum_to(ops.mul(g, wy), ty)]
+    x_in, y_in = ops.eq(x, out), ops.eq(y, out)
+    share = ops.select(ops.and_(x_in, y_in), ops.mul(g, 0.5), g)
+    return [_sum_to(ops.select(x_in, share, 0.0), tx), _sum_to(ops.select(y_in, share, 0.0), ty)]
 
 
 def _vjp_mod(g, x, y, out):
@@ -226,7 +261,7 @@ def _vjp_mod(g, x, y, out):
     tx, ty = _types(x, y)
     if not is_float(tx.dtype):
         return [None, None]
-    return [_sum_to(g, tx), _sum_to(ops.neg(ops.mul(g, ops.floor(ops.div(x, y)))), ty)]
+    return [_sum_to(g, tx), _sum_to(ops.neg(_times(g, ops.floor(ops.div(x, y)))), ty)]
 
 
 add = binary("add", np.add, _vjp_add)
@@ -424,8 +459,10 @@ def _pad_vjp(g, x, value, out, starts, steps, shape):
     gx = ops.slice(g, starts, steps, tx.shape)
     gv = None
     if not ops.is_literal(value):
-        all_axes = tuple(range(len(shape)))
-        gv = ops.sub(ops.reduce_sum(g, all_axes), ops.reduce_sum(gx, tuple(range(tx.ndim))))
+        # The sum of g over the padding (not sum(g) - sum(gx): inf - inf where x's part of g
+        # is infinite).
+        filled = ops.pad(ops.zeros(tx), ops.scalar(1.0, tx.dtype), starts, steps, shape)
+        gv = ops.reduce_sum(ops.select(ops.eq(filled, 1.0), g, 0.0), tuple(range(len(shape))))
     return [gx, gv]
 
 
@@ -562,29 +599,42 @@ def _reduce_sum_vjp(g, x, out, axes):
 
 
 def _reduce_chooser_vjp(g, x, out, axes):
-    # The gradient goes to the positions that attain the extremum, shared equally among ties.
+    # The gradient goes to the positions that attain the extremum, shared equally among ties;
+    # the others get exactly 0 (by select: an infinite cotangent times 0 would be NaN).
     ops = _ops()
-    dtype = ops.dtype_of(x)
-    hit = ops.cast(ops.eq(x, _expand(out, x, axes)), dtype)
-    count = ops.reduce_sum(hit, axes)
-    return [ops.mul(hit, _expand(ops.div(g, count), x, axes))]
+    hit = ops.eq(x, _expand(out, x, axes))
+    count = ops.reduce_sum(ops.cast(hit, ops.dtype_of(x)), axes)
+    return [ops.select(hit, _expand(ops.div(g, count), x, axes), 0.0)]
 
 
 def _reduce_prod_vjp(g, x, out, axes):
-    # d prod / d x_i = prod_{j != i} x_j, computed without dividing by zero: with no zero in
-    # the slice it is prod / x_i; with exactly one zero it is the product of the others at the
-    # zero and 0 elsewhere; with two or more zeros it is 0 everywhere.
+    # d prod / d x_i = prod_{j != i} x_j, computed without dividing by a zero or an infinity.
+    # The entries that are 0, ±inf or NaN are "special"; P is the product of the others and Q
+    # of the special ones (IEEE's product: 0, ±inf or NaN). An ordinary entry's partial is
+    # P / x_i * Q. A special entry's is P when it is the only one, 0 when the other special
+    # entries are all zeros (written as the other zero for two, so that the second derivative
+    # there is right too), and NaN when another is infinite or NaN (the product of the others
+    # is then infinite or undefined).
     ops = _ops()
     dtype = ops.dtype_of(x)
-    is_zero = ops.eq(x, 0.0)
-    safe = ops.select(is_zero, 1.0, x)
-    prod_safe = _expand(ops.reduce_prod(safe, axes), x, axes)
-    zeros = _expand(ops.reduce_sum(ops.cast(is_zero, dtype), axes), x, axes)
-    no_zero = ops.div(prod_safe, safe)
-    one_zero = ops.select(is_zero, prod_safe, 0.0)
-    partial = ops.select(ops.eq(zeros, 0.0), no_zero,
-                         ops.select(ops.eq(zeros, 1.0), one_zero, 0.0))
-    return [ops.mul(_expand(g, x, axes), partial)]
+    zero = ops.eq(x, 0.0)
+    nonfinite = ops.logical_not(ops.lt(ops.abs(x), np.inf))
+    special = ops.or_(zero, nonfinite)
+
+    def total(v):
+        return _expand(ops.reduce_sum(v, axes), x, axes)
+
+    safe = ops.select(special, 1.0, x)
+    p = _expand(ops.reduce_prod(safe, axes), x, axes)
+    q = _expand(ops.reduce_prod(ops.select(special, x, 1.0), axes), x, axes)
+    count = total(ops.cast(special, dtype))
+    others_nonfinite = ops.sub(total(ops.cast(nonfinite, dtype)), ops.cast(nonfinite, dtype))
+    zeros = total(ops.select(zero, x, 0.0))              # 0, the sum of the zero entries
+    other_zero = ops.select(zero, ops.sub(zeros, x), zeros)
+    others = ops.select(ops.eq(count, 1.0), 1.0, ops.select(
+        ops.gt(others_nonfinite, 0.0), np.nan, ops.select(ops.eq(count, 2.0), other_zero, 0.0)))
+    partial = ops.select(special, ops.mul(p, others), ops.mul(ops.div(p, safe), q))
+    return [_times(_expand(g, x, axes), partial)]
 
 
 def _reduce_impl(fn):

@@ -14,22 +14,15 @@ import pytest
 import tracejit as tj
 from tracejit.codegen.cuda import SPLIT_MIN, CudaLowering, ReductionShape, literal
 
+from support import cuda_backend
+
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="no host C++ compiler")
 
 rng = np.random.default_rng(7)
 
 
-def backend() -> str:
-    try:
-        from tracejit.runtime.cuda_pycuda import PycudaDevice
-        PycudaDevice.get()
-        return "cuda"
-    except Exception:
-        return "cuda-emulator"
-
-
 def run(f, *args, fuse=True, allow_tf32=False):
-    out = tj.jit(f, backend=backend(), fuse=fuse, allow_tf32=allow_tf32)(*args)
+    out = tj.jit(f, backend=cuda_backend(), fuse=fuse, allow_tf32=allow_tf32)(*args)
     leaves = out if isinstance(out, tuple) else (out,)
     return [np.asarray(x.get() if hasattr(x, "gpudata") else x) for x in leaves]
 

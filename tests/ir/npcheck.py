@@ -66,13 +66,17 @@ _CUDA: list = []
 
 def cuda_backend() -> str | None:
     """The CUDA backend the tests run: "cuda" where a GPU is usable, else "cuda-emulator"
-    (the generated CUDA C on the host) where a host C++ compiler is, else None."""
+    (the generated CUDA C on the host) where a host C++ compiler is, else None; always the
+    emulator when it is built with a sanitizer (TRACEJIT_EMULATOR_SANITIZE)."""
     if not _CUDA:
         import os
         import shutil
         if os.environ.get("TRACEJIT_TEST_CUDA", "1") == "0":     # the cpu backend only
             _CUDA.append(None)
             return None
+        if os.environ.get("TRACEJIT_EMULATOR_SANITIZE"):         # checking the emulated kernels
+            _CUDA.append("cuda-emulator")
+            return _CUDA[0]
         try:
             from tracejit.runtime.cuda_pycuda import PycudaDevice
             PycudaDevice.get()

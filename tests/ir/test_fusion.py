@@ -538,6 +538,15 @@ def test_results_that_are_params_views_or_fills_are_fresh_arrays(fuse):
 # the corpus: fused and unfused programs of a variety of functions
 
 
+# Scalar functions whose value its own gradient uses: each value_and_grad is scalar work on
+# parameters only, which the planner recomputes in every kernel that uses it.
+SCALAR_FUNCTIONS = {
+    "sqrt": lambda a, b, c: np.sqrt(a * b + c),
+    "reciprocal": lambda a, b, c: 1 / (a * b + c),
+    "sigmoid": lambda a, b, c: 1 / (1 + np.exp(-(a * b + c))),
+}
+
+
 def _corpus():
     x, w, b = rand(4, 5, seed=1), rand(5, 3, seed=2), rand(3, seed=3)
     t, v = rand(2, 3, 4, seed=4), rand(10, seed=5)
@@ -574,6 +583,13 @@ def _corpus():
          (x, np.float32(0.1))),
         ("scalar_params", lambda x, w, lr, n: (x - (lr * 0.5) * n, w * (lr * 0.5) - n),
          (x, w, np.float32(0.1), 3)),
+        *((f"scalar_{name}_value_and_grad", tj.value_and_grad(f, argnums=(0, 1, 2)),
+           (0.1, 0.7, 0.3)) for name, f in SCALAR_FUNCTIONS.items()),
+        # Scalar work on parameters that must also be a buffer: a result, viewed, an operand
+        # of a kernel of its own, and recomputed by other kernels.
+        ("scalar_sources_as_buffers", lambda a, b: (
+            a * b, (a * b).reshape(1) + a, np.concatenate([(a * b + 1.0).reshape(1), v]),
+            -(a * b + 1.0) * v), (0.5, 2.0)),
     ]
 
 
@@ -591,6 +607,19 @@ def test_corpus_invariants_and_numbers(name, f, args, fuse):
     want = tj.interpret(traced, [np.asarray(a) for a in args])
     got = tj.jit(f, fuse=fuse)(*args)
     assert_close([np.asarray(g) for g in leaves(got)], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_FUNCTIONS))
+def test_scalar_value_and_grad_is_one_kernel(name):
+    """The value and its gradients are all scalar work on the parameters: one kernel computes
+    them (several kernels recomputing the shared work once made a cycle among kernels)."""
+    f = tj.value_and_grad(SCALAR_FUNCTIONS[name], argnums=(0, 1, 2))
+    prog = program(f, 0.1, 0.7, 0.3)
+    check_invariants(prog)
+    assert kinds(prog) == ["loop"]
+    assert set(prog.kernels[0].inputs) == set(prog.fn.params)
+    want = tj.interpret(tj.trace(f, 0.1, 0.7, 0.3), [0.1, 0.7, 0.3])
+    assert_close(leaves(tj.jit(f)(0.1, 0.7, 0.3)), want)
 
 
 @pytest.mark.parametrize("name,f,args", CORPUS, ids=[c[0] for c in CORPUS])

@@ -31,6 +31,7 @@ program of its own, and programs that once exposed a bug are kept in REGRESSIONS
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import warnings
@@ -78,7 +79,8 @@ def compiled_runs(program: "RandomProgram", f, args, cuda) -> list:
 MAX_SIZE = 240        # elements in any value of a program
 MAX_NDIM = 4
 INPUT_SHAPES = [(), (4,), (3,), (3, 4), (4, 3), (1, 4), (3, 1, 4), (2, 3, 4), (2, 1, 3, 1),
-                (5,), (2, 3, 1, 4)]
+                (5,), (2, 3, 1, 4),
+                (0, 3, 4), (3, 0)]          # zero-sized: empty batches, rows, sums, products
 
 RTOL = {"float64": 1e-9, "float32": 2e-4}
 
@@ -215,6 +217,13 @@ class RandomProgram:
 
     def loss(self, *xs):
         return sum(np.sum(o * r) for o, r in zip(self(*xs), self.weights))
+
+    def head_loss(self, *xs):
+        """(loss, aux): the first result itself when it is rank 0 (else summed against its
+        weights) and the other results, for value_and_grad(..., has_aux=True). Unlike `loss`,
+        the value is then often a value its own gradients use (1 / x, sqrt(x), ...)."""
+        first, *rest = self(*xs)
+        return (first if np.ndim(first) == 0 else np.sum(first * self.weights[0])), tuple(rest)
 
     def __repr__(self) -> str:
         n = len(self.in_shapes)
@@ -448,9 +457,11 @@ MAKER_WEIGHTS = ["unary"] * 3 + ["binary"] * 4 + [k for k in MAKERS if k not in 
                                                                                 "binary")]
 
 
-def build_program(g: Gen, dtype: str, max_steps: int) -> RandomProgram:
-    """1-4 inputs, up to `max_steps` steps; the results are the values nothing else uses."""
-    in_shapes = tuple(g.pick(INPUT_SHAPES) for _ in range(g.integer(1, 4)))
+def build_program(g: Gen, dtype: str, max_steps: int, shapes=INPUT_SHAPES,
+                  min_inputs: int = 1) -> RandomProgram:
+    """`min_inputs`-4 inputs of `shapes`, up to `max_steps` steps; the results are the values
+    nothing else uses."""
+    in_shapes = tuple(g.pick(shapes) for _ in range(g.integer(min_inputs, 4)))
     vals = [np.zeros(s, dtype) for s in in_shapes]
     steps = []
     for _ in range(g.integer(1, max_steps)):
@@ -479,6 +490,19 @@ def build_program(g: Gen, dtype: str, max_steps: int) -> RandomProgram:
 @st.composite
 def programs(draw, dtype: str = "float64", max_steps: int = 7) -> RandomProgram:
     return build_program(Gen(draw), dtype, max_steps)
+
+
+@st.composite
+def scalar_programs(draw, dtype: str = "float64", max_steps: int = 6) -> RandomProgram:
+    """Programs of 2-4 rank-0 inputs with at least two results (some of them inputs or values
+    that later steps use): every kernel of such a program has the same empty domain, so the
+    planner may merge any two of them, and its scalar work may be recomputed anywhere."""
+    g = Gen(draw)
+    program = build_program(g, dtype, max_steps, shapes=[()], min_inputs=2)
+    n = len(program.in_shapes) + len(program.steps)
+    extra = tuple(g.integer(0, n - 1)
+                  for _ in range(g.integer(max(0, 2 - len(program.outputs)), 3)))
+    return dataclasses.replace(program, outputs=program.outputs + extra)
 
 
 def seeded_program_using(op: str, dtype: str = "float64") -> RandomProgram:
@@ -637,19 +661,43 @@ def check_gradient(program: RandomProgram, directions: int = 2, cuda=True):
         check_finite_differences(program, args, want, directions)
 
 
-def check_finite_differences(program, args, grads, directions):
+def check_value_and_grad(program: RandomProgram, directions: int = 2, cuda=True):
+    """value_and_grad of `head_loss` with respect to every input (several argnums), with the
+    other results as auxiliary outputs: the value, the aux results and the gradients are
+    results of one Function, which every stage, both plans and every backend must compute as
+    the interpreter does."""
+    args = program.inputs()
+    vg = tj.value_and_grad(program.head_loss, argnums=tuple(range(len(args))), has_aux=True)
+    compiled = compiled_runs(program, vg, args, cuda)
+
+    def flat(result):
+        (value, aux), grads = host(result)
+        return [np.asarray(v) for v in (value, *aux, *grads)]
+
+    want = flat(vg(*args))
+    check_function_stages(tj.trace(vg, *args), args, want, program.dtype)
+    for backend, fuse, jitted in compiled:
+        assert_all_close(flat(jitted(*args)), want, program.dtype,
+                         f"tj.jit(value_and_grad, {backend}, fuse={fuse})")
+    if program.dtype == "float64" and program.smooth:
+        check_finite_differences(program, args, want[-len(args):], directions,
+                                 loss=lambda *xs: program.head_loss(*xs)[0])
+
+
+def check_finite_differences(program, args, grads, directions, loss=None):
+    loss = program.loss if loss is None else loss
     rng = np.random.default_rng(program.seed + 2)
     h = 1e-5
     for _ in range(directions):
         d = [rng.standard_normal(a.shape) for a in args]
         with quietly():
-            up = program.loss(*(a + h * v for a, v in zip(args, d)))
-            down = program.loss(*(a - h * v for a, v in zip(args, d)))
+            up = loss(*(a + h * v for a, v in zip(args, d)))
+            down = loss(*(a - h * v for a, v in zip(args, d)))
         fd = (up - down) / (2 * h)
         analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, d))
         if not (np.isfinite(fd) and np.isfinite(analytic)):
             continue
-        scale = 1.0 + abs(float(program.loss(*args))) + abs(analytic)
+        scale = 1.0 + abs(float(loss(*args))) + abs(analytic)
         assert abs(fd - analytic) <= 1e-6 * scale, (fd, analytic)
 
 
@@ -681,6 +729,20 @@ def test_gradient_f32(program):
     check_gradient(program, cuda="half")
 
 
+@settings(max_examples=60, **SETTINGS)
+@given(scalar_programs("float64"))
+def test_scalar_programs_f64(program):
+    check_forward(program, cuda="half")
+    check_value_and_grad(program, cuda="half")
+
+
+@settings(max_examples=20, **SETTINGS)
+@given(scalar_programs("float32"))
+def test_scalar_programs_f32(program):
+    check_forward(program, cuda="half")
+    check_value_and_grad(program, cuda="half")
+
+
 #: Programs hypothesis found bugs with, kept as fixed regression tests.
 REGRESSIONS = {
     # The planner recomputed `mul %5, 0.5` (a scalar of a rank-0 view of a kernel's output)
@@ -697,6 +759,13 @@ REGRESSIONS = {
         in_shapes=((),), dtype="float64",
         steps=(Step("neg", (0,)), Step("add", (1, 0)), Step("add", (0, 2)), Step("neg", (0,))),
         outputs=(3, 4, 2)),
+    # The product of a batched dot with an empty batch was launched with one block anyway,
+    # whose tile was written into (and read from) buffers of no elements.
+    "batched dot with an empty batch": RandomProgram(
+        in_shapes=((0, 3, 4), (0, 3, 4)), dtype="float64",
+        steps=(Step("transpose", (1,), ((0, 2, 1),)), Step("matmul", (0, 2)),
+               Step("affine", (3,)), Step("reduce_sum", (4,), (None, False))),
+        outputs=(5,)),
 }
 
 

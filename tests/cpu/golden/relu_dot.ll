@@ -3,7 +3,6 @@
 define void @"k0"(i8** %"args", i8* %"arena", i64 %"nthreads", i64* %"status") nounwind
 {
 entry:
-  %"partial" = alloca i64, i32 64
   %".6" = getelementptr inbounds i8*, i8** %"args", i64 0
   %".7" = load i8*, i8** %".6"
   %"v0.ptr" = bitcast i8* %".7" to float*
@@ -26,8 +25,7 @@ batch.body:
   %"batch.next" = add nsw i64 %"batch", 1
   br label %"batch.head"
 batch.end:
-  %".17" = bitcast i64* %"partial" to i8*
-  call void @"k0.epilogue.chunk"(i8** %"args", i8* %"arena", i64 0, i64 2, i8* %".17", i64* %"status")
+  call void @"k0.epilogue.chunk"(i8** %"args", i8* %"arena", i64 0, i64 2, i8* null, i64* %"status")
   ret void
 }
 
@@ -96,28 +94,29 @@ entry:
   %".6" = bitcast i8** %"objects" to i8*
   %".7" = getelementptr i8, i8* %".6", i64 24
   %".8" = bitcast i8* %".7" to i8**
-  %"table" = alloca i8*, i64 3
-  %".9" = getelementptr i8*, i8** %".8", i64 0
-  %".10" = load i8*, i8** %".9"
-  %".11" = getelementptr i8, i8* %".10", i64 16
-  %".12" = bitcast i8* %".11" to i8**
-  %"v0" = load i8*, i8** %".12"
-  %".13" = getelementptr i8*, i8** %"table", i64 0
-  store i8* %"v0", i8** %".13"
-  %".15" = getelementptr i8*, i8** %".8", i64 1
-  %".16" = load i8*, i8** %".15"
-  %".17" = getelementptr i8, i8* %".16", i64 16
-  %".18" = bitcast i8* %".17" to i8**
-  %"v1" = load i8*, i8** %".18"
-  %".19" = getelementptr i8*, i8** %"table", i64 1
-  store i8* %"v1", i8** %".19"
-  %".21" = getelementptr i8*, i8** %".8", i64 2
-  %".22" = load i8*, i8** %".21"
-  %".23" = getelementptr i8, i8* %".22", i64 16
-  %".24" = bitcast i8* %".23" to i8**
-  %"v3" = load i8*, i8** %".24"
-  %".25" = getelementptr i8*, i8** %"table", i64 2
-  store i8* %"v3", i8** %".25"
-  %".27" = call i32 @"entry"(i8** %"table", i8* %"arena", i64 %"nthreads", i64* %"status")
-  ret i32 %".27"
+  %".9" = getelementptr inbounds i8, i8* %"arena", i64 64
+  %"table" = bitcast i8* %".9" to i8**
+  %".10" = getelementptr i8*, i8** %".8", i64 0
+  %".11" = load i8*, i8** %".10"
+  %".12" = getelementptr i8, i8* %".11", i64 16
+  %".13" = bitcast i8* %".12" to i8**
+  %"v0" = load i8*, i8** %".13"
+  %".14" = getelementptr i8*, i8** %"table", i64 0
+  store i8* %"v0", i8** %".14"
+  %".16" = getelementptr i8*, i8** %".8", i64 1
+  %".17" = load i8*, i8** %".16"
+  %".18" = getelementptr i8, i8* %".17", i64 16
+  %".19" = bitcast i8* %".18" to i8**
+  %"v1" = load i8*, i8** %".19"
+  %".20" = getelementptr i8*, i8** %"table", i64 1
+  store i8* %"v1", i8** %".20"
+  %".22" = getelementptr i8*, i8** %".8", i64 2
+  %".23" = load i8*, i8** %".22"
+  %".24" = getelementptr i8, i8* %".23", i64 16
+  %".25" = bitcast i8* %".24" to i8**
+  %"v3" = load i8*, i8** %".25"
+  %".26" = getelementptr i8*, i8** %"table", i64 2
+  store i8* %"v3", i8** %".26"
+  %".28" = call i32 @"entry"(i8** %"table", i8* %"arena", i64 %"nthreads", i64* %"status")
+  ret i32 %".28"
 }

@@ -3,9 +3,7 @@
 define void @"k0"(i8** %"args", i8* %"arena", i64 %"nthreads", i64* %"status") nounwind
 {
 entry:
-  %"partial" = alloca i64, i32 64
-  %".6" = bitcast i64* %"partial" to i8*
-  call void @"k0.chunk"(i8** %"args", i8* %"arena", i64 0, i64 3, i8* %".6", i64* %"status")
+  call void @"k0.chunk"(i8** %"args", i8* %"arena", i64 0, i64 3, i8* null, i64* %"status")
   ret void
 }
 
@@ -75,21 +73,22 @@ entry:
   %".6" = bitcast i8** %"objects" to i8*
   %".7" = getelementptr i8, i8* %".6", i64 24
   %".8" = bitcast i8* %".7" to i8**
-  %"table" = alloca i8*, i64 2
-  %".9" = getelementptr i8*, i8** %".8", i64 0
-  %".10" = load i8*, i8** %".9"
-  %".11" = getelementptr i8, i8* %".10", i64 16
-  %".12" = bitcast i8* %".11" to i8**
-  %"v0" = load i8*, i8** %".12"
-  %".13" = getelementptr i8*, i8** %"table", i64 0
-  store i8* %"v0", i8** %".13"
-  %".15" = getelementptr i8*, i8** %".8", i64 1
-  %".16" = load i8*, i8** %".15"
-  %".17" = getelementptr i8, i8* %".16", i64 16
-  %".18" = bitcast i8* %".17" to i8**
-  %"v1" = load i8*, i8** %".18"
-  %".19" = getelementptr i8*, i8** %"table", i64 1
-  store i8* %"v1", i8** %".19"
-  %".21" = call i32 @"entry"(i8** %"table", i8* %"arena", i64 %"nthreads", i64* %"status")
-  ret i32 %".21"
+  %".9" = getelementptr inbounds i8, i8* %"arena", i64 0
+  %"table" = bitcast i8* %".9" to i8**
+  %".10" = getelementptr i8*, i8** %".8", i64 0
+  %".11" = load i8*, i8** %".10"
+  %".12" = getelementptr i8, i8* %".11", i64 16
+  %".13" = bitcast i8* %".12" to i8**
+  %"v0" = load i8*, i8** %".13"
+  %".14" = getelementptr i8*, i8** %"table", i64 0
+  store i8* %"v0", i8** %".14"
+  %".16" = getelementptr i8*, i8** %".8", i64 1
+  %".17" = load i8*, i8** %".16"
+  %".18" = getelementptr i8, i8* %".17", i64 16
+  %".19" = bitcast i8* %".18" to i8**
+  %"v1" = load i8*, i8** %".19"
+  %".20" = getelementptr i8*, i8** %"table", i64 1
+  store i8* %"v1", i8** %".20"
+  %".22" = call i32 @"entry"(i8** %"table", i8* %"arena", i64 %"nthreads", i64* %"status")
+  ret i32 %".22"
 }

@@ -1,0 +1,93 @@
+"""The status words: how a compiled program reports an error NumPy raises on a value.
+
+A kernel cannot raise. Where NumPy raises on a value it computes with (an index out of bounds,
+an integer to a negative integer power), the generated code records the error in the status
+words, int64[STATUS_WORDS] that every kernel function receives, and goes on (the element's
+result is never returned); after the call the runtime raises the exception NumPy would:
+
+    status[0]   0, or the code of the first error (set by a compare-and-swap from 0, so the
+                first error reported wins, whatever the threads)
+    status[1:]  INDEX_ERROR: the index, the axis and its size;
+                a code of VALUE_ERRORS: the site, the number of the equation in
+                `sites(program)` (whose source line the message names)
+
+What is checked is one table, `CHECKS`: primitive name → the checks of an equation. A check
+tests one operand elementwise against a bound with one of the IR's comparisons; each backend
+lowers it with its own scalar table, so both check exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracejit.errors import where
+from tracejit.ir import Eqn, Literal, is_int
+from tracejit.kernels import Program
+from tracejit.primitives import REGISTRY
+
+STATUS_WORDS = 4
+INDEX_ERROR = 1
+NEGATIVE_POWER = 2
+
+#: code → (exception class, NumPy's message) of the value errors reported with their site.
+VALUE_ERRORS = {
+    NEGATIVE_POWER: (ValueError, "Integers to negative integer powers are not allowed."),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """An element is an error where `inputs[operand] compare bound` holds (`compare` names
+    a comparison primitive: lt, le, eq, ...)."""
+
+    operand: int
+    compare: str
+    bound: int | float
+    code: int
+
+
+def _pow_checks(eqn: Eqn) -> tuple[Check, ...]:
+    # NumPy's integer power loops refuse negative exponents; float powers are IEEE's.
+    return (Check(1, "lt", 0, NEGATIVE_POWER),) if is_int(eqn.inputs[1].type.dtype) else ()
+
+
+#: primitive name → rule giving the checks of an equation of it.
+CHECKS = {
+    "pow": _pow_checks,
+}
+
+
+def checks_of(eqn: Eqn) -> tuple[Check, ...]:
+    """The checks `eqn` needs at run time (none for a literal operand that passes)."""
+    rule = CHECKS.get(eqn.prim.name)
+    if rule is None:
+        return ()
+    out = []
+    for c in rule(eqn):
+        a = eqn.inputs[c.operand]
+        if isinstance(a, Literal) and not REGISTRY[c.compare].impl(a.value, c.bound):
+            continue
+        out.append(c)
+    return tuple(out)
+
+
+def sites(program: Program) -> list[Eqn]:
+    """The equations of `program` with checks, each once, in kernel order: status[1] of a
+    value error is an index into this list."""
+    out: dict = {}
+    for k in program.kernels:
+        for e in k.body:
+            if e.out not in out and checks_of(e):
+                out[e.out] = e
+    return list(out.values())
+
+
+def status_error(words, program_sites: list[Eqn]) -> Exception:
+    """The exception NumPy raises for the error the status words report."""
+    code = int(words[0])
+    if code == INDEX_ERROR:
+        return IndexError(f"index {words[1]} is out of bounds for axis {words[2]} with size "
+                          f"{words[3]}")
+    cls, message = VALUE_ERRORS[code]
+    loc = program_sites[int(words[1])].loc
+    return cls(f"{where(loc)}: {message}" if loc is not None else message)
