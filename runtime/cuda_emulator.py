@@ -8,14 +8,21 @@ Device memory is host memory: an address is the address of a NumPy array's data,
 handle that keeps it alive is the array.
 
 Compiled modules are cached in the process (by the SHA-256 of the headers, the module text, the
-flags and the compiler's version) and on disk, in the `cuda-emulator/` folder of the compiled
-code cache directory (`DiskCache.default()`; a per-process temporary folder if that cache is
-disabled or not writable). A precompiled header is kept there too: it halves the compile time
-of a small module.
+flags and the compiler's version) and on disk, as entries of the compiled code cache
+(`DiskCache.default()`, authenticated as the CPU's object code are: docs/cache.md), and so is a
+precompiled header (it halves the compile time of a small module). A library or header is only
+ever loaded from this process's private temporary folder, written there from a verified entry
+or by the compiler itself: nothing found in a shared folder is loaded or included unchecked.
+
+With `sanitize="address"` (or TRACEJIT_EMULATOR_SANITIZE=address) the kernels are built with
+AddressSanitizer, so that a kernel reading or writing outside a buffer stops the process with a
+report instead of corrupting memory. The ASan runtime must then be loaded before Python starts:
+`LD_PRELOAD=$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 python ...`.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import atexit
 import ctypes
 import functools
@@ -25,13 +32,16 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from tracejit.codegen.cuda import CudaLowering, Launch, Param
+from tracejit import settings
 from tracejit.runtime.cache import DiskCache
 
 HEADER = Path(__file__).with_name("cuda_emulation.h")
@@ -47,6 +57,10 @@ FLAGS = ("-std=c++17", "-O0", "-pipe", "-fPIC", "-pthread", "-fno-strict-aliasin
 
 ALIGNMENT = 256   # of every allocation, as cudaMalloc's
 
+SANITIZE_ENV = "TRACEJIT_EMULATOR_SANITIZE"
+# The sanitizers a module can be built with: name -> extra compiler flags.
+SANITIZERS = {"address": ("-fsanitize=address", "-fno-omit-frame-pointer")}
+
 # tj_emu::launch's return codes (cuda_emulation.h).
 _LAUNCH_ERRORS = {
     1: "the block size must be between 1 and 1024 threads",
@@ -57,10 +71,13 @@ _LAUNCH_ERRORS = {
 
 # Kernels keep their __shared__ arrays as function-local statics, and a module may be shared by
 # several devices (the in-process cache): launches run one at a time in the process.
-_LAUNCH_LOCK = threading.Lock()
+# Reentrant: a module collected while its thread launches another one unloads under it.
+_LAUNCH_LOCK = threading.RLock()
 _COMPILE_LOCK = threading.Lock()
-_MODULES: dict[str, EmulatedModule] = {}
-_PROCESS_DIR: list[Path] = []   # the per-process fallback cache folder, once made
+# The modules in use, by key: one is unloaded once no program holds it any more.
+_MODULES: "weakref.WeakValueDictionary[str, EmulatedModule]" = weakref.WeakValueDictionary()
+_PROCESS_DIR: list[Path] = []   # this process's private folder (mode 0700), once made
+_HEADERS: dict[str, Path] = {}  # precompiled header key -> the header to force-include
 
 
 _RUNNING: list[subprocess.Popen] = []        # compilers started and not yet reaped
@@ -80,21 +97,39 @@ def _reap(process: subprocess.Popen) -> str:
 class EmulatedModule:
     """A compiled module: the shared library and one launcher per kernel name. A module whose
     compiler is still running (`finish` given) loads when first launched, so the compiler
-    runs while the caller does other work."""
+    runs while the caller does other work. The library is unloaded by `close()`, and when the
+    module is collected."""
 
     def __init__(self, path: Path, kernels: list[str], finish=None):
         self.path = path
         self.kernels = kernels
+        self.closed = False
         self._finish = finish
         self._launchers: dict | None = None
         self._lock = threading.Lock()
         if finish is None:
             self.launchers        # load now: a broken library is found at once
 
+    def close(self) -> None:
+        """Unload the library, once no launch runs (none of its code runs after); launching
+        it later raises RuntimeError. Closing again does nothing."""
+        self.closed = True
+        with self._lock:
+            library, self._launchers = self.__dict__.pop("library", None), None
+        if library is not None:
+            with _LAUNCH_LOCK:
+                _ctypes.dlclose(library._handle)
+
+    def __del__(self):
+        if not sys.is_finalizing():
+            self.close()
+
     @property
     def launchers(self) -> dict:
         if self._launchers is None:
             with self._lock:
+                if self.closed:
+                    raise RuntimeError(f"{self!r} was closed")
                 if self._launchers is None:
                     if self._finish is not None:
                         self._finish()
@@ -159,18 +194,14 @@ def _digest(*texts: str) -> str:
     return h.hexdigest()
 
 
-def _cache_folder() -> Path:
-    """`cuda-emulator/` in the compiled code cache directory if it can be created, else a
-    temporary folder of this process (removed at exit)."""
-    cache = DiskCache.default()
-    if cache is not None:
-        folder = cache.directory / "cuda-emulator"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                return folder
-        except OSError:
-            pass
+def _disk_key(kind: str, key: str) -> dict[str, str]:
+    """The key of an artefact in the compiled code cache: `kind` and its digest."""
+    return {"ir": key, "artefact": f"cuda-emulator {kind}"}
+
+
+def _process_folder() -> Path:
+    """This process's private temporary folder (mkdtemp: mode 0700; removed at exit), where
+    every library is loaded from and every precompiled header is read from."""
     if not _PROCESS_DIR:
         folder = Path(tempfile.mkdtemp(prefix="tracejit-cuda-emulator-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -205,19 +236,29 @@ class EmulatedDevice:
     `compiler`: the host C++ compiler (g++). `opt_level`: its -O level (0 compiles fastest).
     `grid_stride_blocks`: if given, a `grid_stride` launch runs min(its grid, this many) blocks
     (such a kernel must give the same result for any grid up to its own); by default every
-    launch runs its full grid.
+    launch runs its full grid. `sanitize`: "address" builds the modules with AddressSanitizer,
+    "" without; None (the default) reads TRACEJIT_EMULATOR_SANITIZE (unset: "").
     """
 
     name = "cuda-emulator"
 
     def __init__(self, compiler: str = "g++", opt_level: int = 0,
-                 grid_stride_blocks: int | None = None):
+                 grid_stride_blocks: int | None = None, sanitize: str | None = None):
         if grid_stride_blocks is not None and grid_stride_blocks < 1:
             raise ValueError(f"grid_stride_blocks must be at least 1, got {grid_stride_blocks}")
         if opt_level not in (0, 1, 2, 3):
             raise ValueError(f"opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
+        where = "sanitize"
+        if sanitize is None:
+            sanitize, where = settings.choice(SANITIZE_ENV, tuple(SANITIZERS)), SANITIZE_ENV
+        if sanitize and sanitize not in SANITIZERS:
+            raise ValueError(f"{where}={sanitize!r}: expected one of {sorted(SANITIZERS)} or "
+                             f"nothing")
         self.compiler = compiler
-        self.flags = tuple(f"-O{opt_level}" if flag.startswith("-O") else flag for flag in FLAGS)
+        self.sanitize = sanitize
+        # The flags are part of every cache key: a sanitized module is a module of its own.
+        self.flags = tuple(f"-O{opt_level}" if flag.startswith("-O") else flag
+                           for flag in FLAGS) + SANITIZERS.get(sanitize, ())
         self.grid_stride_blocks = grid_stride_blocks
 
     _default: "EmulatedDevice | None" = None
@@ -244,31 +285,45 @@ class EmulatedDevice:
     def compile(self, lowering: CudaLowering) -> EmulatedModule:
         """Compile `lowering.source` with its launchers for the host and load it (cached)."""
         compiler = self._compiler_path()
+        if self.sanitize == "address" and not asan_loaded():
+            raise RuntimeError(
+                f"the CUDA emulator builds with AddressSanitizer ({SANITIZE_ENV}=address), "
+                f"whose runtime must be loaded before Python starts: run it with "
+                f"LD_PRELOAD=$({Path(compiler).name} -print-file-name=libasan.so) "
+                f"ASAN_OPTIONS=detect_leaks=0")
         source = wrapper_source(lowering)
         kernels = list(dict.fromkeys(launch.kernel for launch in lowering.launches))
-        headers = HEADER.read_text() + "\0" + (MMA_DIR / "mma.h").read_text()
-        version = _compiler_version(compiler)
-        key = _digest(headers, source, " ".join(self.flags), version, platform.machine())
+        key = self.key(compiler, source)
         with _COMPILE_LOCK:
             module = _MODULES.get(key)
-            if module is None:
-                module = self._build(compiler, source, kernels, key, version)
+            if module is None or module.closed:
+                module = self._build(compiler, source, kernels, key, _compiler_version(compiler))
                 _MODULES[key] = module
         return module
 
+    def key(self, compiler: str, source: str) -> str:
+        """The cache key of a module: the headers, its text, the flags (the sanitizer's
+        included), the compiler's version and the machine."""
+        headers = HEADER.read_text() + "\0" + (MMA_DIR / "mma.h").read_text()
+        return _digest(headers, source, " ".join(self.flags), _compiler_version(compiler),
+                       platform.machine())
+
     def _build(self, compiler: str, source: str, kernels: list[str], key: str,
                version: str) -> EmulatedModule:
-        folder = _cache_folder()
+        folder = _process_folder()
         library = folder / f"{key}.so"
-        if library.exists():
+        cache = DiskCache.default()
+        cached = cache.load(_disk_key("module", key)) if cache is not None else None
+        if cached is not None:
             try:
+                _write_atomically(library, cached)      # the verified bytes, and only they
                 return EmulatedModule(library, kernels)
             except (OSError, AttributeError):
-                library.unlink(missing_ok=True)   # unloadable or foreign: build it again
+                library.unlink(missing_ok=True)   # unloadable: build it again
         work = Path(tempfile.mkdtemp(prefix="tracejit-cuda-emulator-src-"))
         cpp = work / "module.cpp"
         cpp.write_text(source)
-        header = _precompiled_header(compiler, self.flags, folder, version)
+        header = _precompiled_header(compiler, self.flags, cache, version)
         running = self._start_compiler(compiler, self.flags, header, cpp, library)
 
         def finish() -> None:
@@ -281,6 +336,8 @@ class EmulatedDevice:
                 raise RuntimeError(f"{Path(compiler).name} could not compile the emulated CUDA "
                                    f"module (source kept at {cpp}):\n{error}")
             shutil.rmtree(work, ignore_errors=True)
+            if cache is not None:
+                cache.store(_disk_key("module", key), library.read_bytes())
 
         return EmulatedModule(library, kernels, finish)
 
@@ -324,6 +381,8 @@ class EmulatedDevice:
             grid = min(grid, self.grid_stride_blocks)
         table = (ctypes.c_void_p * max(len(pointers), 1))(*pointers)
         with _LAUNCH_LOCK:
+            if module.closed:           # unloaded since `function` was fetched
+                raise RuntimeError(f"{module!r} was closed")
             rc = function(grid, launch.block, table)
         if rc != 0:
             problem = _LAUNCH_ERRORS.get(rc, f"error code {rc}")
@@ -386,7 +445,7 @@ class EmulatedDevice:
         """(address, the new array itself) of an uninitialised result array."""
         dtype = np.dtype(dtype)
         count = int(np.prod(shape, dtype=np.int64))
-        buffer = _aligned(max(count, 1) * dtype.itemsize)
+        buffer = _aligned(count * dtype.itemsize)
         array = buffer.view(dtype)[:count].reshape(shape)
         return array.ctypes.data, array
 
@@ -410,36 +469,71 @@ class EmulatedDevice:
         return raw.copy().view(dtype).reshape(shape)
 
 
+def asan_loaded() -> bool:
+    """Whether the AddressSanitizer runtime is loaded in this process (LD_PRELOAD): a sanitized
+    module loaded without it aborts the process."""
+    return hasattr(ctypes.CDLL(None), "__asan_init")
+
+
+@functools.cache
+def _asan_regions():
+    """(poison, unpoison) of the loaded AddressSanitizer runtime (each takes an address and a
+    byte count), or None without it."""
+    if not asan_loaded():
+        return None
+    runtime = ctypes.CDLL(None)
+    functions = (runtime.__asan_poison_memory_region, runtime.__asan_unpoison_memory_region)
+    for f in functions:
+        f.argtypes, f.restype = [ctypes.c_void_p, ctypes.c_size_t], None
+    return functions
+
+
 def _aligned(nbytes: int) -> np.ndarray:
     """A uint8 array of `nbytes` whose data address is a multiple of ALIGNMENT (the array keeps
-    its larger base alive)."""
+    its larger base alive). Under AddressSanitizer the base's bytes around the array are
+    unaddressable while it lives, so that a kernel touching them is reported."""
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
+    regions = _asan_regions()
+    if regions is not None:
+        poison, unpoison = regions
+        base, end = raw.ctypes.data, raw.ctypes.data + raw.nbytes
+        poison(base, start)
+        poison(base + start + nbytes, end - (base + start + nbytes))
+        # Addressable again when freed: NumPy may hand the memory out again without malloc.
+        weakref.finalize(raw, unpoison, base, raw.nbytes)
     # NumPy gives an empty slice its base's address: slice one byte, then shorten that.
     return raw[start:start + max(nbytes, 1)][:nbytes]
 
 
-def _precompiled_header(compiler: str, flags: tuple[str, ...], folder: Path,
+def _precompiled_header(compiler: str, flags: tuple[str, ...], cache: DiskCache | None,
                         version: str) -> Path:
     """The header to force-include: a copy of cuda_emulation.h next to its precompiled form in
-    `folder` (built once per header text, flags and compiler; the compiler uses it only under
-    the same flags), or the header itself if the precompiled form cannot be built."""
+    this process's folder (once per header text, flags and compiler; the compiler uses it only
+    under the same flags), from a verified entry of `cache` or built and stored there; or the
+    header itself if the precompiled form cannot be built. Called under _COMPILE_LOCK."""
     text = HEADER.read_text()
-    pch_folder = folder / f"pch-{_digest(text, ' '.join(flags), version)[:24]}"
+    key = _digest(text, " ".join(flags), version)
+    if key in _HEADERS:
+        return _HEADERS[key]
+    pch_folder = _process_folder() / f"pch-{key[:24]}"
     copy = pch_folder / HEADER.name
     gch = pch_folder / (HEADER.name + ".gch")
-    if gch.exists() and copy.exists():
-        return copy
+    cached = cache.load(_disk_key("precompiled header", key)) if cache is not None else None
     try:
-        pch_folder.mkdir(parents=True, exist_ok=True)
+        pch_folder.mkdir(exist_ok=True)
         _write_atomically(copy, text.encode())
-        temp = _temp_name(gch)
-        done = subprocess.run([compiler, *flags, "-x", "c++-header", str(copy), "-o", str(temp)],
-                              check=False, capture_output=True, text=True)
-        if done.returncode != 0:
-            temp.unlink(missing_ok=True)
-            return HEADER
-        os.replace(temp, gch)
+        if cached is not None:
+            _write_atomically(gch, cached)
+        else:
+            done = subprocess.run([compiler, *flags, "-x", "c++-header", str(copy), "-o",
+                                   str(gch)], check=False, capture_output=True, text=True)
+            if done.returncode != 0:
+                gch.unlink(missing_ok=True)
+                copy = HEADER
+            elif cache is not None:
+                cache.store(_disk_key("precompiled header", key), gch.read_bytes())
     except OSError:
-        return HEADER
+        copy = HEADER
+    _HEADERS[key] = copy
     return copy

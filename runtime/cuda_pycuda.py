@@ -34,36 +34,47 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
+import functools
+import subprocess
 import threading
 
 import numpy as np
 
 from tracejit.codegen.cuda import CudaLowering, Launch
+from tracejit import settings
+from tracejit.errors import CudaUnavailableError
+from .cache import DiskCache
 
-README_SECTION = 'the README section "The CUDA backend" ("Installing pycuda")'
+INSTALL_DOCS = 'docs/cuda.md ("Installing pycuda")'
 DEVICE_ENV = "TRACEJIT_CUDA_DEVICE"
 # --fmad=false: elementwise arithmetic rounds operation by operation, as NumPy's does (the dot
 # kernels call fma themselves).
 NVCC_OPTIONS = ("-std=c++17", "-lineinfo", "--fmad=false")
 
 
-class CudaUnavailableError(RuntimeError):
-    """The GPU backend cannot run here: pycuda is not installed, or the CUDA driver or a GPU
-    is not usable. The message says what failed and the way out."""
+
+
+@functools.cache
+def _nvcc_version() -> str:
+    """`nvcc --version`, part of a cubin's cache key ("" where it cannot run)."""
+    try:
+        return subprocess.run(["nvcc", "--version"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+    except OSError:
+        return ""
 
 
 def _not_installed(error: BaseException) -> str:
     return ("backend='cuda' needs pycuda, which is not installed "
             f"({type(error).__name__}: {error}). Install it with `pip install 'tracejit[cuda]'` "
             "(pycuda builds from source against the CUDA toolkit: nvcc must be on PATH); "
-            f"see {README_SECTION}, which also describes an offline build.")
+            f"see {INSTALL_DOCS}, which also describes an offline build.")
 
 
 def _no_gpu(what: str) -> str:
     return (f"backend='cuda' found no usable GPU: {what}. It needs an NVIDIA GPU and its "
             "driver (libcuda.so.1). Without one, backend='cuda-emulator' compiles and runs the "
-            f"same generated CUDA C on the host; see {README_SECTION}.")
+            f"same generated CUDA C on the host; see {INSTALL_DOCS}.")
 
 
 def _import_driver():
@@ -104,7 +115,7 @@ def _c_contiguous(shape, strides, itemsize: int) -> bool:
 
 
 class PycudaModule:
-    """A compiled module: pycuda's SourceModule and each launched kernel, fetched and prepared
+    """A compiled module: pycuda's Module and each launched kernel, fetched and prepared
     (one pointer parameter per `Param`) once."""
 
     def __init__(self, module, functions: dict):
@@ -204,14 +215,7 @@ class PycudaDevice:
 
     @staticmethod
     def _device_index() -> int:
-        text = os.environ.get(DEVICE_ENV, "0").strip() or "0"
-        try:
-            index = int(text)
-        except ValueError:
-            raise ValueError(f"{DEVICE_ENV}={text!r} is not a device number") from None
-        if index < 0:
-            raise ValueError(f"{DEVICE_ENV}={index} is negative")
-        return index
+        return settings.integer(DEVICE_ENV, 0, minimum=0, allowed="a device number: 0, 1, ...")
 
     # -- the context ---------------------------------------------------------------------
 
@@ -297,16 +301,13 @@ class PycudaDevice:
     # -- compiling and launching ----------------------------------------------------------
 
     def compile(self, lowering: CudaLowering) -> PycudaModule:
-        """Compile `lowering.source` with nvcc for this GPU (through pycuda's SourceModule and
-        its binary cache) and prepare every launched kernel. nvcc's errors become a
-        RuntimeError carrying its message."""
+        """Compile `lowering.source` with nvcc for this GPU (`cubin`) and prepare every launched
+        kernel. nvcc's errors become a RuntimeError carrying its message."""
         drv = self._drv
-        from pycuda.compiler import SourceModule
         pop = self._enter()
         try:
             try:
-                module = SourceModule(lowering.source, no_extern_c=True, arch=self.arch,
-                                      options=list(NVCC_OPTIONS), cache_dir=None)
+                module = drv.module_from_buffer(self.cubin(lowering.source))
             except drv.CompileError as e:
                 raise RuntimeError(f"nvcc could not compile the generated CUDA C for "
                                    f"{self.arch}:\n{e}") from None
@@ -327,6 +328,22 @@ class PycudaDevice:
             if pop:
                 drv.Context.pop()
         return PycudaModule(module, functions)
+
+    def cubin(self, source: str) -> bytes:
+        """The cubin of `source` for this GPU: an authenticated entry of the compiled code
+        cache (docs/cache.md), else compiled by nvcc and stored there. pycuda's own cache, which
+        loads whatever file it finds in its folder, is never used."""
+        from pycuda.compiler import compile as nvcc_compile
+        key = {"ir": source, "artefact": "cuda cubin", "arch": str(self.arch),
+               "options": " ".join(NVCC_OPTIONS), "nvcc": _nvcc_version()}
+        cache = DiskCache.default()
+        cubin = cache.load(key) if cache is not None else None
+        if cubin is None:
+            cubin = nvcc_compile(source, no_extern_c=True, arch=self.arch,
+                                 options=list(NVCC_OPTIONS), cache_dir=False)
+            if cache is not None:
+                cache.store(key, cubin)
+        return cubin
 
     def blocks(self, launch: Launch) -> int:
         """The number of blocks `launch` runs with: `launch.grid`, or for a grid-stride kernel

@@ -1,19 +1,24 @@
 """Saving and loading pytrees of arrays as .npz files, with their structure.
 
 The structure is stored as JSON text beside the arrays, and files are read with
-`allow_pickle=False`: loading runs nothing from the file. Writes are atomic (a temporary file
-in the same folder, then `os.replace`), so a crash never leaves half a file behind.
+`allow_pickle=False`: loading runs nothing from the file. Only a regular file is read (opened
+without blocking, then checked): a FIFO, a device or a folder is refused, never waited on.
+Writes are atomic (a temporary file in the same folder, then `os.replace`), so a crash never
+leaves half a file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from typing import Any
 
 import numpy as np
 
 from .pytree import TreeDef, flatten, unflatten
+from .tracer import check_array_class
 
 _FORMAT = "tracejit-pytree-1"
 
@@ -46,14 +51,38 @@ def _decode(obj) -> TreeDef:
     raise ValueError(f"load: unknown node {kind!r}")
 
 
+# What each leaf was when saved, so that it comes back as it went: a Python number as that
+# number (`{"step": 300}` loads as 300, not array(300)), a NumPy scalar as a NumPy scalar.
+_REBUILD = {
+    "array": lambda a: a,
+    "numpy": lambda a: a[()],
+    "bool": lambda a: bool(a),
+    "int": lambda a: int(a),
+    "float": lambda a: float(a),
+    "complex": lambda a: complex(a),
+}
+
+
+def _leaf_kind(leaf) -> str:
+    if isinstance(leaf, np.generic):
+        return "numpy"
+    for kind, cls in (("bool", bool), ("int", int), ("float", float), ("complex", complex)):
+        if isinstance(leaf, cls):       # bool before int: True is an int
+            return kind
+    return "array"
+
+
 def save(path: str | os.PathLike, tree: Any) -> None:
     """Save a pytree of arrays and numbers to `path` (.npz), atomically."""
     leaves, treedef = flatten(tree)
+    for i, leaf in enumerate(leaves):
+        check_array_class(leaf, f"save: leaf {i}")      # a mask or a class would be lost
     arrays = {f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     for name, a in arrays.items():
         if a.dtype == object:
             raise TypeError(f"save: leaf {name[5:]} is not an array or a number")
-    meta = json.dumps({"format": _FORMAT, "tree": _encode(treedef)})
+    meta = json.dumps({"format": _FORMAT, "tree": _encode(treedef),
+                       "leaf_kinds": [_leaf_kind(leaf) for leaf in leaves]})
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     # Created as open(path, "wb") would create it: mode 0o666 less the umask (mkstemp's 0o600
@@ -70,14 +99,49 @@ def save(path: str | os.PathLike, tree: Any) -> None:
         raise
 
 
+_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISSOCK, "a socket"))
+
+
+def _open_regular(path: str):
+    """`path` opened for reading if it is a regular file, else ValueError. Opened non-blocking,
+    so that a FIFO cannot hang the open, and checked on the descriptor (no race)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
+        raise ValueError(f"load: {path} is not a regular file but {kind}")
+    return os.fdopen(fd, "rb")
+
+
+@contextlib.contextmanager
+def _archive(path: str):
+    """The .npz archive at `path`, opened without pickles; ValueError for anything else."""
+    with _open_regular(path) as file:
+        try:
+            data = np.load(file, allow_pickle=False)
+        except ValueError as error:     # a pickle, or no format NumPy knows
+            raise ValueError(f"{path} was not written by tracejit.save: {error}") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} was not written by tracejit.save (not an .npz archive)")
+        with data:
+            yield data
+
+
 def load(path: str | os.PathLike) -> Any:
-    """Load a pytree saved by `save` (tuples, lists, dicts, None; arrays as NumPy arrays)."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
+    """Load a pytree saved by `save` (tuples, lists, dicts, None; arrays as NumPy arrays,
+    Python and NumPy numbers as they were saved). Pickled data is never loaded: ValueError."""
+    with _archive(os.fspath(path)) as data:
         if "__tree__" not in data.files:
             raise ValueError(f"{path} was not written by tracejit.save (no structure record)")
         meta = json.loads(str(data["__tree__"]))
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path}: unknown format {meta.get('format')!r}")
         treedef = _decode(meta["tree"])
-        leaves = [data[f"leaf_{i}"] for i in range(treedef.num_leaves)]
+        kinds = meta.get("leaf_kinds") or ["array"] * treedef.num_leaves
+        if len(kinds) != treedef.num_leaves or any(k not in _REBUILD for k in kinds):
+            raise ValueError(f"{path}: a damaged structure record (leaf kinds {kinds!r})")
+        leaves = [_REBUILD[k](data[f"leaf_{i}"]) for i, k in enumerate(kinds)]
     return unflatten(treedef, leaves)

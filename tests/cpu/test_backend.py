@@ -188,7 +188,8 @@ cached, cached_inputs = _namespace["cached"], _namespace["cached_inputs"]
 
 
 def cache_entries(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file())
+    """The entry files in the folders of a disk cache (not its key file)."""
+    return sorted(p for p in directory.glob("*/*") if p.is_file())
 
 
 def cached_call():
@@ -225,7 +226,7 @@ def test_corrupt_entry_is_removed_and_recompiled(cache_dir, damage):
     if damage == "truncate":
         del data[-100:]
     else:
-        data[-50] ^= 0x40                  # in the object code: a checksum mismatch
+        data[-50] ^= 0x40                  # in the object code: a MAC mismatch
     entry.write_bytes(bytes(data))
     again, info = cached_call()
     assert info.source == "compiled"

@@ -7,9 +7,12 @@ Every kernel source here is real CUDA: each also compiles with `nvcc -cubin -arc
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytest
 
 from tracejit.codegen.cuda import Launch, Param
 from tracejit.runtime import cuda_emulator
+from tracejit.runtime.cache import DiskCache
 from tracejit.runtime.cuda_emulator import EmulatedDevice
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -669,9 +673,15 @@ def test_caches_in_process_and_on_disk(tmp_path, monkeypatch):
     first = DEVICE.compile(lowering(source, one))
     assert DEVICE.compile(lowering(source, one)) is first          # in process
     assert first.launchers                                         # the compiler has finished
-    assert first.path.parent == tmp_path / "cuda-emulator" and first.path.exists()
-    assert list((tmp_path / "cuda-emulator").glob("pch-*/cuda_emulation.h.gch"))
-    assert not list((tmp_path / "cuda-emulator").glob("*.tmp"))   # no temporary left over
+    # Loaded from this process's private folder; the library and the precompiled header are
+    # authenticated entries of the compiled code cache.
+    assert first.path.parent.name.startswith("tracejit-cuda-emulator-") and first.path.exists()
+    assert stat.S_IMODE(first.path.parent.stat().st_mode) == 0o700
+    assert list(first.path.parent.glob("pch-*/cuda_emulation.h.gch"))
+    cache = DiskCache(tmp_path)
+    key = DEVICE.key(shutil.which("g++"), cuda_emulator.wrapper_source(lowering(source, one)))
+    assert cache.load(cuda_emulator._disk_key("module", key)) == first.path.read_bytes()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]   # no temporary
 
     def no_compiler(*args, **kwargs):
         raise AssertionError("compiled again instead of loading the cached library")
@@ -685,12 +695,63 @@ def test_caches_in_process_and_on_disk(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y, 2 * x + 1)
 
 
+def test_a_library_planted_in_the_cache_is_never_loaded(tmp_path, monkeypatch):
+    """Whoever can write the cache folder swaps the cached library of y = 2 x + 1 for the one of
+    y = x + 1 (same kernel, other code): the swapped file is not loaded, the module is built
+    again and right."""
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(tmp_path))
+    one = launch("axpb4", ["const float*", "float*"], 2, 64, True)
+    artefacts = {}   # the one file each compile adds (the first makes the key and the header)
+    for name, source in [("first", AXPB4 + "\n// makes the cache\n"),
+                         ("victim", AXPB4 + "\n// the victim\n"),
+                         ("planted", AXPB4.replace("2.f * ", "") + "\n// planted\n")]:
+        monkeypatch.setattr(cuda_emulator, "_MODULES", {})
+        before = {p for p in tmp_path.rglob("*") if p.is_file()}
+        assert DEVICE.compile(lowering(source, one)).launchers
+        added = {p for p in tmp_path.rglob("*") if p.is_file()} - before
+        if name != "first":
+            (artefacts[name],) = added
+    swap = tmp_path / "swap"
+    swap.write_bytes(artefacts["planted"].read_bytes())
+    os.replace(swap, artefacts["victim"])
+    # A new process (this one has the victim's library loaded already) runs the victim.
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "import numpy as np, test_emulation as t\n"
+            "one = t.launch('axpb4', ['const float*', 'float*'], 2, 64, True)\n"
+            "x = np.arange(t.N_AXPB, dtype=np.float32)\n"
+            "(y,) = t.run(t.AXPB4 + '\\n// the victim\\n', [one], [x], "
+            "[((t.N_AXPB,), np.float32)])\n"
+            "np.testing.assert_array_equal(y, 2 * x + 1)\n")              # not x + 1
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_cache_disabled_uses_a_process_folder(monkeypatch):
     monkeypatch.setenv("TRACEJIT_CACHE_DIR", "off")
     monkeypatch.setattr(cuda_emulator, "_MODULES", {})
     source = AXPB4 + "\n// compiled with the disk cache off\n"
     module = DEVICE.compile(lowering(source, launch("axpb4", ["const float*", "float*"], 1, 32)))
     assert module.path.parent.name.startswith("tracejit-cuda-emulator-")
+
+
+def test_address_sanitizer_option(monkeypatch):
+    """TRACEJIT_EMULATOR_SANITIZE=address (or sanitize=) builds with ASan, into modules cached
+    apart; without the ASan runtime preloaded the compile says how to run (instead of the
+    process aborting); an unknown value is an error naming the variable."""
+    monkeypatch.setenv(cuda_emulator.SANITIZE_ENV, "adress")
+    with pytest.raises(ValueError, match="TRACEJIT_EMULATOR_SANITIZE='adress'"):
+        EmulatedDevice()
+    monkeypatch.setenv(cuda_emulator.SANITIZE_ENV, "address")
+    sanitized = EmulatedDevice()
+    assert {"-fsanitize=address", "-fno-omit-frame-pointer"} <= set(sanitized.flags)
+    assert EmulatedDevice(sanitize="").flags == DEVICE.flags == cuda_emulator.FLAGS
+    low = lowering(AXPB4, launch("axpb4", ["const float*", "float*"], 1, 32))
+    source, compiler = cuda_emulator.wrapper_source(low), shutil.which("g++")
+    assert sanitized.key(compiler, source) != DEVICE.key(compiler, source)
+    if not cuda_emulator.asan_loaded():
+        with pytest.raises(RuntimeError, match=r"LD_PRELOAD=\$\(g\+\+ -print-file-name"):
+            sanitized.compile(low)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ LIBCUDA_MISSING = "libcuda.so.1: cannot open shared object file: No such file or
 NO_DEVICE = "cuInit failed: no CUDA-capable device is detected"
 
 INSTALL_HINT = "pip install 'tracejit[cuda]'"
-README_HINT = 'README section "The CUDA backend"'
+DOCS_HINT = 'docs/cuda.md ("Installing pycuda")'
 
 
 def loss(x):
@@ -130,7 +131,7 @@ def test_missing_pycuda_names_the_install_command(monkeypatch):
         PycudaDevice.get()
     message = str(info.value)
     assert "pycuda" in message and "not installed" in message
-    assert INSTALL_HINT in message and "nvcc" in message and README_HINT in message
+    assert INSTALL_HINT in message and "nvcc" in message and DOCS_HINT in message
     assert isinstance(info.value, RuntimeError)
     assert PycudaDevice._instance is None          # a later call tries again
 
@@ -144,13 +145,29 @@ def test_jit_on_cuda_without_pycuda_raises(monkeypatch, fn):
     np.testing.assert_allclose(tj.jit(fn)(X), fn(X), rtol=1e-6)
 
 
+def test_the_hint_names_a_page_that_has_the_section():
+    """The page and section the errors send a user to exist in the repository."""
+    page, section = DOCS_HINT.split(" ", 1)
+    heading = "## " + section.strip('()"') + "\n"
+    assert heading in (Path(__file__).resolve().parents[2] / page).read_text()
+
+
+def test_the_error_is_importable_from_the_package(monkeypatch):
+    """A user catches it as tracejit.CudaUnavailableError, without importing the runtime."""
+    import tracejit.errors
+    assert tj.CudaUnavailableError is tracejit.errors.CudaUnavailableError is CudaUnavailableError
+    without_pycuda(monkeypatch)
+    with pytest.raises(tj.CudaUnavailableError):
+        tj.jit(loss, backend="cuda")(X)
+
+
 def test_driver_library_missing(monkeypatch):
     with_broken_driver_module(monkeypatch)
     with pytest.raises(CudaUnavailableError) as info:
         PycudaDevice.get()
     message = str(info.value)
     assert LIBCUDA_MISSING in message and "pycuda.driver" in message
-    assert "backend='cuda-emulator'" in message and README_HINT in message
+    assert "backend='cuda-emulator'" in message and DOCS_HINT in message
     with pytest.raises(CudaUnavailableError, match="libcuda.so.1"):
         tj.jit(loss, backend="cuda")(X)
 
@@ -177,7 +194,7 @@ def test_device_number_beyond_the_devices(monkeypatch):
     with pytest.raises(CudaUnavailableError, match=r"TRACEJIT_CUDA_DEVICE=2, but there are 2 "):
         PycudaDevice.get()
     monkeypatch.setenv("TRACEJIT_CUDA_DEVICE", "first")
-    with pytest.raises(ValueError, match="TRACEJIT_CUDA_DEVICE='first' is not a device number"):
+    with pytest.raises(ValueError, match="TRACEJIT_CUDA_DEVICE='first': expected a device number"):
         PycudaDevice.get()
 
 
@@ -258,6 +275,32 @@ def test_argument_rejects_wrong_host_arrays_before_touching_a_device():
         device.argument(np.zeros(3, np.int32), (4,), np.int32, "argument 1")
     with pytest.raises(TypeError, match="a Python float; the compiled program expects"):
         device.argument(1.5, (3,), np.float64, "argument 1")
+
+
+def test_cubins_come_from_the_authenticated_cache_only(tmp_path, monkeypatch):
+    """nvcc runs with pycuda's own cache off (it loads any file in its folder); the cubin is an
+    entry of tracejit's cache: a second process loads it, a planted one is compiled again."""
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def compile(source, **options):
+        calls.append(options)
+        return b"cubin of " + source.encode()
+
+    compiler = types.ModuleType("pycuda.compiler")
+    compiler.compile = compile
+    monkeypatch.setitem(sys.modules, "pycuda", types.ModuleType("pycuda"))
+    monkeypatch.setitem(sys.modules, "pycuda.compiler", compiler)
+    device = PycudaDevice.__new__(PycudaDevice)
+    device.arch = "sm_90"
+    assert device.cubin("kernel a") == b"cubin of kernel a"
+    assert calls[0]["cache_dir"] is False and calls[0]["arch"] == "sm_90"
+    assert device.cubin("kernel a") == b"cubin of kernel a" and len(calls) == 1
+    device.cubin("kernel b")
+    entry_a, entry_b = sorted(tmp_path.glob("*/*"), key=lambda p: b"kernel a" in p.read_bytes(),
+                              reverse=True)
+    entry_a.write_bytes(entry_b.read_bytes().replace(b"cubin of kernel b", b"cubin of evil!!"))
+    assert device.cubin("kernel a") == b"cubin of kernel a" and len(calls) == 3
 
 
 @pytest.mark.parametrize("grid, block, stride, want", [

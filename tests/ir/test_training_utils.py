@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import zipfile
 from collections import namedtuple
 from itertools import pairwise
@@ -30,6 +31,8 @@ import tracejit as tj
 import tracejit.primitives as P
 from tracejit import ops
 from tracejit.pytree import flatten
+
+import support
 
 # ---------------------------------------------------------------------------------------------
 # init
@@ -177,13 +180,14 @@ def sample_tree():
 
 def assert_same_tree(got, want):
     """Exact: structure (tuples stay tuples), and every leaf as np.asarray(original) to the bit;
-    leaves come back as NumPy arrays."""
+    arrays come back as NumPy arrays, numbers as numbers of their own type."""
     g_leaves, g_tree = flatten(got)
     w_leaves, w_tree = flatten(want)
     assert g_tree == w_tree, (g_tree, w_tree)
     for i, (g, w) in enumerate(zip(g_leaves, w_leaves)):
-        w = np.asarray(w)
-        assert isinstance(g, np.ndarray), (i, type(g))
+        # arrays come back as arrays, numbers as the same kind of number
+        assert type(g) is (np.ndarray if isinstance(w, np.ndarray) else type(w)), (i, type(g))
+        g, w = np.asarray(g), np.asarray(w)
         assert (g.dtype, g.shape) == (w.dtype, w.shape), (i, g.dtype, g.shape, w.dtype, w.shape)
         assert g.tobytes() == w.tobytes(), i
 
@@ -235,6 +239,20 @@ def test_file_is_a_plain_npz(tmp_path):
         assert data["leaf_1"].dtype == np.float32
 
 
+def test_numbers_come_back_as_they_were_saved(tmp_path):
+    """A Python int stays an int (a step counter), a NumPy scalar a NumPy scalar."""
+    tree = {"step": 300, "lr": 0.25, "done": False, "z": 1 + 2j, "s": np.float32(2.5),
+            "i": np.int64(-3), "w": np.arange(3.0), "zero_d": np.array(4.0), "l": [1, 2.0]}
+    tj.save(tmp_path / "n.npz", tree)
+    got = tj.load(tmp_path / "n.npz")
+    for key, want in tree.items():
+        for g, w in zip(got[key] if key == "l" else [got[key]],
+                        want if key == "l" else [want]):
+            assert type(g) is type(w), key
+            np.testing.assert_array_equal(g, w)
+            assert np.asarray(g).dtype == np.asarray(w).dtype, key
+
+
 def test_overwrite(tmp_path):
     path = tmp_path / "ckpt.npz"
     tj.save(path, {"a": np.zeros(3)})
@@ -273,6 +291,30 @@ def test_pickled_leaves_are_never_loaded(tmp_path):
         tj.load(tmp_path / "evil.npz")
 
 
+def test_pickles_and_other_files_are_refused(tmp_path):
+    """A plain pickle or a .npy file is not a checkpoint: a clear ValueError, nothing run."""
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"w": np.ones(2)}))
+    np.save(tmp_path / "a.npy", np.ones(2))
+    for name, match in [("p.pkl", "not written by tracejit.save: .*pickled"),
+                        ("a.npy", "not an .npz archive")]:
+        with pytest.raises(ValueError, match=match):
+            tj.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_special_files_are_refused_at_once(tmp_path, kind):
+    """A FIFO (whose open would wait for a writer forever), a link to /dev/zero (endless) or a
+    folder: ValueError naming it, at once. A blocked open fails the test after 20 s instead of
+    hanging it (SIGALRM to the main thread; pytest's Failed is no OSError to be swallowed)."""
+    path = tmp_path / "ckpt.npz"
+    {"fifo": os.mkfifo, "dev-zero": lambda p: p.symlink_to("/dev/zero"),
+     "directory": os.mkdir}[kind](path)
+    what = {"fifo": "a FIFO", "dev-zero": "a character device", "directory": "a directory"}
+    with support.deadline(20, "tj.load"):
+        with pytest.raises(ValueError, match=f"is not a regular file but {what[kind]}"):
+            tj.load(path)
+
+
 @pytest.mark.parametrize("bad", [
     {"a": np.array([1, "x"], dtype=object)},
     [np.ones(2), object()],
@@ -282,6 +324,16 @@ def test_object_leaves_are_rejected(tmp_path, bad):
     with pytest.raises(TypeError, match="not an array or a number"):
         tj.save(tmp_path / "x.npz", bad)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("make", [lambda: np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
+                                  lambda: np.asarray([[1.0, 2.0]]).view(np.matrix)],
+                         ids=["masked", "matrix"])
+def test_subclass_leaves_are_refused_not_stripped(tmp_path, make):
+    # Saved as plain arrays, the mask (or the matrix class) would be lost without a word.
+    with pytest.raises(TypeError, match="ndarray subclass"):
+        tj.save(tmp_path / "p.npz", {"w": make()})
+    assert not (tmp_path / "p.npz").exists()
 
 
 def test_non_string_keys_are_rejected(tmp_path):
