@@ -1,7 +1,9 @@
 """The CPU runtime: compile a Program's LLVM module for the host, cache it, and call it.
 
-A `CpuProgram` holds one MCJIT engine with the Program's module, compiled at -O3 for the host
-CPU and its features, and the address of the module's entry function. A call is one foreign
+A `CpuProgram` holds one MCJIT engine that links the Program's object code (compiled at -O3
+for the host CPU and its features by the compiling thread's target machine, or read from the
+disk cache), and the address of the entry function. The engine is freed by `close()` or when
+the program is dropped, once no call runs in it. A call is one foreign
 call that receives the arrays themselves (parameters, constants, results) and reads their data
 pointers in generated code; intermediates live in an arena allocated once per thread and
 reused (its layout is the buffer plan's), and the results are new arrays (large ones reused
@@ -37,8 +39,10 @@ import numpy as np
 from tracejit.ir import Literal
 from tracejit.kernels import Program
 
-from tracejit.codegen.llvm import (BLAS_SYMBOLS, NP_ARRAY_DATA, PY_TUPLE_ITEMS, STATUS_WORDS,
-                                   Lowering, source_hash)
+from tracejit import settings
+from tracejit.codegen.llvm import (BLAS_SYMBOLS, MAX_THREADS, NP_ARRAY_DATA, PY_TUPLE_ITEMS,
+                                   STATUS_WORDS, Lowering, source_hash)
+from tracejit.codegen.status import sites, status_error
 from .cache import DiskCache
 
 _lock = threading.Lock()
@@ -60,17 +64,33 @@ def _start() -> dict:
 
 
 def _target_machine() -> llvm.TargetMachine:
-    """A new target machine for the host (-O3, its CPU features). Each engine owns the one it
-    is given, so every program gets its own."""
+    """A new target machine for the host (-O3, its CPU features). An engine owns the one it
+    is given, so each engine gets its own; engines only link object code, so theirs never
+    build the code generator's tables."""
     state = _start()
     return state["target"].create_target_machine(
         cpu=state["cpu"], features=state["features"], opt=3, codemodel="jitdefault")
 
 
+_per_thread = threading.local()
+
+
+def _compiler_machine() -> llvm.TargetMachine:
+    """This thread's target machine, for optimising modules and emitting their object code.
+    Made once per thread (a target machine may not be used by two threads at once): the code
+    generator's tables it builds at its first use take ~0.8 MB, once per thread instead of
+    once per program."""
+    try:
+        return _per_thread.machine
+    except AttributeError:
+        _per_thread.machine = machine = _target_machine()
+        return machine
+
+
 def _register_blas() -> str:
     """Register NumPy's bundled OpenBLAS gemm functions as `tj_cblas_?gemm`; returns the
     library's file name, or '' when none is found or TRACEJIT_BLAS=0."""
-    if os.environ.get("TRACEJIT_BLAS", "1").lower() in ("0", "off", "false", "no"):
+    if not settings.flag("TRACEJIT_BLAS", True):
         return ""
     libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so*"))):
@@ -94,10 +114,11 @@ def host() -> dict[str, str]:
 
 
 def default_threads() -> int:
-    """TRACEJIT_NUM_THREADS, else the CPUs this process may run on."""
-    env = os.environ.get("TRACEJIT_NUM_THREADS")
-    if env:
-        return max(1, int(env))
+    """TRACEJIT_NUM_THREADS, else the CPUs this process may run on (at most MAX_THREADS, the
+    most the generated code uses)."""
+    threads = settings.integer("TRACEJIT_NUM_THREADS", None)
+    if threads is not None:
+        return min(threads, MAX_THREADS)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -105,14 +126,27 @@ def default_threads() -> int:
 
 
 def optimise(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """The -O3 pipeline, loop and SLP vectorisation on."""
+    """The -O3 pipeline, loop and SLP vectorisation on.
+
+    Every native object it makes is freed before it returns. llvmlite's `close()` of a module
+    pass manager frees nothing (the class inherits a no-op `_dispose` ahead of the one that
+    frees), and the -O3 pipeline holds 30 KB, 135 KB once run: it is disposed here directly.
+    The pass builder is not reused: each run registers in it callbacks of an instrumentation
+    object that dies with the run, so a reused builder grows, slows every later run and holds
+    dangling callbacks. (llvmlite never frees a builder's table of callbacks: ~2 KB a run.)"""
     pto = llvm.PipelineTuningOptions(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = False     # a third less compile time; the vectoriser interleaves
     pb = llvm.create_pass_builder(tm, pto)
     pm = pb.getModulePassManager()
-    pm.run(module, pb)
+    try:
+        pm.run(module, pb)
+    finally:
+        llvm.ffi.lib.LLVMPY_DisposeNewModulePassManger(pm)
+        pm.detach()
+        pb.close()
+        pto.close()
 
 
 POOL_MIN_BYTES = 1 << 20      # results at least this large are reused once released
@@ -161,11 +195,33 @@ def cache_key(program: Program) -> dict[str, str]:
             "cpu": h["cpu"], "features": h["features"], "blas": h["blas"]}
 
 
+class _Engine:
+    """An MCJIT engine with one program's object code linked in, the entry points into that
+    code, and each thread's scratch memory for it (`local`). A call holds its program's
+    engine to its end, so the engine is freed (closed when collected) once its program has
+    dropped it and no call runs in it."""
+
+    def __init__(self, obj: bytes):
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        self.entry = ENTRY(self.engine.get_function_address("entry"))
+        self.entry_objects = (OBJECT_ENTRY(self.engine.get_function_address("entry_objects"))
+                              if _object_layout_ok() else None)
+        self.local = threading.local()
+
+    def __del__(self):
+        engine = getattr(self, "engine", None)      # absent when __init__ failed
+        if engine is not None and not sys.is_finalizing():
+            engine.close()          # the machine code, its memory manager and target machine
+
+
 class CpuProgram:
-    """A Program compiled for the host CPU: call it with the function's arguments."""
+    """A Program compiled for the host CPU: call it with the function's arguments. `close()`
+    frees its machine code; dropping the last reference to it does the same."""
 
     def __init__(self, program: Program, cache: DiskCache | None = None, name: str = ""):
-        tm = _target_machine()
+        tm = _compiler_machine()
         t0 = time.perf_counter()
         self.program = program
         self._lowering = Lowering(program, blas=bool(host()["blas"]),
@@ -174,9 +230,7 @@ class CpuProgram:
         self.info = CompileInfo()
         key = cache_key(program)
         obj = cache.load(key) if cache is not None else None
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
         if obj is not None:
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self.info.source = "disk cache"
         else:
             self.info.cache_miss = cache.explain(key) if cache is not None else "no disk cache"
@@ -189,20 +243,18 @@ class CpuProgram:
             self.info.optimised = str(mod)
             t2 = time.perf_counter()
             self.info.seconds["optimise"] = t2 - t1
-            stored: list[bytes] = []
-            self._engine.set_object_cache(lambda m, data: stored.append(bytes(data)), None)
-            self._engine.add_module(mod)
+            # Machine code by this thread's target machine, not by the engine's: the engine
+            # then links object code only, a disk cache hit or not, and its target machine
+            # never builds the code generator's tables (~0.8 MB a program otherwise).
+            obj = tm.emit_object(mod)
+            del mod
+            if cache is not None:
+                cache.store(key, obj)
             self.info.source = "compiled"
-        self._engine.finalize_object()          # machine code, or the cached object linked
+        self._native: _Engine | None = _Engine(obj)
         if self.info.source == "compiled":
-            if cache is not None and stored:
-                cache.store(key, stored[-1])
             self.info.seconds["machine code"] = time.perf_counter() - t2
-        self._entry = ENTRY(self._engine.get_function_address("entry"))
-        self._entry_objects = (OBJECT_ENTRY(self._engine.get_function_address("entry_objects"))
-                               if _object_layout_ok() else None)
         self._threads = default_threads()
-        self._local = threading.local()
         fn = program.fn
         self._constants = [np.ascontiguousarray(c.params["value"]) for c in program.constants]
         self._result_types = [(v.type.shape, v.type.np_dtype, v.type.nbytes >= POOL_MIN_BYTES)
@@ -231,7 +283,7 @@ class CpuProgram:
     def llvm_text(self) -> str:
         """The LLVM module as generated (made when first asked, on a disk cache hit)."""
         if self.info.llvm is None:
-            tm = _target_machine()
+            tm = _compiler_machine()
             module = self._lowering.module()
             module.triple = tm.triple
             module.data_layout = str(tm.target_data)
@@ -243,28 +295,42 @@ class CpuProgram:
         cache)."""
         if self.info.optimised is None:
             mod = llvm.parse_assembly(self.llvm_text())
-            optimise(mod, _target_machine())
+            optimise(mod, _compiler_machine())
             self.info.optimised = str(mod)
         return self.info.optimised
+
+    def close(self) -> None:
+        """Free the machine code and the scratch memory: at once, or when the calls running
+        in other threads have returned. A later call raises RuntimeError; results returned
+        before stay valid (they are NumPy's arrays). Closing again does nothing."""
+        self._native = None
+
+    def _open(self) -> _Engine:
+        native = self._native
+        if native is None:
+            raise RuntimeError(f"the compiled program of {self.program.fn.name} was closed")
+        return native
 
     def kernel_cycles(self) -> dict[str, int]:
         """{kernel name: CPU cycles} spent in each kernel by this thread's calls so far (the
         time-stamp counter, read around every kernel); `reset_cycles` starts again."""
-        self._scratch()
-        counts = self._local.status[STATUS_WORDS:]
+        local = self._open().local
+        self._scratch(local)
+        counts = local.status[STATUS_WORDS:]
         return {k.name: int(c) for k, c in zip(self.program.kernels, counts)}
 
     def reset_cycles(self) -> None:
         """Zero this thread's kernel cycle counts."""
-        self._scratch()
-        self._local.status[STATUS_WORDS:] = 0
+        local = self._open().local
+        self._scratch(local)
+        local.status[STATUS_WORDS:] = 0
 
-    def _pooled(self, i: int) -> np.ndarray:
+    def _pooled(self, local: threading.local, i: int) -> np.ndarray:
         """A result array for slot `i`: one of this thread's earlier results of that slot that
         nobody references any more, else a new one (kept for reuse, up to POOL_SIZE). Large
         fresh arrays cost page faults and the kernel zeroing their pages on first touch, as
         much as a memory-bound kernel's own work; reusing them costs nothing."""
-        pools = self._local.__dict__.setdefault("pool", {})
+        pools = local.__dict__.setdefault("pool", {})
         pool = pools.setdefault(i, [])
         for a in pool:
             # References: the pool's list, this loop's variable and getrefcount's argument.
@@ -276,9 +342,8 @@ class CpuProgram:
             pool.append(a)
         return a
 
-    def _scratch(self) -> tuple[int, int]:
+    def _scratch(self, local: threading.local) -> tuple[int, int]:
         """This thread's arena and status addresses (allocated once, reused by every call)."""
-        local = self._local
         try:
             return local.pointers
         except AttributeError:
@@ -289,22 +354,23 @@ class CpuProgram:
 
     def __call__(self, flat: list) -> list:
         """Run on arrays typed like the function's parameters; returns the results."""
+        native = self._open()       # held to the end of the call: `close` cannot free it meanwhile
+        local = native.local
         params = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in flat]
         empty = np.empty
-        results = [empty(shape, dtype) if not pooled else self._pooled(i)
+        results = [empty(shape, dtype) if not pooled else self._pooled(local, i)
                    for i, (shape, dtype, pooled) in enumerate(self._result_types)]
         arrays = (*params, *self._constants, *results)
-        arena, status = self._scratch()
-        if self._entry_objects is not None:
-            rc = self._entry_objects(arrays, arena, self._threads, status)
+        arena, status = self._scratch(local)
+        if native.entry_objects is not None:
+            rc = native.entry_objects(arrays, arena, self._threads, status)
         else:
             table = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
-            rc = self._entry(ctypes.addressof(table), arena, self._threads, status)
+            rc = native.entry(ctypes.addressof(table), arena, self._threads, status)
         if rc:
-            code = self._local.status[:STATUS_WORDS].copy()
-            self._local.status[:STATUS_WORDS] = 0
-            raise IndexError(f"index {code[1]} is out of bounds for axis {code[2]} with "
-                             f"size {code[3]}")
+            code = local.status[:STATUS_WORDS].copy()
+            local.status[:STATUS_WORDS] = 0
+            raise status_error(code, sites(self.program))
         if self._simple_results:
             return results
         copy = np.array

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import settings
 from .fusion import plan
 from .ir import Function
 from .kernel_interpreter import run_program
@@ -99,6 +100,7 @@ def compile_function(traced: Function, sources: list[Function], options: Options
                      native: Callable[[Program], object] | None = None) -> Compiled:
     """Optimise, fuse and prepare `traced` for `options.backend`: with `native` (the compiled
     backend's compiler, given by the API), its program runs; else the kernel interpreter."""
+    directory = settings.folder("TRACEJIT_DUMP", must_be_folder=True)   # checked before the work
     passes = []
     fn = traced
     for name, p in pipeline(options.fast_math):
@@ -109,7 +111,6 @@ def compile_function(traced: Function, sources: list[Function], options: Options
                         lambda flat, program=program: run_program(program, flat))
     if native is not None:
         compiled.attach(native(program))
-    directory = os.environ.get("TRACEJIT_DUMP")
     if directory:
         write_dump(directory, traced.name, compiled.stages())
     return compiled
