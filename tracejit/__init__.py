@@ -15,8 +15,8 @@ from . import init, optim
 from .api import Jitted, Spec, grad, jit, to_host, trace, value_and_grad, vjp
 from .check import check_grads
 from .serialize import load, save
-from .errors import (ConcretizationError, DTypeError, EscapedTracerError, GradError, ShapeError,
-                     TracedIndexError, TracejitError, UnsupportedError)
+from .errors import (ConcretizationError, CudaUnavailableError, DTypeError, EscapedTracerError,
+                     GradError, ShapeError, TracedIndexError, TracejitError, UnsupportedError)
 from .interpreter import interpret
 from .ir import Function, Type, verify
 from .pytree import tree_map
@@ -28,5 +28,5 @@ __all__ = [
     "optim", "init", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",
-    "TracedIndexError", "DTypeError", "GradError", "EscapedTracerError",
+    "TracedIndexError", "DTypeError", "GradError", "EscapedTracerError", "CudaUnavailableError",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import runpy
 import sys
 
@@ -46,13 +47,40 @@ def _load(target: str):
         namespace = runpy.run_path(path, run_name="__tracejit_dump__")
     except OSError as exc:
         raise SystemExit(f"cannot run {path}: {exc.strerror or exc}") from None
+    except Exception as exc:        # the user's file failed while it was loaded
+        raise SystemExit(f"loading {path} failed: {type(exc).__name__}: {exc}") from None
     obj = namespace
     for part in name.split("."):
         try:
             obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
         except (KeyError, AttributeError):
             raise SystemExit(f"{path} has no function {name!r}") from None
+    if not callable(obj):
+        kind = type(obj).__name__
+        raise SystemExit(f"{name} in {path} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
+                         f"not a function")
     return obj
+
+
+def _check_arity(fn, name: str, args: list) -> None:
+    """Refuse --args that do not fit the function's parameters, naming the parameters."""
+    target = fn.fun if isinstance(fn, Jitted) else fn
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):     # no signature to check (a builtin): let the call say
+        return
+    try:
+        sig.bind(*args)
+    except TypeError as exc:
+        params = [p for p in sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        listed = ", ".join(p.name for p in params)
+        given = f"{len(args)} argument{'s' if len(args) != 1 else ''}"
+        raise SystemExit(
+            f"{name}({listed}) cannot be called with the {given} of --args ({exc}). Give one "
+            f"type or number per parameter, e.g. --args '"
+            + " ".join(["f32[64,1000]"] * min(len(params), 2)) + (" ..." if len(params) > 2
+                                                                   else "") + "'") from None
 
 
 def dump_command(ns: argparse.Namespace) -> int:
@@ -66,7 +94,9 @@ def dump_command(ns: argparse.Namespace) -> int:
     else:
         jitted = jit(fn, fuse=True if ns.fuse is None else ns.fuse, fast_math=ns.fast_math,
                      backend=ns.backend or "cpu", allow_tf32=ns.allow_tf32)
-    stages = jitted.dump(*_parse_args(ns.args))
+    args = _parse_args(ns.args)
+    _check_arity(fn, ns.target.rpartition(":")[2], args)
+    stages = jitted.dump(*args)
     if ns.list:
         print("\n".join(stages))
         return 0

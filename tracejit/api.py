@@ -9,24 +9,26 @@ trace that called it (called with traced values: inside `jit`, or inside another
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import errors
+from . import errors, random_guard, settings
 from .autodiff import check_differentiable, inline, vjp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
 from .compiler import Compiled, Options, compile_function
 from .pytree import TreeDef, flatten, tree_map, unflatten, unflattener
-from .tracer import Trace, Tracer, current_trace
+from .tracer import Trace, Tracer, check_array_class, current_trace
 
 _PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
 _INT32 = (-2**31, 2**31 - 1)
 _state = threading.local()
+_clock = itertools.count()      # the order of compiles and calls, for the caches' LRU order
 
 
 def _record_source(fn: Function) -> None:
@@ -75,6 +77,7 @@ def _leaf_type(x: Any, where: str) -> tuple[Type, bool]:
         kind = bool if isinstance(x, bool) else int if isinstance(x, int) else float
         return Type((), _PY_DTYPES[kind]), True
     if isinstance(x, (np.ndarray, np.generic)) or is_device_array(x):
+        check_array_class(x, where)
         try:
             return Type(tuple(x.shape), dtype_name(_dtype_of(x))), False
         except TypeError as exc:
@@ -83,6 +86,22 @@ def _leaf_type(x: Any, where: str) -> tuple[Type, bool]:
         TypeError, f"{where} is a {type(x).__name__}, not an array or a number; pass arrays, "
         f"numbers and tuples/lists/dicts of them, or keep it out of the traced arguments: mark "
         f"it static (jit's static_argnums) or bind it with functools.partial")
+
+
+def _static_key(value):
+    """The cache key of a static argument: equal keys must mean interchangeable values.
+
+    Python's `==` is too coarse for that: 0.0 == -0.0 (and 1 / -0.0 is -inf), 1 == 1.0 == True
+    (which trace to different dtypes), and NaN != NaN (a NaN would miss the cache on every call).
+    So floats are keyed by their bits and every number by its type, inside tuples too.
+    """
+    if isinstance(value, (float, complex, np.inexact)):
+        return type(value), np.asarray(value).tobytes()
+    if isinstance(value, (bool, int, np.integer, np.bool_)):
+        return type(value), value
+    if type(value) is tuple:
+        return tuple, tuple(_static_key(v) for v in value)
+    return type(value), value
 
 
 def _function_name(f: Callable) -> str:
@@ -122,7 +141,9 @@ def trace_callable(f: Callable, args: Sequence, kwargs: dict | None = None,
         where = (f"argument {arg} of {fname}" if arg is not None
                  else f"a keyword argument of {fname}")
         types.append(_leaf_type(leaf, where))
-    with Trace(fname) as trace:
+    random_guard.install()
+    statics = [a for i, a in enumerate(args) if i in static]
+    with Trace(fname, random_guard.Watch(f, fname, statics)) as trace, trace.watch:
         tracers = [trace.new_param(t, weak) for t, weak in types]
         dyn_args, dyn_kwargs = unflatten(in_tree, tracers)
         it = iter(dyn_args)
@@ -133,6 +154,7 @@ def trace_callable(f: Callable, args: Sequence, kwargs: dict | None = None,
             if not isinstance(leaf, (Tracer, np.ndarray, np.generic, bool, int, float)):
                 raise TypeError(f"{fname} returned a {type(leaf).__name__}; results must be "
                                 f"arrays, numbers, or tuples/lists/dicts of them")
+        trace.watch.check(f"after the last traced operation of {fname}")
         fn, captured = trace.finish(out_leaves)
     return Traced(fn, in_tree, out_tree, leaves, captured, slices)
 
@@ -158,7 +180,8 @@ def _concrete(leaf, t: Type):
 
 
 def _run(fn: Function, leaves: Sequence, captured: Sequence) -> list:
-    """Evaluate `fn`: inline it into the active trace, or interpret it on concrete values."""
+    """Evaluate `fn`: inline it into the active trace, or interpret it on concrete values.
+    `captured` (outer tracers) follow the leaves when inlining; interpreting needs none."""
     if current_trace() is not None:
         args = [leaf if isinstance(leaf, Tracer) else _concrete(leaf, p.type)
                 for leaf, p in zip(list(leaves) + list(captured), fn.params)]
@@ -211,10 +234,15 @@ def _argnums(argnums, nargs: int, fname: str) -> tuple[int, ...]:
 def _grad_transform(f: Callable, argnums, has_aux: bool, kind: str) -> Callable:
     fname = _function_name(f)
 
-    @functools.wraps(f)
+    # `updated=()`: copy f's name and docstring, never its `__dict__` (a Jitted's function,
+    # options and cache would otherwise replace the wrapper's own behaviour downstream).
+    @functools.wraps(f, updated=())
     def wrapper(*args, **kwargs):
         nums = _argnums(argnums, len(args), fname)
-        t = trace_callable(f, args, kwargs, name=fname)
+        # As in JAX, an argument that is not differentiated and holds no array (a Python
+        # number, a string, None) reaches f as it is, so f may use it as a Python value.
+        passed = [i for i, a in enumerate(args) if i not in nums and _holds_no_array(a)]
+        t = trace_callable(f, args, kwargs, static_argnums=passed, name=fname)
         outs = t.fn.results
         if has_aux:
             if t.out_tree.kind not in ("tuple", "list") or len(t.out_tree.children) != 2:
@@ -256,6 +284,12 @@ def _grad_transform(f: Callable, argnums, has_aux: bool, kind: str) -> Callable:
     wrapper.__name__ = f"{kind}_{fname}"
     wrapper.__qualname__ = wrapper.__name__
     return wrapper
+
+
+def _holds_no_array(x) -> bool:
+    """Whether no leaf of the pytree `x` is an array, a traced value or a Spec."""
+    return not any(isinstance(leaf, (Tracer, np.ndarray, np.generic, Spec)) or
+                   is_device_array(leaf) for leaf in flatten(x)[0])
 
 
 def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
@@ -315,8 +349,9 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
                                         f"the result it belongs to is {want}")
             cts.append(full[k] if isinstance(full[k], Tracer) else
                        np.asarray(full[k], dtype=want.np_dtype))
+        # b_fn's parameters: f's own (leaves, then captured), then the cotangents.
         if current_trace() is not None:
-            grads = inline(b_fn, list(t.leaves) + list(t.captured) + cts)
+            grads = _run(b_fn, list(t.leaves) + list(t.captured) + cts, [])
         else:
             concrete = [_concrete(leaf, p.type) for leaf, p in zip(t.leaves, t.fn.params)]
             grads = interpret(b_fn, concrete + cts)
@@ -334,11 +369,13 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
 class Jitted:
     """A compiled function: call it like the original. Programs are cached by the argument
     structure, shapes, dtypes and static arguments; a repeat call with the same key never
-    re-traces (`trace_count` counts traces)."""
+    re-traces (`trace_count` counts traces). The cache keeps at most `cache_limit` programs,
+    dropping the least recently used; concurrent first calls with one key compile it once."""
 
     def __init__(self, fun: Callable, static_argnums: int | Sequence[int] = (),
                  backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
-                 donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False):
+                 donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False,
+                 cache_limit: int | None = None):
         self.options = Options(backend, fuse, fast_math, allow_tf32)
         self.fun = fun
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
@@ -352,10 +389,19 @@ class Jitted:
         both = set(self.static_argnums) & set(self.donate_argnums)
         if both:
             raise ValueError(f"arguments {sorted(both)} are both static and donated")
+        if cache_limit is None:
+            cache_limit = default_cache_limit()
+        if isinstance(cache_limit, bool) or not isinstance(cache_limit, int) or cache_limit < 1:
+            raise ValueError(f"cache_limit must be a positive int, not {cache_limit!r}")
+        self.cache_limit = cache_limit
         self.trace_count = 0
         self._cache: dict[Any, _Entry] = {}
         self._fast: dict[tuple, _Entry] = {}     # by `_fast_signature` of positional arguments
-        functools.update_wrapper(self, fun)
+        self._lock = threading.Lock()            # guards _cache, _fast, _compiling, trace_count
+        self._compiling: dict[Any, threading.RLock] = {}   # key -> held while it compiles
+        # The name, docstring and `__wrapped__` of `fun`, but not its `__dict__`: when `fun` is
+        # itself a Jitted (or wraps one), its attributes are its function, options and cache.
+        functools.update_wrapper(self, fun, updated=())
 
     @property
     def backend(self) -> str:
@@ -373,13 +419,15 @@ class Jitted:
                 raise TypeError(f"static argument {i} of {_function_name(self.fun)} "
                                 f"({type(args[i]).__name__}) is not hashable; pass a tuple "
                                 "instead of a list, or make it an array argument") from None
-            static.append((i, type(args[i]), args[i]))
+            static.append((i, _static_key(args[i])))
         dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
         leaves, tree = flatten((dynamic, kwargs))
         sig = []
         for leaf in leaves:
             if isinstance(leaf, (np.ndarray, np.generic)):   # a 0-d array and a NumPy scalar
-                sig.append((leaf.shape, leaf.dtype))          # share one signature
+                if type(leaf) is not np.ndarray:              # share one signature
+                    check_array_class(leaf, f"an argument of {_function_name(self.fun)}")
+                sig.append((leaf.shape, leaf.dtype))
             elif is_python_scalar(leaf):
                 sig.append(type(leaf))
             else:
@@ -389,20 +437,48 @@ class Jitted:
 
     def _entry(self, args, kwargs) -> tuple["_Entry", list]:
         key, leaves = self._key(args, kwargs)
-        entry = self._cache.get(key)
-        if entry is None:
-            _state.sources = sources = []
-            try:
-                t = trace_callable(self.fun, args, kwargs, self.static_argnums)
-            finally:
-                _state.sources = None
-            self.trace_count += 1
-            native = _NATIVE[self.options.backend](self.options) \
-                if self.options.backend in _NATIVE else None
-            entry = self._cache[key] = _Entry(compile_function(t.fn, sources, self.options,
-                                                               native),
-                                              t.out_tree, _int32_params(t.fn, leaves))
+        entry = self._lookup(key)
+        if entry is not None:
+            return entry, leaves
+        with self._lock:
+            key_lock = self._compiling.setdefault(key, threading.RLock())
+        try:
+            with key_lock:           # one compile per key: later threads wait, then look it up
+                entry = self._lookup(key)
+                if entry is None:
+                    entry = self._compile(args, kwargs, leaves)
+                    with self._lock:
+                        self._cache[key] = entry
+                        self._evict()
+        finally:
+            with self._lock:
+                self._compiling.pop(key, None)
         return entry, leaves
+
+    def _lookup(self, key) -> "_Entry | None":
+        with self._lock:
+            return self._cache.get(key)
+
+    def _compile(self, args, kwargs, leaves) -> "_Entry":
+        _state.sources = sources = []
+        try:
+            t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+        finally:
+            _state.sources = None
+        with self._lock:
+            self.trace_count += 1
+        native = _NATIVE[self.options.backend](self.options) \
+            if self.options.backend in _NATIVE else None
+        return _Entry(compile_function(t.fn, sources, self.options, native), t.out_tree,
+                      _int32_params(t.fn, leaves))
+
+    def _evict(self) -> None:
+        """Drop least recently used programs past `cache_limit` (called with `_lock` held). A
+        dropped program's native code is freed once no running call holds it."""
+        while len(self._cache) > self.cache_limit:
+            key = min(self._cache, key=lambda k: self._cache[k].last_used)
+            entry = self._cache.pop(key)
+            self._fast = {k: e for k, e in self._fast.items() if e is not entry}
 
     def __call__(self, *args, **kwargs):
         tracing = current_trace() is not None
@@ -413,16 +489,31 @@ class Jitted:
                 return self._call(entry, args, kwargs, args)
         if tracing:
             # Called while tracing another function: trace and inline (no separate program).
-            t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+            # The enclosing transformation may have traced a static argument; it is passed on
+            # as a traced value, which is right unless the function needs it concrete.
+            traced_static = [i for i in self.static_argnums
+                             if i < len(args) and isinstance(args[i], Tracer)]
+            try:
+                t = trace_callable(self.fun, args, kwargs, self.static_argnums)
+            except errors.ConcretizationError as exc:
+                if not traced_static:
+                    raise
+                raise errors.ConcretizationError(
+                    f"{exc}\n(argument {traced_static[0]} of {_function_name(self.fun)} is "
+                    f"static for this jit, but the enclosing jit or grad traced it: mark it "
+                    f"static there too, or bind it with functools.partial)") from None
             return unflatten(t.out_tree, _run(t.fn, t.leaves, t.captured))
         entry, leaves = self._entry(args, kwargs)
         fast = tuple(map(_fast_signature, args))
         if not kwargs and not self.static_argnums and _SLOW not in fast:
-            self._fast[fast] = entry
+            with self._lock:
+                if any(e is entry for e in self._cache.values()):   # not evicted meanwhile
+                    self._fast[fast] = entry
         return self._call(entry, args, kwargs, leaves)
 
     def _call(self, entry: "_Entry", args, kwargs, leaves):
         """Run the compiled program of `entry` on the argument leaves."""
+        entry.last_used = next(_clock)         # one atomic step: no lock on the call path
         for k in entry.int32_params:
             if not _INT32[0] <= leaves[k] <= _INT32[1]:
                 raise OverflowError(f"Python integer {leaves[k]} (argument leaf {k} of "
@@ -501,7 +592,13 @@ class Jitted:
 
     @property
     def cache_size(self) -> int:
+        """How many compiled programs the cache holds now (at most `cache_limit`)."""
         return len(self._cache)
+
+
+def default_cache_limit() -> int:
+    """The `cache_limit` of a jit that names none: TRACEJIT_CACHE_LIMIT, else 64 programs."""
+    return settings.integer("TRACEJIT_CACHE_LIMIT", 64)
 
 
 @dataclass
@@ -509,6 +606,7 @@ class _Entry:
     compiled: Compiled
     out_tree: TreeDef
     int32_params: list[int]     # Python-int arguments that the program narrows to int32
+    last_used: int = field(default_factory=lambda: next(_clock))    # for the LRU order
 
     def __post_init__(self):
         fn = self.compiled.traced
@@ -569,7 +667,8 @@ def _int32_params(fn: Function, leaves: list) -> list[int]:
 
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
         backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
-        donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False):
+        donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False,
+        cache_limit: int | None = None):
     """Compile `fun`: trace once per argument signature, optimise, fuse, run on `backend`.
 
     `fuse=False` gives one kernel per primitive (the unfused baseline); `fast_math=True`
@@ -580,10 +679,13 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     arrays, pycuda GPUArrays or objects with `__cuda_array_interface__`, results are
     GPUArrays), "cuda-emulator" (the same CUDA C run on the host, for testing without a GPU),
     "interpret" (the kernel interpreter). `allow_tf32=True` lets float32 dots on the GPU use
-    TF32 tensor cores (10-bit mantissa products, float32 sums).
+    TF32 tensor cores (10-bit mantissa products, float32 sums). `cache_limit` bounds the
+    compiled programs kept for this function, one per argument signature (least recently used
+    dropped first; default: the TRACEJIT_CACHE_LIMIT environment variable, else 64).
     Usable as `jit(f)`, `@jit` or `@jit(static_argnums=1)`.
     """
     if fun is None:
         return lambda f: Jitted(f, static_argnums, backend, fuse, fast_math, donate_argnums,
-                                allow_tf32)
-    return Jitted(fun, static_argnums, backend, fuse, fast_math, donate_argnums, allow_tf32)
+                                allow_tf32, cache_limit)
+    return Jitted(fun, static_argnums, backend, fuse, fast_math, donate_argnums, allow_tf32,
+                  cache_limit)

@@ -74,6 +74,11 @@ class EscapedTracerError(TracejitError, RuntimeError):
     """A traced value was used after the function that traced it returned."""
 
 
+class CudaUnavailableError(RuntimeError):
+    """The GPU backend cannot run here: pycuda is not installed, or the CUDA driver or a GPU
+    is not usable. The message says what failed and the way out."""
+
+
 def user_error(cls, message: str, loc: SourceLoc | None = None) -> TracejitError:
     """Build `cls` with the message prefixed by the user's location."""
     loc = loc if loc is not None else user_location()

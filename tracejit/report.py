@@ -86,6 +86,16 @@ def fusion_report(program: Program) -> str:
             lines.append(f"      {format_eqn(e, names)}{loc}")
     lines.append(f"total: reads {_fmt_bytes(total_r)}, writes {_fmt_bytes(total_w)}, "
                  f"{total_f} flops")
+    if program.constants:
+        # Arrays the traced function closed over (globals, closures) or that folding made: they
+        # are baked into the program, so a later change to the Python array is not seen.
+        size = sum(c.out.type.nbytes for c in program.constants)
+        lines.append(f"constants baked into the program: {_plural(len(program.constants), 'array')}"
+                     f" ({_fmt_bytes(size)})")
+        for c in sorted(program.constants, key=lambda c: -c.out.type.nbytes):
+            loc = f" from {c.loc}" if c.loc is not None else ""
+            lines.append(f"  {names.get(c.out, '%?')}:{c.out.type}  "
+                         f"({_fmt_bytes(c.out.type.nbytes)}){loc}")
     edges = []
     for k in program.kernels:
         for v in k.inputs:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import errors
+from . import errors, random_guard
 from .ir import (Atom, Eqn, Function, Literal, SourceLoc, Type, UnsupportedDTypeError, Var,
                  dtype_name, is_python_scalar)
 from .primitives import Primitive, constant
@@ -40,13 +40,14 @@ def current_trace() -> "Trace | None":
 class Trace:
     """The equations recorded for one Function, plus its parameters and captured values."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, watch: "random_guard.Watch | None" = None):
         self.name = name
         self.params: list[Var] = []
         self.eqns: list[Eqn] = []
         self.captured: dict[int, tuple[Tracer, Var]] = {}   # id(outer tracer) -> (it, param)
         self.loc_override: SourceLoc | None = None
         self.finished = False
+        self.watch = watch          # the random generators the traced user function can reach
 
     # -- entering and leaving -------------------------------------------------------------------
 
@@ -82,6 +83,7 @@ class Trace:
             return x
         if is_python_scalar(x):
             raise TypeError(f"internal: Python scalar {x!r} reached bind without a dtype")
+        check_array_class(x, "a constant captured by the traced function")
         try:
             arr = np.asarray(x)
             dtype_name(arr.dtype)
@@ -100,6 +102,8 @@ class Trace:
     # -- recording ------------------------------------------------------------------------------
 
     def bind(self, prim: Primitive, inputs: Sequence[Any], params: dict) -> "Tracer":
+        if self.watch is not None and self.watch.gens:
+            self.watch.check()          # a draw since the last equation is an error here
         atoms = tuple(self.to_atom(x) for x in inputs)
         loc = self.loc_override or errors.user_location()
         try:
@@ -122,6 +126,25 @@ class Trace:
         fn = Function(self.name, tuple(self.params) + tuple(v for _, v in captured),
                       tuple(self.eqns), tuple(atoms))
         return fn, [t for t, _ in captured]
+
+
+# ndarray subclasses whose values mean what a plain array of the same data means: tracing one
+# as a plain array is exact. Every other subclass (np.ma.MaskedArray ignores masked entries,
+# np.matrix makes `*` a matrix product, unit-carrying arrays convert units) has semantics the
+# traced program would silently drop.
+_PLAIN_ARRAY_CLASSES = (np.ndarray, np.memmap)
+
+
+def check_array_class(x, where: str) -> None:
+    """Refuse an ndarray subclass whose semantics differ from a plain array's."""
+    if isinstance(x, np.ndarray) and type(x) not in _PLAIN_ARRAY_CLASSES:
+        cls = type(x)
+        raise errors.user_error(
+            TypeError, f"{where} is a {cls.__module__}.{cls.__qualname__}, an ndarray subclass "
+            f"whose semantics tracejit does not trace (masks, matrix products, units, ...): the "
+            f"compiled program would treat it as a plain array and could give a different "
+            f"answer. Pass a plain array: np.asarray(x) if its data alone is what you mean "
+            f"(for a masked array, x.filled(0) or x.compressed() as appropriate)")
 
 
 def _frozen_copy(arr: np.ndarray) -> np.ndarray:

@@ -216,6 +216,8 @@ MODULE = '''\
 import numpy as np
 import tracejit
 
+CONSTANT = 3
+
 
 def f(x, b):
     h = np.tanh(x + b)
@@ -265,7 +267,7 @@ def test_cli_prints_every_stage_in_order(module_path):
     pos = 0
     for text in stages.values():
         pos = r.stdout.index(text, pos)          # every stage's text, in order
-    assert "# model.py:6" in stages["traced"] and "# model.py:7" in stages["traced"]
+    assert "# model.py:8" in stages["traced"] and "# model.py:9" in stages["traced"]
     # The function it dumps computes what NumPy computes.
     ns = runpy.run_path(str(module_path))
     x, b = rand(4, 3, seed=1), rand(3, seed=2)
@@ -316,9 +318,16 @@ def test_cli_python_number_arguments(module_path):
     (["model.py:f", "--args", "f32[4,3] banana"], "cannot read argument 'banana'"),
     (["model.py:f", "--args", "q32[4,3] f32[3]"], "cannot read argument 'q32[4,3]'"),
     (["model.py:f", "--args", "f32[4,3] f32[3]", "--stage", "nope"], "no stage 'nope'"),
+    (["model.py:f"], "f(x, b) cannot be called with the 0 arguments of --args"),
+    (["model.py:f", "--args", "f32[4,3]"], "missing a required argument: 'b'"),
+    (["model.py:f", "--args", "f32[4,3] f32[3] f32[3]"], "cannot be called with the 3"),
+    (["model.py:CONSTANT", "--args", "f32[4]"], "is an int, not a function"),
+    (["broken.py:f", "--args", "f32[4]"], "loading broken.py failed: ZeroDivisionError"),
 ], ids=["no_colon", "missing_file", "missing_function", "bad_number", "bad_dtype",
-        "bad_stage"])
+        "bad_stage", "no_args", "too_few_args", "too_many_args", "not_callable",
+        "file_raises"])
 def test_cli_errors_are_clear_and_fail(module_path, argv, message):
+    (module_path.parent / "broken.py").write_text("x = 1 / 0\n")
     r = cli(module_path, *argv)
     assert r.returncode != 0
     assert message in r.stderr
