@@ -1,1 +1,1 @@
-"""Benchmarks of the workloads in WORKLOADS.md: fused vs unfused vs NumPy and peers."""
+"""Benchmarks of the workloads in docs/workloads.md: fused vs unfused vs NumPy and peers."""

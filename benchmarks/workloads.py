@@ -1,4 +1,5 @@
-"""The workloads W1–W7: sizes, inputs, the tracejit function, and a hand-written NumPy step.
+"""The workloads W1–W7 of docs/workloads.md: sizes, inputs, the tracejit function, and a
+hand-written NumPy step.
 
 Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
 the loss, its gradients and the parameter update. Inputs come from

@@ -156,12 +156,14 @@ def time_torch_step(x_train, y_train, args, steps=200):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--epochs", type=int, default=15,
+                        help="passes over the training set (default: 15)")
+    parser.add_argument("--batch", type=int, default=64, help="minibatch size (default: 64)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden units (default: 128)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the split and the initial weights (default: 0)")
     parser.add_argument("--no-fuse", action="store_true",
                         help="one kernel per primitive (the unfused baseline)")
     parser.add_argument("--plot", default="digits-training.png", metavar="PATH",

@@ -24,8 +24,8 @@ def f(x, y, z):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the example data (default: 0)")
     parser.add_argument("--locations", action="store_true",
                         help="print the source line of every equation")
     args = parser.parse_args(argv)

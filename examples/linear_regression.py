@@ -77,10 +77,11 @@ def plot(path, x, y, fits):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="steps per optimiser")
-    parser.add_argument("--sgd-lr", type=float, default=0.01)
-    parser.add_argument("--adam-lr", type=float, default=0.05)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--steps", type=int, default=1000, help="steps per optimiser (default: 1000)")
+    parser.add_argument("--sgd-lr", type=float, default=0.01, help="SGD learning rate (default: 0.01)")
+    parser.add_argument("--adam-lr", type=float, default=0.05,
+                        help="Adam learning rate (default: 0.05)")
     parser.add_argument("--plot", default="linear-regression.png", metavar="PATH",
                         help="where to save the PNG; '' for none")
     args = parser.parse_args(argv)

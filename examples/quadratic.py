@@ -48,9 +48,9 @@ def descend(jitted, w, extra, lr, steps, label):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--steps", type=int, default=1000, help="gradient steps (default: 1000)")
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     parser.add_argument("--show-ir", action="store_true", help="print the IR of both steps")
     args = parser.parse_args(argv)
 

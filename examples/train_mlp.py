@@ -28,10 +28,11 @@ def sgd_step(w1, w2, x, y, lr):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--lr", type=float, default=1e-6)
-    parser.add_argument("--backend", default="interpret")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--steps", type=int, default=500, help="SGD steps (default: 500)")
+    parser.add_argument("--lr", type=float, default=1e-6, help="learning rate (default: 1e-6)")
+    parser.add_argument("--backend", default="cpu", choices=tj.compiler.BACKENDS,
+                        help="where the step runs (default: cpu)")
     parser.add_argument("--show-ir", action="store_true", help="print the step's optimised IR")
     args = parser.parse_args(argv)
 

@@ -62,12 +62,14 @@ def step(w1, w2, x, y, lr, reduction):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="l2")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="l2",
+                        help="which network and loss (default: l2; see below)")
     parser.add_argument("--steps", type=int, help="default: 50 (l2) or 500 (torch)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data and weights (default: 0)")
     args = parser.parse_args(argv)
 
     v = VARIANTS[args.variant]

@@ -260,3 +260,41 @@ def test_runs_as_a_script(name, args, expect, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert expect in done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# --help
+
+
+ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.py"))
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_help_gives_the_whole_description_and_explains_every_option(name, capsys):
+    module = load_example(name)
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    first_paragraph = " ".join(module.__doc__.split("\n\n")[0].split())
+    assert first_paragraph in " ".join(text.split())          # not cut mid-sentence
+    options = text.split("options:")[1]
+    for line in options.splitlines():
+        words = line.split()
+        # an option line without a help text would end at its metavar
+        if words and words[0].startswith("--") and len(words) <= 2 and line.startswith("  -"):
+            nxt = options.splitlines()[options.splitlines().index(line) + 1]
+            assert nxt.startswith(" " * 10), f"{name}: {line.strip()} has no help text"
+
+
+def test_train_mlp_runs_on_the_cpu_backend_by_default(tmp_path):
+    """The default backend is cpu, as everywhere else: TRACEJIT_DUMP then writes LLVM IR."""
+    env = dict(os.environ, TRACEJIT_DUMP=str(tmp_path / "out"))
+    done = subprocess.run([sys.executable, str(EXAMPLES / "train_mlp.py"), "--steps", "3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "on backend 'cpu'" in done.stdout
+    dumped = [p.name for p in (tmp_path / "out").rglob("*")]
+    assert any(n.endswith("-llvm.txt") for n in dumped), dumped
+    first, last = load_example("train_mlp").main(["--steps", "3", "--backend", "interpret"])
+    assert f"loss {first:.4g} -> {last:.4g}" in done.stdout     # the same numbers as interpret
