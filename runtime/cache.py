@@ -39,13 +39,13 @@ import os
 import secrets
 import stat
 import struct
-import tempfile
 import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 from tracejit import settings
+from tracejit.files import atomic_write, temp_beside
 
 MAGIC = b"TRACEJIT-CACHE"
 VERSION = 2
@@ -221,13 +221,13 @@ class DiskCache:
         self._warn(f"the compiled-code cache is disabled, {problem}")
 
     def _make_key(self, path: Path) -> None:
-        """Make the key file whole or not at all: a private temporary file (mkstemp: O_EXCL,
-        0600), hard-linked to `path`, which fails if another process made it first. Where the
-        file system has no hard links, `path` is created with O_EXCL."""
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=KEY_FILE + ".", suffix=".tmp")
+        """Make the key file whole or not at all: a private temporary file (O_EXCL, 0600),
+        hard-linked to `path`, which fails if another process made it first. Where the file
+        system has no hard links, `path` is created with O_EXCL."""
+        temp = temp_beside(path)
         key = secrets.token_bytes(KEY_BYTES)
         try:
-            with os.fdopen(fd, "wb") as file:
+            with open(temp, "wb") as file:
                 file.write(key)
             os.link(temp, path)
         except FileExistsError:
@@ -314,19 +314,10 @@ class DiskCache:
             if len(data) > MAX_ENTRY_BYTES:
                 return                  # it would be refused
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            # mkstemp: a new file (O_EXCL) of mode 0600.
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                # Atomic on POSIX and Windows: concurrent writers each replace a whole file,
-                # the last one wins. A file torn by a power loss fails its MAC on load.
-                os.replace(temp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            # Concurrent writers each replace a whole file (mode 0600), the last one wins. A
+            # file torn by a power loss fails its MAC on load.
+            with atomic_write(path) as file:
+                file.write(data)
         except OSError as error:
             self._warn(f"cannot write the compiled-code cache in {self.directory}, "
                        f"continuing without it: {error}")

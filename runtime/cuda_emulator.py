@@ -42,6 +42,7 @@ import numpy as np
 
 from tracejit.codegen.cuda import CudaLowering, Launch, Param
 from tracejit import settings
+from tracejit.files import atomic_write, temp_beside
 from tracejit.runtime.cache import DiskCache
 
 HEADER = Path(__file__).with_name("cuda_emulation.h")
@@ -210,24 +211,9 @@ def _process_folder() -> Path:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write `path` whole or not at all (a temporary file in its folder, then os.replace)."""
-    temp = _temp_name(path)
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-
-
-def _temp_name(path: Path) -> Path:
-    """A unique temporary name next to `path`, for a compiler output replaced onto it."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    return Path(temp)
+    """Write `path` whole or not at all."""
+    with atomic_write(path) as file:
+        file.write(data)
 
 
 class EmulatedDevice:
@@ -345,7 +331,7 @@ class EmulatedDevice:
     def _start_compiler(compiler: str, flags: tuple[str, ...], header: Path, cpp: Path,
                         library: Path):
         """Start compiling `cpp` into a temporary file next to `library`."""
-        temp = _temp_name(library)
+        temp = Path(temp_beside(library))     # the compiler's output, replaced onto it
         command = [compiler, *flags, "-shared", "-include", str(header), "-I", str(MMA_DIR),
                    str(cpp), "-o", str(temp)]
         # Compilers that finished for modules nobody launched (yet) are reaped here, so that

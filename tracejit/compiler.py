@@ -12,16 +12,16 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import settings
+from .files import atomic_write
 from .fusion import plan
 from .ir import Function
 from .kernel_interpreter import run_program
 from .kernels import Program
-from .passes import pipeline
+from .passes import pipeline, run_pipeline
 from .report import fusion_report
 
 BACKENDS = ("cpu", "cuda", "cuda-emulator", "interpret")
@@ -101,12 +101,8 @@ def compile_function(traced: Function, sources: list[Function], options: Options
     """Optimise, fuse and prepare `traced` for `options.backend`: with `native` (the compiled
     backend's compiler, given by the API), its program runs; else the kernel interpreter."""
     directory = settings.folder("TRACEJIT_DUMP", must_be_folder=True)   # checked before the work
-    passes = []
-    fn = traced
-    for name, p in pipeline(options.fast_math):
-        fn = p(fn)
-        passes.append((name, fn))
-    program = plan(fn, fuse=options.fuse)
+    passes = run_pipeline(traced, pipeline(options.fast_math))
+    program = plan(passes[-1][1] if passes else traced, fuse=options.fuse)
     compiled = Compiled(traced, sources, passes, program,
                         lambda flat, program=program: run_program(program, flat))
     if native is not None:
@@ -123,8 +119,6 @@ def write_dump(directory: str, name: str, stages: dict[str, str]) -> str:
     for i, (stage, text) in enumerate(stages.items(), 1):
         slug = re.sub(r"[^\w]+", "-", stage).strip("-")
         path = os.path.join(folder, f"{i:02d}-{slug}.txt")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
+        with atomic_write(path, private=False) as f:
+            f.write((text + "\n").encode())
     return folder

@@ -419,12 +419,23 @@ def pipeline(fast_math: bool = False) -> list[tuple[str, Pass]]:
 PIPELINE: list[tuple[str, Pass]] = pipeline()
 
 
-def optimize(fn: Function, passes: Iterable[tuple[str, Pass]] | None = None,
-             verify_each: bool = False) -> Function:
-    """Run the passes (default: PIPELINE) in order, verifying after each when asked."""
-    for _, p in (PIPELINE if passes is None else passes):
+def run_pipeline(fn: Function, passes: Iterable[tuple[str, Pass]] | None = None,
+                 verify_each: bool = False) -> list[tuple[str, Function]]:
+    """Run the passes (default: PIPELINE) in order, verifying after each when asked; the
+    (name, result) of each, for the dumps."""
+    out = []
+    for name, p in (PIPELINE if passes is None else passes):
         fn = p(fn)
         if verify_each:
             verify(fn)
-    return fn
+        out.append((name, fn))
+    return out
+
+
+def optimize(fn: Function, passes: Iterable[tuple[str, Pass]] | None = None,
+             verify_each: bool = False) -> Function:
+    """Run the passes (default: PIPELINE) in order, verifying after each when asked; the
+    result of the last."""
+    stages = run_pipeline(fn, passes, verify_each)
+    return stages[-1][1] if stages else fn
 

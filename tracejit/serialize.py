@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import atomic_write
 from .pytree import TreeDef, flatten, unflatten
 from .tracer import check_array_class
 
@@ -83,20 +84,9 @@ def save(path: str | os.PathLike, tree: Any) -> None:
             raise TypeError(f"save: leaf {name[5:]} is not an array or a number")
     meta = json.dumps({"format": _FORMAT, "tree": _encode(treedef),
                        "leaf_kinds": [_leaf_kind(leaf) for leaf in leaves]})
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    # Created as open(path, "wb") would create it: mode 0o666 less the umask (mkstemp's 0o600
-    # would leave saved files readable by their owner only).
-    tmp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}.npz")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __tree__=np.array(meta), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # Not private: a checkpoint gets the mode open(path, "wb") would give it.
+    with atomic_write(path, private=False) as f:
+        np.savez(f, __tree__=np.array(meta), **arrays)
 
 
 _SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
