@@ -31,7 +31,6 @@ warning per cache object, and `load` a miss.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import hmac
 import json
@@ -45,28 +44,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tracejit import settings
-from tracejit.files import atomic_write, temp_beside
+from tracejit.files import NotRegularFile, atomic_write, file_kind, open_regular, temp_beside
 
 MAGIC = b"TRACEJIT-CACHE"
 VERSION = 2
 MAX_ENTRY_BYTES = 256 << 20    # an entry larger than this is refused unread (and never written)
 KEY_FILE = "secret-key"
 KEY_BYTES = 32
-# Opening never follows a final symbolic link and never blocks (on a FIFO); absent flags are 0.
-_OPEN_FLAGS = os.O_RDONLY | sum(getattr(os, name, 0) for name in
-                                ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_BINARY"))
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFREG: "a regular file",
-          stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket"}
 
 
 class Refused(Exception):
     """A file that the cache does not trust; the message says why."""
-
-
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 def untrusted(st: os.stat_result, mask: int) -> str | None:
@@ -88,14 +76,11 @@ def read_private(path: str | os.PathLike, limit: int, mask: int = 0o022) -> byte
     the mode bits `mask`, of at most `limit` bytes; else Refused. Never blocks or reads more
     than limit + 1 bytes; a file system failure is an OSError."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as error:
-        if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            raise Refused("a symbolic link") from None
-        raise
+        fd, st = open_regular(path, follow_links=False)
+    except NotRegularFile as refused:
+        raise Refused(refused.kind) from None
     try:
-        st = os.fstat(fd)           # of what was opened: no race with a rename
-        problem = (None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)) or untrusted(st, mask)
+        problem = untrusted(st, mask)
         if problem is None and st.st_size > limit:
             problem = f"{st.st_size} bytes, more than the limit of {limit}"
         if problem is not None:
@@ -198,7 +183,7 @@ class DiskCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = os.stat(self.directory)
         problem = (None if stat.S_ISDIR(st.st_mode) else f"not a directory but "
-                   f"{_kind(st.st_mode)}") or untrusted(st, 0o022)
+                   f"{file_kind(st.st_mode)}") or untrusted(st, 0o022)
         if problem is not None:
             return self._disable(f"the cache directory {self.directory}: {problem}")
         path = self.directory / KEY_FILE
@@ -234,7 +219,9 @@ class DiskCache:
             pass
         except OSError:
             with contextlib.suppress(FileExistsError):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600)
+                # O_EXCL: a new file, never an existing one or a planted link.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | getattr(os, "O_CLOEXEC", 0), 0o600)
                 with os.fdopen(fd, "wb") as file:
                     file.write(key)
         finally:

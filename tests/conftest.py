@@ -9,6 +9,7 @@ runs last, waits for them and fails on any error.
 """
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -27,6 +28,14 @@ if os.environ.get("CI"):
 #: Every generated module's kernels, compiled with nvcc as the session goes (None: no nvcc, or
 #: the sanitized rerun of tests/cuda/test_sanitized_emulator.py, whose kernels the main run has).
 NVCC = NvccChecker() if NvccChecker.available() and not SANITIZED else None
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A disk cache of compiled code of its own, in a folder not made yet."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(directory))
+    return directory
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -107,13 +107,19 @@ def _is_nonzero_literal(g) -> bool:
     return _ops().is_literal(g) and bool(np.all(np.asarray(g) != 0))
 
 
+def _zero_where_unused(g, r):
+    """r, a product or quotient of the cotangent g, with 0 where g == 0 and r is NaN: exactly
+    where g is 0 and the partial is infinite or NaN (0 * ±inf, 0 * NaN, 0 / 0, 0 / NaN)."""
+    ops = _ops()
+    return ops.select(ops.and_(ops.eq(g, 0.0), ops.ne(r, r)), 0.0, r)
+
+
 def _times(g, p):
     """g * p, and 0 where g == 0 and the partial p is infinite or NaN."""
     ops = _ops()
     if _is_nonzero_literal(g) or (ops.is_literal(p) and bool(np.all(np.isfinite(p)))):
         return ops.mul(g, p)
-    unused = ops.and_(ops.eq(g, 0.0), ops.logical_not(ops.lt(ops.abs(p), np.inf)))
-    return ops.select(unused, 0.0, ops.mul(g, p))
+    return _zero_where_unused(g, ops.mul(g, p))
 
 
 def _over(g, d):
@@ -121,8 +127,7 @@ def _over(g, d):
     ops = _ops()
     if _is_nonzero_literal(g) or (ops.is_literal(d) and bool(np.all(np.abs(d) > 0))):
         return ops.div(g, d)
-    unused = ops.and_(ops.eq(g, 0.0), ops.logical_not(ops.gt(ops.abs(d), 0.0)))
-    return ops.select(unused, 0.0, ops.div(g, d))
+    return _zero_where_unused(g, ops.div(g, d))
 
 
 # ---------------------------------------------------------------------------------------------

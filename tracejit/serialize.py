@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 from typing import Any
 
 import numpy as np
 
-from .files import atomic_write
+from .files import NotRegularFile, atomic_write, open_regular
 from .pytree import TreeDef, flatten, unflatten
 from .tracer import check_array_class
 
@@ -89,27 +88,15 @@ def save(path: str | os.PathLike, tree: Any) -> None:
         np.savez(f, __tree__=np.array(meta), **arrays)
 
 
-_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-            (stat.S_ISSOCK, "a socket"))
-
-
-def _open_regular(path: str):
-    """`path` opened for reading if it is a regular file, else ValueError. Opened non-blocking,
-    so that a FIFO cannot hang the open, and checked on the descriptor (no race)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
-        raise ValueError(f"load: {path} is not a regular file but {kind}")
-    return os.fdopen(fd, "rb")
-
-
 @contextlib.contextmanager
 def _archive(path: str):
-    """The .npz archive at `path`, opened without pickles; ValueError for anything else."""
-    with _open_regular(path) as file:
+    """The .npz archive at `path`, opened without pickles; ValueError for anything else (a
+    FIFO, a device or a folder at once, never waited on)."""
+    try:
+        fd, _ = open_regular(path)
+    except NotRegularFile as error:
+        raise ValueError(f"load: {error}") from None
+    with os.fdopen(fd, "rb") as file:
         try:
             data = np.load(file, allow_pickle=False)
         except ValueError as error:     # a pickle, or no format NumPy knows

@@ -12,14 +12,17 @@ indexing, methods) lives in `tracejit.numpy_api`; this module only knows how to 
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import errors, random_guard
+from . import errors
 from .ir import (Atom, Eqn, Function, Literal, SourceLoc, Type, UnsupportedDTypeError, Var,
                  dtype_name, is_python_scalar)
 from .primitives import Primitive, constant
+
+if TYPE_CHECKING:              # random_guard finds the current trace here
+    from .random_guard import Watch
 
 _state = threading.local()
 
@@ -40,7 +43,7 @@ def current_trace() -> "Trace | None":
 class Trace:
     """The equations recorded for one Function, plus its parameters and captured values."""
 
-    def __init__(self, name: str, watch: "random_guard.Watch | None" = None):
+    def __init__(self, name: str, watch: "Watch | None" = None):
         self.name = name
         self.params: list[Var] = []
         self.eqns: list[Eqn] = []

@@ -199,13 +199,6 @@ def cached_call():
     return j(*args), j.compiled(*args).native.info
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(directory))
-    return directory
-
-
 def test_disk_cache_hit_in_the_same_process(cache_dir):
     want = cached(*cached_inputs())
     first, info = cached_call()

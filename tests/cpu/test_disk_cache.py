@@ -361,13 +361,6 @@ def jit_call(fn):
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
 def deadline():
     """A cache lookup that blocks (opening a FIFO) fails the test instead of hanging it (a
     TimeoutError would not do: it is an OSError, which a lookup takes for a miss)."""
