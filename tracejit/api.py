@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import errors, random_guard, settings
+from . import primitives as P
 from .autodiff import check_differentiable, inline, vjp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
@@ -659,7 +660,7 @@ def _int32_params(fn: Function, leaves: list) -> list[int]:
     out = []
     for k, (leaf, p) in enumerate(zip(leaves, fn.params)):
         if is_python_scalar(leaf) and not isinstance(leaf, bool) and isinstance(leaf, int) and any(
-                e.prim.name == "cast" and e.inputs[0] is p and e.params["dtype"] == "i32"
+                e.prim is P.cast and e.inputs[0] is p and e.params["dtype"] == "i32"
                 for e in fn.eqns):
             out.append(k)
     return out

@@ -42,9 +42,7 @@ from dataclasses import dataclass, field
 
 from . import primitives as P
 from .ir import Eqn, Function, Literal, Type, Var
-from .kernels import VIEW_PRIMS, IndexMap, Kernel, Load, Program
-
-_OWN_KERNEL = ("gather", "scatter_add", "concatenate", "pad", "argmax", "argmin")
+from .kernels import IndexMap, Kernel, Load, Program
 
 
 def _is_source(eqn: Eqn) -> bool:
@@ -169,23 +167,23 @@ class _Planner:
     # -- placing equations ----------------------------------------------------------------------
 
     def place(self, eqn: Eqn):
-        name = eqn.prim.name
+        category = eqn.prim.category
         if eqn.prim is P.constant:
             self.constants.append(eqn)
             self.buffers.add(eqn.out)
             return
         if not self.fuse:
             return self.place_alone(eqn)
-        if name in VIEW_PRIMS and isinstance(eqn.inputs[0], Var) and not _is_source(eqn):
+        if category is P.VIEW and isinstance(eqn.inputs[0], Var) and not _is_source(eqn):
             return self.place_view(eqn)
         if _is_source(eqn) or self.scalar_source(eqn):
             self.source[eqn.out] = eqn
             return
-        if eqn.prim.kind == "elementwise":
+        if category is P.ELEMENTWISE:
             return self.place_elementwise(eqn)
-        if name in ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod"):
+        if category is P.REDUCTION and not eqn.prim.own_kernel:
             return self.place_reduction(eqn)
-        if name == "dot":
+        if category is P.CONTRACTION:
             return self.place_dot(eqn)
         # A kernel of its own reads every operand from a buffer: give sources one.
         for a in eqn.inputs:
@@ -195,24 +193,27 @@ class _Planner:
     def scalar_source(self, eqn: Eqn) -> bool:
         """Scalar work on scalars that need no kernel (parameters, constants, views of them,
         and other such scalars) is recomputed wherever it is used, like a source."""
-        return eqn.prim.kind == "elementwise" and eqn.out.type.shape == () and all(
+        return eqn.prim.category is P.ELEMENTWISE and eqn.out.type.shape == () and all(
             isinstance(a, Literal) or a in self.buffers or a in self.source
             or (a in self.view and a.type.shape == () and self.view[a][0] in self.buffers)
             for a in eqn.inputs)
 
     def place_alone(self, eqn: Eqn):
-        name = eqn.prim.name
-        if name in VIEW_PRIMS and not _is_source(eqn):
+        prim = eqn.prim
+        reduction = prim.category is P.REDUCTION and not prim.own_kernel
+        if prim.category is P.VIEW and not _is_source(eqn):
             kind = "copy"
-        elif eqn.prim.kind == "elementwise" or _is_source(eqn) or name.startswith("reduce_"):
+        elif prim.category is P.ELEMENTWISE or _is_source(eqn) or reduction:
             kind = "loop"
-        elif name == "dot":
+        elif prim.category is P.CONTRACTION:
             kind = "dot"
+        elif prim.own_kernel:
+            kind = prim.name
         else:
-            kind = name
-        domain = eqn.inputs[0].type.shape if name.startswith("reduce_") else eqn.out.type.shape
-        g = self.new_group(kind, domain, eqn.params["axes"] if name.startswith("reduce_") else None)
-        self.add(g, eqn, full=not name.startswith("reduce_"))
+            raise NotImplementedError(f"fusion has no kernel for the primitive {prim.name}")
+        domain = eqn.inputs[0].type.shape if reduction else eqn.out.type.shape
+        g = self.new_group(kind, domain, eqn.params["axes"] if reduction else None)
+        self.add(g, eqn, full=not reduction)
         if not self.fuse:
             g.notes.append("fuse=False: one kernel per primitive")
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import primitives as P
 from .ir import Eqn, Function, Var, format_eqn, names_of
 
 
@@ -103,17 +104,7 @@ class IndexMap:
 
     def apply(self, eqn: Eqn) -> "IndexMap | None":
         """This view seen through a view equation (broadcast, transpose, slice, reshape)."""
-        p = eqn.params
-        name = eqn.prim.name
-        if name == "broadcast_in_dim":
-            return self.broadcast_in_dim(p["shape"], p["dims"])
-        if name == "transpose":
-            return self.transpose(p["perm"])
-        if name == "slice":
-            return self.slice(p["starts"], p["steps"], p["shape"])
-        if name == "reshape":
-            return self.reshape(p["shape"])
-        raise ValueError(name)
+        return VIEW_MAPS[eqn.prim](self, **eqn.params)
 
     def format(self, buffer: str) -> str:
         """`%3[10*i0 + i1]`: the element read at domain index (i0, i1, ...)."""
@@ -128,7 +119,13 @@ class IndexMap:
         return f"{buffer}[{text}]"
 
 
-VIEW_PRIMS = ("broadcast_in_dim", "transpose", "slice", "reshape")
+#: view primitive → how it composes with an index map: every primitive of category VIEW.
+VIEW_MAPS = {
+    P.broadcast_in_dim: lambda m, shape, dims: m.broadcast_in_dim(shape, dims),
+    P.transpose: lambda m, perm: m.transpose(perm),
+    P.slice_: lambda m, starts, steps, shape: m.slice(starts, steps, shape),
+    P.reshape: lambda m, shape: m.reshape(shape),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,9 +161,9 @@ class Kernel:
 
     def phase(self, eqn: Eqn) -> str:
         """'prologue', 'dot', 'full', 'reduce' or 'epilogue': where `eqn` runs in the kernel."""
-        if eqn.prim.name == "dot" and self.kind == "dot":
+        if eqn.prim is P.dot and self.kind == "dot":
             return "dot"
-        if eqn.prim.kind == "reduction" and self.kind in ("loop", "dot"):
+        if eqn.prim.category is P.REDUCTION and self.kind in ("loop", "dot"):
             return "reduce"
         if self.kind == "dot" and self.body.index(eqn) < self.body.index(self.dot):
             # Before the dot in the body, but only a prologue if it feeds the dot's operands
@@ -182,7 +179,7 @@ class Kernel:
         # it is available at every point).
         after_reduce: set = set()
         for e in self.body:
-            if e.prim.kind == "reduction" or any(a in after_reduce for a in e.inputs):
+            if e.prim.category is P.REDUCTION or any(a in after_reduce for a in e.inputs):
                 after_reduce.add(e.out)
             if e is eqn:
                 break
@@ -198,8 +195,15 @@ class Kernel:
         return tuple(n for i, n in enumerate(self.domain) if i not in self.reduce_axes)
 
     @property
+    def own_primitive(self) -> "P.Primitive | None":
+        """The primitive of a kernel of its own (one whose kind is that primitive's name)."""
+        if len(self.body) == 1 and self.body[0].prim.own_kernel:
+            return self.body[0].prim
+        return None
+
+    @property
     def dot(self) -> Eqn | None:
-        return next((e for e in self.body if e.prim.name == "dot"), None) \
+        return next((e for e in self.body if e.prim is P.dot), None) \
             if self.kind == "dot" else None
 
     def bytes_moved(self) -> tuple[int, int]:
@@ -215,13 +219,13 @@ class Kernel:
         """Floating point operations: per-element costs of the body (a dot counts 2 per MAC)."""
         total = 0
         for e in self.body:
-            if e.prim.name == "dot":
+            if e.prim is P.dot:
                 (lc, _), _ = e.params["contract"], e.params["batch"]
                 k = math.prod(e.inputs[0].type.shape[a] for a in lc)
                 total += 2 * k * e.out.type.size
-            elif e.prim.kind == "reduction":
+            elif e.prim.category is P.REDUCTION:
                 total += e.inputs[0].type.size
-            elif e.prim.kind == "elementwise" and e.out.type.dtype in ("f32", "f64"):
+            elif e.prim.category is P.ELEMENTWISE and e.out.type.dtype in ("f32", "f64"):
                 total += e.prim.flops * e.out.type.size
         return total
 
@@ -242,9 +246,9 @@ def value_scopes(kernel: Kernel) -> dict[Var, str]:
             scope[ld.dst] = "full"
     for e in kernel.body:
         ins = [scope.get(a, "scalar") for a in e.inputs if isinstance(a, Var)]
-        if e.prim.kind == "reduction":
+        if e.prim.category is P.REDUCTION:
             scope[e.out] = "kept"
-        elif e.out.type.shape == () and e.prim.name != "iota" and \
+        elif e.out.type.shape == () and e.prim is not P.iota and \
                 all(s == "scalar" for s in ins) and kernel.domain != ():
             scope[e.out] = "scalar"
         elif "kept" in ins or (reduced and e.out.type.shape == kept):
@@ -263,7 +267,7 @@ def copy_as_loop(kernel: Kernel) -> Kernel:
     for e in kernel.body:
         composed = imap.apply(e)
         if composed is None:
-            if e is not kernel.body[-1] or e.prim.name != "reshape":
+            if e is not kernel.body[-1] or e.prim is not P.reshape:
                 raise NotImplementedError(f"copy kernel {kernel.name}: {e.prim.name}")
             break
         imap = composed

@@ -29,9 +29,6 @@ from .ir import Atom, Eqn, Function, Literal, Type, Var, is_float, verify
 
 Pass = Callable[[Function], Function]
 
-# Not max and min: on equal operands of different sign (±0.0) the result depends on the order
-# (np.maximum(0.0, -0.0) is -0.0, np.maximum(-0.0, 0.0) is 0.0).
-_COMMUTATIVE = {"add", "mul", "and", "or", "xor", "eq", "ne"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +143,9 @@ def cse(fn: Function) -> Function:
 
     def rule(eqn: Eqn, rw: Rewriter):
         keys = [_atom_key(a) for a in eqn.inputs]
-        if eqn.prim.name in _COMMUTATIVE:
+        if eqn.prim.commutative:
             keys.sort()
-        key = (eqn.prim.name, tuple(keys), tuple(sorted((k, _freeze(v))
+        key = (eqn.prim, tuple(keys), tuple(sorted((k, _freeze(v))
                                                         for k, v in eqn.params.items())))
         if key in seen:
             return seen[key]
@@ -183,7 +180,7 @@ def fold_constants(fn: Function) -> Function:
     A uniform result becomes a literal (broadcast if not rank 0); a small one a constant."""
 
     def rule(eqn: Eqn, rw: Rewriter):
-        if eqn.prim.kind == "source" or not eqn.inputs:
+        if eqn.prim.category is P.SOURCE or not eqn.inputs:
             return None
         if eqn.prim is P.broadcast_in_dim and isinstance(eqn.inputs[0], Literal):
             return None   # already the canonical form of a filled array
@@ -238,7 +235,7 @@ def _literal_operands(eqn: Eqn, rw: Rewriter) -> Eqn:
     """Fold broadcast literals into an elementwise consumer: `mul (broadcast 2.0), %x` becomes
     `mul 2.0, %x` (rank-0 operands broadcast), as long as another operand keeps the shape."""
     ins, shape = eqn.inputs, eqn.out.type.shape
-    if eqn.prim.kind != "elementwise" or len(ins) < 2:
+    if eqn.prim.category is not P.ELEMENTWISE or len(ins) < 2:
         return eqn
     new = list(ins)
     for i, a in enumerate(ins):
@@ -251,151 +248,228 @@ def _literal_operands(eqn: Eqn, rw: Rewriter) -> Eqn:
     return Eqn(eqn.prim, tuple(new), eqn.out, eqn.params, eqn.loc)
 
 
+# The rewrite rules of `simplify`, registered per primitive (as tinygrad's PatternMatcher and
+# JAX's per-primitive rule tables). A rule gets the equation (inputs already substituted), the
+# Rewriter and `fast_math`; it returns None when it does not apply, an Eqn with the same output
+# to keep instead, or an Atom to replace the output with (emitting what computes it first).
+# The rules of a primitive run in the order they were registered; the first that applies wins.
+
+Rule = Callable[[Eqn, "Rewriter", bool], "Atom | Eqn | None"]
+
+#: primitive → its simplify rules, in order.
+RULES: dict[P.Primitive, list[Rule]] = {}
+
+
+def rule(*prims: P.Primitive) -> Callable[[Rule], Rule]:
+    """Register the decorated function as a simplify rule of each of `prims`."""
+    for p in prims:
+        if not isinstance(p, P.Primitive) or P.REGISTRY.get(p.name) is not p:
+            raise TypeError(f"a simplify rule for {p!r}, which is not a registered primitive")
+
+    def register(fn: Rule) -> Rule:
+        for p in prims:
+            RULES.setdefault(p, []).append(fn)
+        return fn
+    return register
+
+
+@rule(P.reshape, P.transpose, P.slice_)
+def _view_of_literal(eqn, rw, fast_math):
+    # A view of a literal (rank 0, as every literal is) is that literal filled to the view's
+    # shape: the canonical form of a filled array that every later stage knows. Literals
+    # appear here from this pass's own rewrites, after constant folding.
+    if isinstance(eqn.inputs[0], Literal):
+        return _fill(rw, eqn.out.type, eqn.inputs[0].value, eqn)
+    return None
+
+
+@rule(*P.of_category(P.ELEMENTWISE))
+def _elementwise_below_reshape(eqn, rw, fast_math):
+    # Elementwise work commutes with reshape: op(reshape(a), reshape(b)) with a and b of one
+    # shape is reshape(op(a, b)). Doing the work in the source shape lets keepdims-style
+    # reshapes cancel and keeps domains equal for fusion.
+    ins, out_t = eqn.inputs, eqn.out.type
+    shaped = [a for a in ins if a.type.shape != ()]
+    sources = [rw.producer.get(a) for a in shaped]
+    if shaped and all(p is not None and p.prim is P.reshape for p in sources):
+        src_shape = sources[0].inputs[0].type.shape
+        if src_shape != out_t.shape and all(p.inputs[0].type.shape == src_shape
+                                            for p in sources):
+            swap = dict(zip(shaped, (p.inputs[0] for p in sources)))
+            inner = rw.emit(eqn.prim, tuple(swap.get(a, a) for a in ins), dict(eqn.params), eqn)
+            return rw.emit(P.reshape, (inner,), {"shape": out_t.shape}, eqn)
+    return None
+
+
+def _binary_operands(eqn, rw):
+    """(x, y, the constant x is, the constant y is, whether the dtype is an integer's)."""
+    x, y = eqn.inputs
+    return x, y, rw.const_value(x), rw.const_value(y), not is_float(eqn.out.type.dtype)
+
+
+@rule(P.mul)
+def _mul_identities(eqn, rw, fast_math):
+    x, y, cx, cy, _ = _binary_operands(eqn, rw)
+    out_t = eqn.out.type
+    # x * 1 and 1 * x: exact for every x.
+    if _same_bits(cy, 1) and x.type == out_t:
+        return x
+    if _same_bits(cx, 1) and y.type == out_t:
+        return y
+    # x * -1 -> -x: exact (the sign of zero and NaN payload behave the same).
+    if _same_bits(cy, -1) and x.type == out_t:
+        return rw.emit(P.neg, (x,), {}, eqn)
+    if fast_math and (_same_bits(cx, 0) or _same_bits(cy, 0)):
+        return _fill(rw, out_t, 0, eqn)
+    return None
+
+
+@rule(P.div, P.pow_)
+def _right_identity_one(eqn, rw, fast_math):
+    # x / 1 and x ** 1: exact for every x.
+    x, _, _, cy, _ = _binary_operands(eqn, rw)
+    return x if _same_bits(cy, 1) and x.type == eqn.out.type else None
+
+
+@rule(P.sub)
+def _sub_identities(eqn, rw, fast_math):
+    x, y, _, cy, integral = _binary_operands(eqn, rw)
+    out_t = eqn.out.type
+    # x - (+0) is x even for x = -0.
+    if (_same_bits(cy, 0) or (integral and cy == 0)) and x.type == out_t:
+        return x
+    if (fast_math or integral) and x is y:
+        return _fill(rw, out_t, 0, eqn)
+    return None
+
+
+@rule(P.add)
+def _add_identities(eqn, rw, fast_math):
+    # x + (-0) is x even for x = -0; x + (+0) is not (-0 + 0 = +0).
+    x, y, cx, cy, integral = _binary_operands(eqn, rw)
+    for a, c in ((x, cy), (y, cx)):
+        zero_ok = _same_bits(c, -0.0) or ((integral or fast_math) and c is not None and c == 0)
+        if zero_ok and a.type == eqn.out.type:
+            return a
+    return None
+
+
+@rule(P.max_, P.min_, P.and_, P.or_)
+def _idempotent(eqn, rw, fast_math):
+    # max(x, x), min(x, x), x & x, x | x: exact (NaN stays NaN).
+    x, y = eqn.inputs
+    return x if x is y and x.type == eqn.out.type else None
+
+
+@rule(P.neg)
+def _double_negation(eqn, rw, fast_math):
+    inner = rw.producer.get(eqn.inputs[0])
+    if inner is not None and inner.prim is P.neg:
+        return inner.inputs[0]
+    return None
+
+
+@rule(P.select)
+def _select_known(eqn, rw, fast_math):
+    p, x, y = eqn.inputs
+    if x is y and x.type == eqn.out.type:
+        return x
+    c = rw.const_value(p)
+    if c is not None:
+        pick = x if bool(c) else y
+        if pick.type == eqn.out.type:
+            return pick
+    return None
+
+
+@rule(P.transpose)
+def _transpose_of_transpose(eqn, rw, fast_math):
+    inner = rw.producer.get(eqn.inputs[0])
+    if inner is not None and inner.prim is P.transpose:
+        composed = tuple(inner.params["perm"][p] for p in eqn.params["perm"])
+        if composed == tuple(range(len(composed))):
+            return inner.inputs[0]
+        return rw.emit(P.transpose, inner.inputs, {"perm": composed}, eqn)
+    return None
+
+
+@rule(P.reshape)
+def _reshape_of_reshape(eqn, rw, fast_math):
+    out_t = eqn.out.type
+    if eqn.inputs[0].type == out_t:
+        return eqn.inputs[0]
+    inner = rw.producer.get(eqn.inputs[0])
+    if inner is not None and inner.prim is P.reshape:
+        if inner.inputs[0].type == out_t:
+            return inner.inputs[0]
+        return rw.emit(P.reshape, inner.inputs, dict(eqn.params), eqn)
+    return None
+
+
+@rule(P.broadcast_in_dim)
+def _broadcast_of_broadcast(eqn, rw, fast_math):
+    if eqn.inputs[0].type == eqn.out.type:
+        return eqn.inputs[0]
+    inner = rw.producer.get(eqn.inputs[0])
+    if inner is not None and inner.prim is P.broadcast_in_dim:
+        return rw.emit(P.broadcast_in_dim, inner.inputs,
+                       _compose_broadcast(inner, **eqn.params), eqn)
+    return None
+
+
+@rule(P.cast)
+def _cast_to_itself(eqn, rw, fast_math):
+    return eqn.inputs[0] if eqn.inputs[0].type == eqn.out.type else None
+
+
+@rule(P.reduce_sum, P.reduce_max, P.reduce_min)
+def _reduce_of_broadcast(eqn, rw, fast_math):
+    # A reduction over axes along which the operand is only a broadcast.
+    out_t = eqn.out.type
+    inner = rw.producer.get(eqn.inputs[0])
+    axes = eqn.params["axes"]
+    if inner is None or inner.prim is not P.broadcast_in_dim:
+        return None
+    dims = inner.params["dims"]
+    src = inner.inputs[0]
+    if any(a in dims for a in axes):
+        return None
+    kept = [d for d in range(len(inner.params["shape"])) if d not in axes]
+    # The result equals the source broadcast to the kept axes.
+    sub_dims = tuple(kept.index(d) for d in dims)
+    value = src if src.type.shape == out_t.shape and sub_dims == tuple(
+        range(len(sub_dims))) else rw.emit(P.broadcast_in_dim, (src,),
+                                           {"shape": out_t.shape, "dims": sub_dims}, eqn)
+    if eqn.prim is not P.reduce_sum:
+        return value
+    count = math.prod(inner.params["shape"][a] for a in axes)
+    if count == 0:
+        # A sum over an empty axis is +0 for every source value (0 * x is not: NaN for
+        # x = ±inf or NaN, -0 for negative x).
+        return _fill(rw, out_t, 0, eqn)
+    return rw.emit(P.mul, (value, Literal(np.asarray(count, out_t.np_dtype)[()])), {}, eqn)
+
+
+def rewrite(eqn: Eqn, rw: "Rewriter", fast_math: bool = False):
+    """The first of `eqn`'s primitive's rules that applies to it, or None."""
+    for r in RULES.get(eqn.prim, ()):
+        result = r(eqn, rw, fast_math)
+        if result is not None:
+            return result
+    return None
+
+
 def simplify(fn: Function, fast_math: bool = False) -> Function:
     """Algebraic simplification (see the module docstring for what is allowed)."""
 
-    def rule(eqn: Eqn, rw: Rewriter):
+    def step(eqn: Eqn, rw: Rewriter):
         folded = _literal_operands(eqn, rw)
-        result = rewrite(folded, rw)
+        result = rewrite(folded, rw, fast_math)
         if result is None and folded is not eqn:
             return folded
         return result
 
-    def rewrite(eqn: Eqn, rw: Rewriter):
-        name, ins, out_t = eqn.prim.name, eqn.inputs, eqn.out.type
-
-        if name in ("reshape", "transpose", "slice") and isinstance(ins[0], Literal):
-            # A view of a literal (rank 0, as every literal is) is that literal filled to the
-            # view's shape: the canonical form of a filled array that every later stage knows.
-            # Literals appear here from this pass's own rewrites, after constant folding.
-            return _fill(rw, out_t, ins[0].value, eqn)
-
-        if eqn.prim.kind == "elementwise" and ins:
-            # Elementwise work commutes with reshape: op(reshape(a), reshape(b)) with a and b
-            # of one shape is reshape(op(a, b)). Doing the work in the source shape lets
-            # keepdims-style reshapes cancel and keeps domains equal for fusion.
-            shaped = [a for a in ins if a.type.shape != ()]
-            sources = [rw.producer.get(a) for a in shaped]
-            if shaped and all(p is not None and p.prim is P.reshape for p in sources):
-                src_shape = sources[0].inputs[0].type.shape
-                if src_shape != out_t.shape and all(p.inputs[0].type.shape == src_shape
-                                                    for p in sources):
-                    swap = dict(zip(shaped, (p.inputs[0] for p in sources)))
-                    inner = rw.emit(eqn.prim, tuple(swap.get(a, a) for a in ins),
-                                    dict(eqn.params), eqn)
-                    return rw.emit(P.reshape, (inner,), {"shape": out_t.shape}, eqn)
-
-
-        if name in ("mul", "div", "add", "sub", "pow", "max", "min", "and", "or") and len(ins) == 2:
-            x, y = ins
-            cx, cy = rw.const_value(x), rw.const_value(y)
-            integral = not is_float(out_t.dtype)
-            # x * 1, 1 * x, x / 1, x ** 1: exact for every x.
-            if name == "mul" and _same_bits(cy, 1) and x.type == out_t:
-                return x
-            if name == "mul" and _same_bits(cx, 1) and y.type == out_t:
-                return y
-            if name in ("div", "pow") and _same_bits(cy, 1) and x.type == out_t:
-                return x
-            # x - (+0) and x + (-0) are x even for x = -0; x + (+0) is not (-0 + 0 = +0).
-            if name == "sub" and (_same_bits(cy, 0) or (integral and cy == 0)) and x.type == out_t:
-                return x
-            if name == "add":
-                for a, c in ((x, cy), (y, cx)):
-                    zero_ok = _same_bits(c, -0.0) or ((integral or fast_math) and c is not None
-                                                      and c == 0)
-                    if zero_ok and a.type == out_t:
-                        return a
-            # max(x, x), min(x, x), x & x, x | x: exact (NaN stays NaN).
-            if name in ("max", "min", "and", "or") and x is y:
-                return x
-            # x * -1 -> -x: exact (the sign of zero and NaN payload behave the same).
-            if name == "mul" and _same_bits(cy, -1) and x.type == out_t:
-                return rw.emit(P.neg, (x,), {}, eqn)
-            if fast_math and ((name == "mul" and (_same_bits(cx, 0) or _same_bits(cy, 0)))
-                              or (name == "sub" and x is y)):
-                return _fill(rw, out_t, 0, eqn)
-            if integral and name == "sub" and x is y:
-                return _fill(rw, out_t, 0, eqn)
-            return None
-
-        if name == "neg":
-            inner = rw.producer.get(ins[0])
-            if inner is not None and inner.prim is P.neg:
-                return inner.inputs[0]
-            return None
-
-        if name == "select":
-            p, x, y = ins
-            if x is y and x.type == out_t:
-                return x
-            c = rw.const_value(p)
-            if c is not None:
-                pick = x if bool(c) else y
-                if pick.type == out_t:
-                    return pick
-            return None
-
-        if name == "transpose":
-            perm = eqn.params["perm"]
-            inner = rw.producer.get(ins[0])
-            if inner is not None and inner.prim is P.transpose:
-                composed = tuple(inner.params["perm"][p] for p in perm)
-                if composed == tuple(range(len(composed))):
-                    return inner.inputs[0]
-                return rw.emit(P.transpose, inner.inputs, {"perm": composed}, eqn)
-            return None
-
-        if name == "reshape":
-            if ins[0].type == out_t:
-                return ins[0]
-            inner = rw.producer.get(ins[0])
-            if inner is not None and inner.prim is P.reshape:
-                if inner.inputs[0].type == out_t:
-                    return inner.inputs[0]
-                return rw.emit(P.reshape, inner.inputs, dict(eqn.params), eqn)
-            return None
-
-        if name == "broadcast_in_dim":
-            if ins[0].type == out_t:
-                return ins[0]
-            inner = rw.producer.get(ins[0])
-            if inner is not None and inner.prim is P.broadcast_in_dim:
-                return rw.emit(P.broadcast_in_dim, inner.inputs,
-                               _compose_broadcast(inner, **eqn.params), eqn)
-            return None
-
-        if name == "cast" and ins[0].type == out_t:
-            return ins[0]
-
-        if name in ("reduce_sum", "reduce_max", "reduce_min"):
-            # A reduction over axes along which the operand is only a broadcast.
-            inner = rw.producer.get(ins[0])
-            axes = eqn.params["axes"]
-            if inner is None or inner.prim is not P.broadcast_in_dim:
-                return None
-            dims = inner.params["dims"]
-            src = inner.inputs[0]
-            if any(a in dims for a in axes):
-                return None
-            kept = [d for d in range(len(inner.params["shape"])) if d not in axes]
-            # The result equals the source broadcast to the kept axes.
-            sub_dims = tuple(kept.index(d) for d in dims)
-            value = src if src.type.shape == out_t.shape and sub_dims == tuple(
-                range(len(sub_dims))) else rw.emit(P.broadcast_in_dim, (src,),
-                                                   {"shape": out_t.shape, "dims": sub_dims}, eqn)
-            if name != "reduce_sum":
-                return value
-            count = math.prod(inner.params["shape"][a] for a in axes)
-            if count == 0:
-                # A sum over an empty axis is +0 for every source value (0 * x is not:
-                # NaN for x = ±inf or NaN, -0 for negative x).
-                return _fill(rw, out_t, 0, eqn)
-            return rw.emit(P.mul, (value, Literal(np.asarray(count, out_t.np_dtype)[()])), {},
-                           eqn)
-        return None
-
-    return Rewriter(fn).run(rule)
+    return Rewriter(fn).run(step)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,19 +26,51 @@ from .ir import Type, is_float, is_int
 REGISTRY: dict[str, "Primitive"] = {}
 
 
+class Category:
+    """What a primitive is to the stages after tracing (fusion, simplification, lowering).
+
+    The categories are the module constants below, compared by identity
+    (`prim.category is ELEMENTWISE`): a misspelt category is a NameError, not a silent
+    mismatch."""
+
+    def __init__(self, name: str, doc: str):
+        self.name = name
+        self.__doc__ = doc
+
+    def __repr__(self) -> str:
+        return f"<category {self.name}>"
+
+
+ELEMENTWISE = Category("elementwise", "out[i] from the operands at i (rank-0 operands "
+                       "broadcast); every backend lowers it as one scalar expression")
+REDUCTION = Category("reduction", "combines its operand over some axes")
+VIEW = Category("view", "an index map of its one operand (broadcast_in_dim, transpose, slice, "
+                "reshape): fusion turns it into the loads that read it, never a copy")
+STRUCTURAL = Category("structural", "moves elements without arithmetic (pad, concatenate)")
+INDEXING = Category("indexing", "integer-array indexing (gather, scatter_add)")
+SOURCE = Category("source", "no array operands: iota, constant")
+CONTRACTION = Category("contraction", "a tensor contraction (dot)")
+
+
 class Primitive:
-    """A named operation of the IR. See the module docstring for the three rules."""
+    """A named operation of the IR. See the module docstring for the three rules.
+
+    `category` says how the later stages treat it; `own_kernel` that fusion gives every
+    equation of it a kernel of its own, lowered by the backend's table of such kernels."""
 
     def __init__(self, name: str, type_rule: Callable[..., Type], impl: Callable[..., Any],
-                 vjp: Callable[..., Iterable[Any]] | None = None, *, kind: str = "other",
-                 flops: int = 0):
+                 vjp: Callable[..., Iterable[Any]] | None = None, *, category: Category,
+                 flops: int = 0, own_kernel: bool = False, commutative: bool = False):
         self.name = name
         self.type_rule = type_rule
         self.impl = impl
         self.vjp = vjp
-        self.kind = kind      # 'elementwise', 'reduction', 'structural', 'dot', 'source', ...
+        self.category = category
+        self.own_kernel = own_kernel
+        self.commutative = commutative   # f(x, y) == f(y, x) bit for bit, for every x and y
         self.flops = flops    # floating point operations per output element (elementwise)
-        assert name not in REGISTRY, name
+        if name in REGISTRY:
+            raise ValueError(f"a primitive named {name} exists already")
         REGISTRY[name] = self
 
     def format_params(self, params) -> list[tuple[str, Any]]:
@@ -47,6 +79,11 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def of_category(category: Category) -> list[Primitive]:
+    """The registered primitives of `category`, in order of definition."""
+    return [p for p in REGISTRY.values() if p.category is category]
 
 
 def _ops():
@@ -140,7 +177,7 @@ def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
         _check_dtype(name, x.dtype, allowed)
         return Type(x.shape, out_dtype or x.dtype)
 
-    return Primitive(name, rule, impl, vjp, kind="elementwise", flops=flops)
+    return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops)
 
 
 def _vjp_sqrt(g, x, out):
@@ -194,7 +231,7 @@ def _cast_vjp(g, x, out, dtype):
     return [None]
 
 
-cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, kind="elementwise")
+cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,13 +239,14 @@ cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, kind="elementwise")
 
 
 def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
-           out_dtype: str | None = None) -> Primitive:
+           out_dtype: str | None = None, commutative: bool = False) -> Primitive:
     def rule(x: Type, y: Type) -> Type:
         dtype = _same_dtype(name, (x, y))
         _check_dtype(name, dtype, allowed)
         return Type(_elementwise_shape(name, (x, y)), out_dtype or dtype)
 
-    return Primitive(name, rule, impl, vjp, kind="elementwise", flops=flops)
+    return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops,
+                     commutative=commutative)
 
 
 def _types(*xs):
@@ -269,22 +307,28 @@ def _vjp_mod(g, x, y, out):
     return [_sum_to(g, tx), _sum_to(ops.neg(_times(g, ops.floor(ops.div(x, y)))), ty)]
 
 
-add = binary("add", np.add, _vjp_add)
+add = binary("add", np.add, _vjp_add, commutative=True)
 sub = binary("sub", np.subtract, _vjp_sub)
-mul = binary("mul", np.multiply, _vjp_mul)
+mul = binary("mul", np.multiply, _vjp_mul, commutative=True)
 div = binary("div", np.true_divide, _vjp_div, allowed="float")
 floordiv = binary("floordiv", np.floor_divide, lambda g, x, y, out: [None, None])
 mod = binary("mod", np.remainder, _vjp_mod)
 pow_ = binary("pow", np.power, _vjp_pow, flops=20)
+# max and min are not commutative: on equal operands of different sign (±0.0) the result
+# depends on the order (np.maximum(0.0, -0.0) is -0.0, np.maximum(-0.0, 0.0) is 0.0).
 max_ = binary("max", np.maximum, _chooser_vjp)
 min_ = binary("min", np.minimum, _chooser_vjp)
-and_ = binary("and", np.bitwise_and, lambda g, x, y, out: [None, None], allowed="logic")
-or_ = binary("or", np.bitwise_or, lambda g, x, y, out: [None, None], allowed="logic")
-xor = binary("xor", np.bitwise_xor, lambda g, x, y, out: [None, None], allowed="logic")
+and_ = binary("and", np.bitwise_and, lambda g, x, y, out: [None, None], allowed="logic",
+              commutative=True)
+or_ = binary("or", np.bitwise_or, lambda g, x, y, out: [None, None], allowed="logic",
+             commutative=True)
+xor = binary("xor", np.bitwise_xor, lambda g, x, y, out: [None, None], allowed="logic",
+             commutative=True)
 
 _no_grad2 = lambda g, x, y, out: [None, None]  # noqa: E731
-eq = binary("eq", np.equal, _no_grad2, allowed="any", out_dtype="bool")
-ne = binary("ne", np.not_equal, _no_grad2, allowed="any", out_dtype="bool")
+eq = binary("eq", np.equal, _no_grad2, allowed="any", out_dtype="bool", commutative=True)
+ne = binary("ne", np.not_equal, _no_grad2, allowed="any", out_dtype="bool",
+            commutative=True)
 lt = binary("lt", np.less, _no_grad2, allowed="any", out_dtype="bool")
 le = binary("le", np.less_equal, _no_grad2, allowed="any", out_dtype="bool")
 gt = binary("gt", np.greater, _no_grad2, allowed="any", out_dtype="bool")
@@ -305,7 +349,7 @@ def _select_vjp(g, pred, x, y, out):
 
 
 select = Primitive("select", _select_rule, lambda p, x, y: np.where(p, x, y), _select_vjp,
-                   kind="elementwise")
+                   category=ELEMENTWISE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +369,7 @@ def _iota_impl(shape, dimension, dtype):
 
 
 #: iota(shape, dimension, dtype)[i0, ..., in] = i_dimension
-iota = Primitive("iota", _iota_rule, _iota_impl, None, kind="source")
+iota = Primitive("iota", _iota_rule, _iota_impl, None, category=SOURCE)
 
 
 class _Constant(Primitive):
@@ -339,7 +383,7 @@ def _constant_rule(value):
 
 
 #: constant(value=ndarray): an array known at trace time (a captured NumPy array).
-constant = _Constant("constant", _constant_rule, lambda value: value, None, kind="source")
+constant = _Constant("constant", _constant_rule, lambda value: value, None, category=SOURCE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +420,7 @@ def _bid_vjp(g, x, out, shape, dims):
 
 #: broadcast_in_dim(x, shape, dims): operand axis i becomes output axis dims[i].
 broadcast_in_dim = Primitive("broadcast_in_dim", _bid_rule, _bid_impl, _bid_vjp,
-                             kind="structural")
+                             category=VIEW)
 
 
 def _reshape_rule(x: Type, shape) -> Type:
@@ -388,7 +432,7 @@ def _reshape_rule(x: Type, shape) -> Type:
 
 reshape = Primitive("reshape", _reshape_rule, lambda x, shape: np.reshape(x, shape),
                     lambda g, x, out, shape: [_ops().reshape(g, _ops().type_of(x).shape)],
-                    kind="structural")
+                    category=VIEW)
 
 
 def _transpose_rule(x: Type, perm) -> Type:
@@ -402,7 +446,7 @@ def _transpose_vjp(g, x, out, perm):
 
 
 transpose = Primitive("transpose", _transpose_rule, lambda x, perm: np.transpose(x, perm),
-                      _transpose_vjp, kind="structural")
+                      _transpose_vjp, category=VIEW)
 
 
 def _strided_positions_ok(in_shape, starts, steps, out_shape) -> bool:
@@ -441,7 +485,7 @@ def _slice_vjp(g, x, out, starts, steps, shape):
 
 
 #: slice(x, starts, steps, shape)[i] = x[starts + i * steps]; steps may be negative.
-slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, kind="structural")
+slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, category=VIEW)
 
 
 def _pad_rule(x: Type, value: Type, starts, steps, shape) -> Type:
@@ -473,7 +517,8 @@ def _pad_vjp(g, x, value, out, starts, steps, shape):
 
 #: pad(x, value, starts, steps, shape): an array of `shape` filled with `value`, except that
 #: out[starts + i * steps] = x[i]. The transpose of slice.
-pad = Primitive("pad", _pad_rule, _pad_impl, _pad_vjp, kind="structural")
+pad = Primitive("pad", _pad_rule, _pad_impl, _pad_vjp, category=STRUCTURAL,
+                own_kernel=True)
 
 
 def _concat_rule(*xs: Type, axis) -> Type:
@@ -502,7 +547,7 @@ def _concat_vjp(g, *xs, out, axis):
 
 concatenate = Primitive("concatenate", _concat_rule,
                         lambda *xs, axis: np.concatenate(xs, axis=axis), _concat_vjp,
-                        kind="structural")
+                        category=STRUCTURAL, own_kernel=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,7 +589,8 @@ def _gather_vjp(g, x, *idx, out):
 #: gather(x, i0, ..., ik)[s, rest] = x[i0[s], ..., ik[s], rest]: NumPy's x[i0, ..., ik] with
 #: index arrays of one shape over the leading axes. Negative indices count from the end;
 #: out-of-bounds indices are an error.
-gather = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, kind="gather")
+gather = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, category=INDEXING,
+                   own_kernel=True)
 
 
 def _scatter_rule(x: Type, *rest: Type) -> Type:
@@ -572,7 +618,7 @@ def _scatter_vjp(g, x, *rest, out):
 #: scatter_add(x, i0, ..., ik, updates): a copy of x with out[i0[s], ..., ik[s]] += updates[s]
 #: (repeated indices accumulate). The transpose of gather.
 scatter_add = Primitive("scatter_add", _scatter_rule, _scatter_impl, _scatter_vjp,
-                        kind="gather")
+                        category=INDEXING, own_kernel=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,13 +695,13 @@ def _reduce_impl(fn):
 
 
 reduce_sum = Primitive("reduce_sum", _reduce_rule("reduce_sum", "num"), _reduce_impl(np.sum),
-                       _reduce_sum_vjp, kind="reduction", flops=1)
+                       _reduce_sum_vjp, category=REDUCTION, flops=1)
 reduce_max = Primitive("reduce_max", _reduce_rule("reduce_max", "any"), _reduce_impl(np.max),
-                       _reduce_chooser_vjp, kind="reduction", flops=1)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1)
 reduce_min = Primitive("reduce_min", _reduce_rule("reduce_min", "any"), _reduce_impl(np.min),
-                       _reduce_chooser_vjp, kind="reduction", flops=1)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1)
 reduce_prod = Primitive("reduce_prod", _reduce_rule("reduce_prod", "num"),
-                        _reduce_impl(np.prod), _reduce_prod_vjp, kind="reduction", flops=1)
+                        _reduce_impl(np.prod), _reduce_prod_vjp, category=REDUCTION, flops=1)
 
 
 def _arg_rule(name):
@@ -668,10 +714,12 @@ def _arg_rule(name):
 
 argmax = Primitive("argmax", _arg_rule("argmax"),
                    lambda x, axis: np.asarray(np.argmax(x, axis=axis)).astype(np.int64),
-                   lambda g, x, out, axis: [None], kind="reduction")
+                   lambda g, x, out, axis: [None], category=REDUCTION,
+                   own_kernel=True)
 argmin = Primitive("argmin", _arg_rule("argmin"),
                    lambda x, axis: np.asarray(np.argmin(x, axis=axis)).astype(np.int64),
-                   lambda g, x, out, axis: [None], kind="reduction")
+                   lambda g, x, out, axis: [None], category=REDUCTION,
+                   own_kernel=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -751,4 +799,4 @@ class _Dot(Primitive):
 
 #: dot(lhs, rhs, contract=((lhs axes), (rhs axes)), batch=((lhs axes), (rhs axes))):
 #: a general tensor contraction; output axes are batch, then lhs free, then rhs free.
-dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, kind="dot")
+dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from . import primitives as P
 from .ir import Var, format_eqn
 from .kernels import Kernel, Program, program_names
 
@@ -28,7 +29,7 @@ def _edge_reason(producer: Kernel, consumer: Kernel, v: Var, program: Program) -
     """Why the value `v` written by `producer` is read back from memory by `consumer`."""
     loads = [ld for ld in consumer.loads if ld.src is v]
     readers = [k.name for k in program.kernels if any(ld.src is v for ld in k.loads)]
-    reduced = any(e.out is v and e.prim.kind == "reduction" for e in producer.body)
+    reduced = any(e.out is v and e.prim.category is P.REDUCTION for e in producer.body)
     if not program.fused:
         return "fuse=False: one kernel per primitive"
     if producer.kind == "copy":

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import tracejit as tj
 from npcheck import numpy_result
 from tracejit.ir import Literal, Var
-from tracejit.kernels import VIEW_PRIMS, IndexMap
+from tracejit import primitives as P
+from tracejit.kernels import IndexMap
 
 RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
 
@@ -77,7 +78,7 @@ def is_source(eqn):
 
 def is_scalar_work(eqn):
     """Elementwise work on rank-0 values, which the planner may recompute where it is used."""
-    return eqn.prim.kind == "elementwise" and eqn.out.type.shape == ()
+    return eqn.prim.category is P.ELEMENTWISE and eqn.out.type.shape == ()
 
 
 def check_invariants(prog):
@@ -104,7 +105,7 @@ def check_invariants(prog):
     for e in fn.eqns:
         if e.prim.name == "constant":
             assert computed[e.out] == 0
-        elif e.prim.name in VIEW_PRIMS and not is_source(e):
+        elif e.prim.category is P.VIEW and not is_source(e):
             assert computed[e.out] <= 1
         elif is_scalar_work(e):
             assert computed[e.out] >= 1
@@ -243,7 +244,7 @@ def test_mlp_training_step_is_five_dot_kernels():
         assert sum(e.prim.name == "dot" for e in k.body) == 1
     # Every equation of the optimised function (elementwise ones included) is in a dot kernel.
     assert {e for k in prog.kernels for e in k.eqns} == {
-        e for e in fn.eqns if e.prim.name != "constant" and e.prim.name not in VIEW_PRIMS}
+        e for e in fn.eqns if e.prim.name != "constant" and e.prim.category is not P.VIEW}
     check_numbers(mlp_step, *args, want=mlp_step_numpy(*args))
 
 
@@ -630,9 +631,9 @@ def test_unfused_is_one_kernel_per_primitive(name, f, args):
     for k in prog.kernels:
         assert len(k.eqns) == 1
         (e,) = k.eqns
-        expected = ("loop" if is_source(e) or e.prim.kind == "elementwise"
-                    or e.prim.name.startswith("reduce_") else
-                    "copy" if e.prim.name in VIEW_PRIMS else
+        expected = ("loop" if is_source(e) or e.prim.category is P.ELEMENTWISE
+                    or (e.prim.category is P.REDUCTION and not e.prim.own_kernel) else
+                    "copy" if e.prim.category is P.VIEW else
                     e.prim.name)
         assert k.kind == expected
         # Every operand comes from a buffer: each load is the whole buffer, contiguous.

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
+from tracejit import primitives as P
 from tracejit.pytree import flatten, unflatten
 
 STEPS = 5
@@ -384,7 +385,7 @@ def update_eqns(kernel):
     """The floating-point elementwise equations of the optimiser update in this kernel (not the
     int32 step counter)."""
     return [e for e in kernel.eqns if e.loc is not None and e.loc.function == "apply_update"
-            and e.prim.kind == "elementwise" and e.out.type.dtype in ("f32", "f64")]
+            and e.prim.category is P.ELEMENTWISE and e.out.type.dtype in ("f32", "f64")]
 
 
 def describe(program):
@@ -417,7 +418,7 @@ def test_adam_step_kernels_at_most_sgd_plus_one_per_leaf(model):
 
 def fn_update_eqns(program):
     return [e for e in program.fn.eqns if e.loc is not None and e.loc.function == "apply_update"
-            and e.prim.kind == "elementwise" and e.out.type.dtype in ("f32", "f64")]
+            and e.prim.category is P.ELEMENTWISE and e.out.type.dtype in ("f32", "f64")]
 
 
 @pytest.mark.parametrize("model", list(MODELS))

@@ -529,7 +529,7 @@ def test_elementwise_work_moves_above_reshapes():
     fn = build(body, ((3, 4), "f64"), ((3, 4), "f64"))
     out = simplified(fn)
     assert count(out, "reshape") == 1
-    assert all(e.out.type.shape == (3, 4) for e in out.eqns if e.prim.kind == "elementwise")
+    assert all(e.out.type.shape == (3, 4) for e in out.eqns if e.prim.category is P.ELEMENTWISE)
     assert producer(out, out.results[0]).prim is P.reshape
 
 

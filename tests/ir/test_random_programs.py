@@ -45,10 +45,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracejit as tj
+from tracejit import primitives as P
 from tracejit.fusion import plan
 from tracejit.ir import Literal
 from tracejit.kernel_interpreter import run_program
-from tracejit.kernels import VIEW_PRIMS, Program
+from tracejit.kernels import Program
 from tracejit.passes import PIPELINE, optimize, pipeline
 
 from npcheck import cuda_backend, host
@@ -569,7 +570,7 @@ def check_program(program: Program):
         if k.kind in ("loop", "dot"):
             check_loop_body(k, where)
         elif k.kind == "copy":
-            assert len(k.body) <= 1 and all(e.prim.name in VIEW_PRIMS for e in k.body), where
+            assert len(k.body) <= 1 and all(e.prim.category is P.VIEW for e in k.body), where
             assert len(k.outputs) == 1, where
         else:
             assert [e.prim.name for e in k.body] == [k.kind], where
@@ -596,7 +597,7 @@ def check_loop_body(k, where):
         elif phase == "dot":
             assert e.prim.name == "dot", where
         elif phase == "prologue":
-            assert e.prim.kind == "elementwise" or e.prim.kind == "source" or (
+            assert e.prim.category is P.ELEMENTWISE or e.prim.category is P.SOURCE or (
                 e.prim.name == "broadcast_in_dim" and isinstance(e.inputs[0], Literal)), where
             assert len(shapes - {()}) <= 1, f"{where}: prologue {e.prim.name} shapes {shapes}"
         elif shapes == {()}:
