@@ -51,22 +51,20 @@ contiguous in the product and one operand).
 
 from __future__ import annotations
 
-import functools
 import math
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 
 import llvmlite.ir as ir
-import numpy as np
 
-from tracejit.ir import DTYPES, Eqn, Literal, Type, Var, is_float
-from tracejit.kernels import (IndexMap, Kernel, Load, Program, copy_as_loop, program_names,
-                              value_scopes)
-from tracejit.primitives import REGISTRY
+from tracejit import primitives as P
+from tracejit.ir import Eqn, Var, is_float
+from tracejit.kernels import IndexMap, Kernel, Load, Program, copy_as_loop, program_names, \
+    value_scopes
 
 from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
-from .status import INDEX_ERROR, STATUS_WORDS, checks_of, sites
+from .lowering import DotPlan, Matrix, Reduction, affine_terms, own_primitive, reductions_of
+from .status import INDEX_ERROR, STATUS_WORDS, checks_of, may_fail, sites
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -106,7 +104,7 @@ def constant(dtype: str, value) -> ir.Constant:
 
 
 # ---------------------------------------------------------------------------------------------
-# the scalar lowering table: primitive name → builder function
+# the scalar lowering tables: primitive → emitter
 
 
 def _fcmp(b, op, x, y, name=""):
@@ -243,9 +241,6 @@ def _max_min(b, x, y, dt, is_max):
     return b.select(b.icmp_signed(">=" if is_max else "<=", x, y), x, y)
 
 
-_CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-
-
 def _compare(b, op, x, y, dt):
     if is_float(dt):
         return _fcmp(b, op, x, y)
@@ -280,73 +275,105 @@ def _cast(b: ir.IRBuilder, x, src: str, dst: str):
     return b.trunc(x, REG[dst])
 
 
-def _binary(b: ir.IRBuilder, name: str, x, y, dt: str):
-    f = is_float(dt)
-    if name == "add":
-        return b.fadd(x, y) if f else (b.or_(x, y) if dt == "bool" else b.add(x, y))
-    if name == "sub":
-        return b.fsub(x, y) if f else b.sub(x, y)
-    if name == "mul":
-        return b.fmul(x, y) if f else (b.and_(x, y) if dt == "bool" else b.mul(x, y))
-    if name == "div":
-        return b.fdiv(x, y)
-    if name == "floordiv":
-        return _floor_div_mod(b, x, y, dt)[0]
-    if name == "mod":
-        return _floor_div_mod(b, x, y, dt)[1]
-    if name == "pow":
-        return llvm_math.call(b, "pow", [x, y]) if f else _int_pow(b, x, y, dt)
-    if name in ("max", "min"):
-        return _max_min(b, x, y, dt, name == "max")
-    if name == "and":
-        return b.and_(x, y)
-    if name == "or":
-        return b.or_(x, y)
-    if name == "xor":
-        return b.xor(x, y)
-    if name in _CMP:
-        return _compare(b, _CMP[name], x, y, dt)
-    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+def _add(b, x, y, dt):
+    return b.fadd(x, y) if is_float(dt) else (b.or_(x, y) if dt == "bool" else b.add(x, y))
 
 
-def _unary(b: ir.IRBuilder, name: str, x, dt: str):
-    if name == "neg":
-        return _neg(b, x, dt)
-    if name == "abs":
-        return _abs(b, x, dt)
-    if name == "sign":
-        return _sign(b, x, dt)
-    if name in ("sqrt", "floor", "ceil"):
-        return _intrinsic(b, f"llvm.{name}", [x])
-    if name == "not":
-        return b.not_(x)
-    if name in llvm_math.SUPPORTED:
-        return llvm_math.call(b, name, [x])
-    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+def _mul(b, x, y, dt):
+    return b.fmul(x, y) if is_float(dt) else (b.and_(x, y) if dt == "bool" else b.mul(x, y))
+
+
+def _pow(b, x, y, dt):
+    return llvm_math.call(b, "pow", [x, y]) if is_float(dt) else _int_pow(b, x, y, dt)
+
+
+def _comparison(op: str):
+    return lambda b, x, y, dt: _compare(b, op, x, y, dt)
+
+
+def _math(name: str):
+    return lambda b, x, dt: llvm_math.call(b, name, [x])
+
+
+def _llvm_intrinsic(name: str):
+    return lambda b, x, dt: _intrinsic(b, f"llvm.{name}", [x])
+
+
+#: elementwise unary primitive → emit(builder, x, dtype)
+UNARY = {
+    P.neg: _neg,
+    P.abs_: _abs,
+    P.sign: _sign,
+    P.sqrt: _llvm_intrinsic("sqrt"),
+    P.floor: _llvm_intrinsic("floor"),
+    P.ceil: _llvm_intrinsic("ceil"),
+    P.not_: lambda b, x, dt: b.not_(x),
+    P.exp: _math("exp"),
+    P.expm1: _math("expm1"),
+    P.log: _math("log"),
+    P.log1p: _math("log1p"),
+    P.sin: _math("sin"),
+    P.cos: _math("cos"),
+    P.tanh: _math("tanh"),
+    P.atan: _math("atan"),
+}
+
+#: elementwise binary primitive → emit(builder, x, y, dtype of the operands)
+BINARY = {
+    P.add: _add,
+    P.sub: lambda b, x, y, dt: b.fsub(x, y) if is_float(dt) else b.sub(x, y),
+    P.mul: _mul,
+    P.div: lambda b, x, y, dt: b.fdiv(x, y),
+    P.floordiv: lambda b, x, y, dt: _floor_div_mod(b, x, y, dt)[0],
+    P.mod: lambda b, x, y, dt: _floor_div_mod(b, x, y, dt)[1],
+    P.pow_: _pow,
+    P.max_: lambda b, x, y, dt: _max_min(b, x, y, dt, True),
+    P.min_: lambda b, x, y, dt: _max_min(b, x, y, dt, False),
+    P.and_: lambda b, x, y, dt: b.and_(x, y),
+    P.or_: lambda b, x, y, dt: b.or_(x, y),
+    P.xor: lambda b, x, y, dt: b.xor(x, y),
+    P.eq: _comparison("=="),
+    P.ne: _comparison("!="),
+    P.lt: _comparison("<"),
+    P.le: _comparison("<="),
+    P.gt: _comparison(">"),
+    P.ge: _comparison(">="),
+}
+
+
+def _broadcast_scalar(b, eqn, args, index):
+    if eqn.inputs[0].type.shape != ():
+        raise NotImplementedError("the cpu backend broadcasts only scalars in a body")
+    return args[0]
+
+
+#: the other primitives a kernel body holds → emit(builder, eqn, args, index)
+OTHER = {
+    P.cast: lambda b, eqn, args, index: _cast(b, args[0], eqn.inputs[0].type.dtype,
+                                              eqn.out.type.dtype),
+    P.select: lambda b, eqn, args, index: b.select(args[0], args[1], args[2]),
+    P.broadcast_in_dim: _broadcast_scalar,
+    P.iota: lambda b, eqn, args, index: _cast(b, index[eqn.params["dimension"]], "i64",
+                                              eqn.out.type.dtype),
+}
+
+
+def binary(b: ir.IRBuilder, prim: P.Primitive, x, y, dt: str) -> ir.Value:
+    """`prim` (an elementwise binary primitive) on scalars x and y of dtype `dt`."""
+    return BINARY[prim](b, x, y, dt)
 
 
 def lower_scalar(b: ir.IRBuilder, eqn: Eqn, args: list, index: dict[int, ir.Value]) -> ir.Value:
     """The scalar value of `eqn` at one point, from its operands' scalar values. `index` maps
     the eqn's axes to their loop indices (for iota)."""
-    name = eqn.prim.name
-    in_dt = [a.type.dtype for a in eqn.inputs]
-    out_dt = eqn.out.type.dtype
-    if name == "cast":
-        return _cast(b, args[0], in_dt[0], out_dt)
-    if name == "select":
-        return b.select(args[0], args[1], args[2])
-    if name == "broadcast_in_dim":
-        if eqn.inputs[0].type.shape != ():
-            raise NotImplementedError("the cpu backend broadcasts only scalars in a body")
-        return args[0]
-    if name == "iota":
-        i = index[eqn.params["dimension"]]
-        return _cast(b, i, "i64", out_dt)
-    if len(args) == 1:
-        return _unary(b, name, args[0], in_dt[0])
-    if len(args) == 2:
-        return _binary(b, name, args[0], args[1], in_dt[0])
-    raise NotImplementedError(f"the cpu backend has no lowering for {name}")
+    prim = eqn.prim
+    if prim in UNARY:
+        return UNARY[prim](b, args[0], eqn.inputs[0].type.dtype)
+    if prim in BINARY:
+        return BINARY[prim](b, args[0], args[1], eqn.inputs[0].type.dtype)
+    if prim in OTHER:
+        return OTHER[prim](b, eqn, args, index)
+    raise NotImplementedError(f"the cpu backend has no lowering for {prim.name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,51 +423,18 @@ def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str) -> ir.Value:
 # reductions
 
 
-@dataclass(eq=False)
-class Reduction:
-    eqn: Eqn
-    acc_dtype: str          # the accumulator's dtype (f64 for float32 sums)
-
-    @property
-    def op(self) -> str:
-        return self.eqn.prim.name
-
-    def identity(self) -> ir.Constant:
-        dt = self.acc_dtype
-        if self.op == "reduce_sum":
-            return constant(dt, 0)
-        if self.op == "reduce_prod":
-            return constant(dt, 1)
-        big = self.op == "reduce_min"
-        if is_float(dt):
-            return constant(dt, math.inf if big else -math.inf)
-        if dt == "bool":
-            return constant(dt, big)
-        info = np.iinfo(DTYPES[dt])
-        return constant(dt, info.max if big else info.min)
-
-    def combine(self, b: ir.IRBuilder, acc, x) -> ir.Value:
-        dt = self.acc_dtype
-        if self.op == "reduce_sum":
-            if is_float(dt):
-                return b.fadd(acc, x, flags=("reassoc",))
-            return b.or_(acc, x) if dt == "bool" else b.add(acc, x)
-        if self.op == "reduce_prod":
-            if is_float(dt):
-                return b.fmul(acc, x, flags=("reassoc",))
-            return b.and_(acc, x) if dt == "bool" else b.mul(acc, x)
-        # max/min: NaN wins (NumPy), so test the new value, not the accumulator.
-        return _max_min(b, x, acc, dt, self.op == "reduce_max")
+def identity(r: Reduction) -> ir.Constant:
+    """The accumulator's initial value."""
+    return constant(r.acc_dtype, r.identity())
 
 
-def reductions_of(body) -> list[Reduction]:
-    out = []
-    for e in body:
-        if e.prim.kind == "reduction":
-            dt = e.out.type.dtype
-            acc = "f64" if dt == "f32" and e.prim.name == "reduce_sum" else dt
-            out.append(Reduction(e, acc))
-    return out
+def combine(b: ir.IRBuilder, r: Reduction, acc, x) -> ir.Value:
+    """acc ⊕ x in the accumulator's type. Float sums and products carry `reassoc`, so the
+    vectoriser keeps several partial results."""
+    if r.sum_like:
+        op = b.fadd if r.combine is P.add else b.fmul
+        return op(acc, x, flags=("reassoc",))
+    return binary(b, r.combine, *r.operands(acc, x), r.acc_dtype)
 
 
 def is_column_reduction(kernel: Kernel) -> bool:
@@ -531,9 +525,8 @@ class ModuleBuilder:
     def affine(b: ir.IRBuilder, imap: IndexMap, idx: list) -> ir.Value:
         """offset + Σ strides[d]·idx[d], in 64 bits."""
         acc = None
-        for n, s, i in zip(imap.shape, imap.strides, idx):
-            if s == 0 or n == 1:
-                continue
+        for d, s in affine_terms(imap):
+            i = idx[d]
             term = i if s == 1 else b.mul(i, ir.Constant(I64, s), flags=("nsw",))
             acc = term if acc is None else b.add(acc, term, flags=("nsw",))
         if acc is None:
@@ -597,25 +590,21 @@ class ModuleBuilder:
         self.current = k                   # whose scratch `buffer` finds
         fn = self.driver(kernel.name)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        if any(checks_of(e) for e in kernel.body):
-            self.may_fail.add(kernel.name)          # a value error stops the call
+        if may_fail(kernel):
+            self.may_fail.add(kernel.name)          # an error reported stops the call
         if kernel.kind == "loop":
             LoopNest(self, kernel).emit_into(b, fn.args)
         elif kernel.kind == "copy":
             LoopNest(self, copy_as_loop(kernel)).emit_into(b, fn.args)
         elif kernel.kind == "dot":
             self.dots[k].emit_into(self, b, fn.args)
-        elif kernel.kind in SPECIAL:
-            # One equation on loaded operands; the lowering gets its operands' loads, the
-            # buffers' pointers, and the status words for an index error.
+        else:
+            # A kernel of its own: one equation on loaded operands; the lowering gets its
+            # operands' loads, the buffers' pointers, and the status words for an index error.
             args, arena, _, status = fn.args
             (eqn,) = kernel.body
-            if kernel.kind in ("gather", "scatter_add"):
-                self.may_fail.add(kernel.name)          # an index out of bounds stops the call
-            SPECIAL[kernel.kind](self, b, eqn, {ld.dst: ld for ld in kernel.loads},
-                                 self.pointers(b, kernel, args, arena), status)
-        else:
-            raise NotImplementedError(f"the cpu backend cannot lower a {kernel.kind} kernel")
+            OWN_KERNELS[own_primitive(kernel)](self, b, eqn, {ld.dst: ld for ld in kernel.loads},
+                                               self.pointers(b, kernel, args, arena), status)
         b.ret_void()
         return fn
 
@@ -735,13 +724,13 @@ class LoopNest:
         axes_of = {"full": dict(enumerate(idx_full)), "kept": dict(enumerate(idx_kept)),
                    "scalar": {}}
         for e in self.k.body:
-            if self.scope[e.out] != scope or e.prim.kind == "reduction":
+            if self.scope[e.out] != scope or e.prim.category is P.REDUCTION:
                 continue
             args = [self.operand(env, a) for a in e.inputs]
             value = lower_scalar(b, e, args, axes_of[scope])
             for c in checks_of(e):
                 dt = e.inputs[c.operand].type.dtype
-                bad = _compare(b, _CMP[c.compare], args[c.operand], constant(dt, c.bound), dt)
+                bad = binary(b, c.compare, args[c.operand], constant(dt, c.bound), dt)
                 with b.if_then(bad, likely=False):
                     _report(b, b.function.args[-1], [ir.Constant(I64, w) for w in
                                                      (c.code, self.mb.sites[e.out], 0, 0)])
@@ -759,12 +748,12 @@ class LoopNest:
         x = self.operand(env, r.eqn.inputs[0])
         if r.acc_dtype != r.eqn.out.type.dtype:
             x = b.fpext(x, REG[r.acc_dtype])
-        b.store(r.combine(b, b.load(acc), x), acc)
+        b.store(combine(b, r, b.load(acc), x), acc)
 
     def fresh_accumulator(self, b: ir.IRBuilder, r: Reduction, suffix: str):
         """An accumulator for `r` in the entry block, set to the reduction's identity here."""
         acc = _alloca_entry(b, REG[r.acc_dtype], f"{self.mb.name(r.eqn.out)}.{suffix}")
-        b.store(r.identity(), acc)
+        b.store(identity(r), acc)
         return acc
 
     def store_outputs(self, b, scope, env, ptrs, index_list) -> None:
@@ -818,7 +807,7 @@ class LoopNest:
                 acc = self.fresh_accumulator(b, r, "acc")
                 with for_range(b, 0, chunks, f"{self.mb.name(r.eqn.out)}.chunk") as c:
                     at = b.gep(partial, [b.add(b.mul(c, stride), ir.Constant(I64, 8 * j))])
-                    b.store(r.combine(b, b.load(acc), b.load(b.bitcast(at, t.as_pointer()))),
+                    b.store(combine(b, r, b.load(acc), b.load(b.bitcast(at, t.as_pointer()))),
                             acc)
                 env[r.eqn.out] = self._finish(b, r, b.load(acc))
             self.emit(b, "kept", env, ptrs, {})
@@ -850,7 +839,7 @@ class LoopNest:
                   for r in self.reductions}
         with for_range(b, lo, hi, "i1") as i1:
             for r, acc in arrays.items():
-                b.store(r.identity(), b.gep(acc, [i1]))
+                b.store(identity(r), b.gep(acc, [i1]))
         with for_range(b, 0, rows, "i0") as i0:
             with for_range(b, lo, hi, "i1") as i1:
                 self.emit(b, "full", env, ptrs, {0: i0, 1: i1})
@@ -896,7 +885,7 @@ class LoopNest:
             d = axes[level]
             start, stop = (lo, hi) if (not self.kept_axes and level == 0) else \
                 (ir.Constant(I64, 0), ir.Constant(I64, self.domain[d]))
-            blocked = [r for r in self.reductions if r.op == "reduce_sum"
+            blocked = [r for r in self.reductions if r.eqn.prim is P.reduce_sum
                        and r.eqn.out.type.dtype == "f64"]
             if level == len(axes) - 1 and blocked and self.domain[d] > SUM_BLOCK:
                 # Blocked float64 sums: each block's partial sum joins the total once.
@@ -910,7 +899,7 @@ class LoopNest:
                         index[d] = i
                         reduce_loops(level + 1)
                     for r in blocked:
-                        b.store(r.combine(b, b.load(outer[r]), b.load(accs[r])), outer[r])
+                        b.store(combine(b, r, b.load(outer[r]), b.load(accs[r])), outer[r])
                         accs[r] = outer[r]
                 return
             with for_range(b, start, stop, f"i{d}") as i:
@@ -955,149 +944,9 @@ class LoopNest:
 # dots
 
 
-def _collapse(shape, strides, axes):
-    """(size, stride) of `axes` collapsed into one, or None when they are not one strided run."""
-    axes = [a for a in axes if shape[a] != 1]
-    if not axes:
-        return 1, 0
-    size = 1
-    for a, nxt in zip(axes, axes[1:]):
-        if strides[a] != strides[nxt] * shape[nxt]:
-            return None
-    for a in axes:
-        size *= shape[a]
-    return size, strides[axes[-1]]
-
-
-@dataclass
-class Matrix:
-    """A dot operand as a batch of strided matrices: rows × cols, for BLAS."""
-
-    src: Var
-    offset: int
-    batch: tuple[int, ...]              # sizes of the batch axes
-    batch_strides: tuple[int, ...]
-    rows: int
-    cols: int
-    row_stride: int
-    col_stride: int
-
-    def blas_layout(self) -> tuple[bool, int] | None:
-        """(transposed, leading dimension) for a row-major cblas call, or None."""
-        if self.col_stride == 1 or self.cols == 1:
-            ld = self.row_stride if self.rows > 1 else max(self.cols, 1)
-            if ld >= max(self.cols, 1):
-                return False, ld
-        if self.row_stride == 1 or self.rows == 1:
-            ld = self.col_stride if self.cols > 1 else max(self.rows, 1)
-            if ld >= max(self.rows, 1):
-                return True, ld
-        return None
-
-
-def _as_matrix(src: Var, imap: IndexMap, batch, rows, cols) -> Matrix | None:
-    r = _collapse(imap.shape, imap.strides, rows)
-    c = _collapse(imap.shape, imap.strides, cols)
-    if r is None or c is None:
-        return None
-    return Matrix(src, imap.offset, tuple(imap.shape[a] for a in batch),
-                  tuple(imap.strides[a] for a in batch), r[0], c[0], r[1], c[1])
-
-
-class DotLowering:
-    """A `dot` kernel: prologue loops into scratch, the product (BLAS or loops), epilogue loop.
-
-    Built before the buffer plan (`scratch()` says what scratch the kernel needs), emitted
-    after it."""
-
-    def __init__(self, kernel: Kernel, blas: bool):
-        self.k = kernel
-        self.dot = kernel.dot
-        (lc, rc), (lb, rb) = self.dot.params["contract"], self.dot.params["batch"]
-        self.blas = blas and is_float(self.dot.out.type.dtype)
-        loads = {ld.dst: ld for ld in kernel.loads}
-        self.prologues: list[Var] = []                 # operands computed in the prologue
-        self.copies: list[Load | None] = []            # operands copied to a canonical layout
-        self.mats: list[Matrix] = []
-        self.literals: dict[Var, Eqn] = {}              # scalar literal operands
-        for side, (op, batch, contract) in enumerate(((self.dot.inputs[0], lb, lc),
-                                                      (self.dot.inputs[1], rb, rc))):
-            free = tuple(i for i in range(op.type.ndim) if i not in batch and i not in contract)
-            rows, cols = (free, contract) if side == 0 else (contract, free)
-            if isinstance(op, Literal):
-                # A scalar literal operand: a one-element prologue computes it into scratch.
-                lit, op = op, Var(op.type)
-                self.literals[op] = Eqn(REGISTRY["broadcast_in_dim"], (lit,), op,
-                                        {"shape": (), "dims": ()})
-            if op in loads:
-                src, imap = loads[op].src, loads[op].imap
-            else:
-                src, imap = op, IndexMap.contiguous(op.type.shape)
-                if op not in self.prologues:          # x' @ x' computes x' once
-                    self.prologues.append(op)
-            mat = _as_matrix(src, imap, batch, rows, cols)
-            copy = None
-            if mat is None or (self.blas and mat.blas_layout() is None):
-                # Copy into the canonical [batch, rows, cols] order, contiguous.
-                view = imap.transpose(tuple(batch) + tuple(rows) + tuple(cols))
-                copy = Load(Var(Type(view.shape, op.type.dtype)), src, view)
-                nb, nr = len(batch), len(rows)
-                mat = _as_matrix(copy.dst, IndexMap.contiguous(view.shape), tuple(range(nb)),
-                                 tuple(range(nb, nb + nr)), tuple(range(nb + nr, len(view.shape))))
-            self.copies.append(copy)
-            self.mats.append(mat)
-        self.epilogue = [e for e in kernel.body
-                         if e is not self.dot and kernel.phase(e) != "prologue"]
-
-    def scratch(self) -> list[tuple[Var, int]]:
-        """(buffer, bytes) of the scratch this kernel needs while it runs."""
-        out = [(v, v.type.nbytes) for v in self.prologues]
-        out += [(c.dst, c.dst.type.nbytes) for c in self.copies if c is not None]
-        if self.dot.out not in self.k.outputs:
-            out.append((self.dot.out, self.dot.out.type.nbytes))
-        return out
-
-    def prologue_kernels(self, sep: str = ".") -> list[Kernel]:
-        """Loop kernels computing each prologue operand (into scratch)."""
-        k, dot = self.k, self.dot
-        out = []
-        for i, op in enumerate(self.prologues):
-            feeds, chain = {op}, []
-            for e in reversed(k.body[:k.body.index(dot)]):
-                if e.out in feeds:
-                    chain.append(e)
-                    feeds.update(a for a in e.inputs if isinstance(a, Var))
-            chain.reverse()
-            if op in self.literals:
-                chain = [self.literals[op]]
-            out.append(Kernel(f"{k.name}{sep}prologue{i}", "loop", op.type.shape, (),
-                              tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain),
-                              (op,), ()))
-        return out
-
-    def copy_kernels(self, names: dict, sep: str = ".") -> list[Kernel]:
-        """Loop kernels copying operands to their canonical layout (into scratch); the copies
-        are named `%kN.operandS` in `names`."""
-        out = []
-        for side, copy in enumerate(self.copies):
-            if copy is not None:
-                names.setdefault(copy.dst, f"%{self.k.name}.operand{side}")
-                out.append(Kernel(f"{self.k.name}{sep}copy{side}", "loop", copy.imap.shape, (),
-                                  (copy,), (), (copy.dst,), ()))
-        return out
-
-    def epilogue_kernel(self, sep: str = ".") -> Kernel | None:
-        """The epilogue as a loop kernel reading the product back from memory (a contiguous
-        load), or None when the product is the kernel's only output."""
-        k, dot = self.k, self.dot
-        outputs = tuple(v for v in k.outputs if v is not dot.out)
-        if not outputs:
-            return None
-        used = {a for e in self.epilogue for a in e.inputs if isinstance(a, Var)}
-        loads = tuple(ld for ld in k.loads if ld.dst in used)
-        loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
-        return Kernel(f"{k.name}{sep}epilogue", "loop", k.domain, k.reduce_axes, loads,
-                      tuple(self.epilogue), outputs, ())
+class DotLowering(DotPlan):
+    """A `dot` kernel on the CPU: its plan (`lowering.DotPlan`) emitted as prologue and copy
+    loops, the product (a BLAS call or loops) and the epilogue loop."""
 
     def emit_into(self, mb: "ModuleBuilder", b: ir.IRBuilder, driver_args) -> None:
         args, arena, nthreads, status = driver_args
@@ -1252,7 +1101,7 @@ def _scatter_add(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
             at = mb.affine(b, full, where + ss[ns:])
             u = _value(mb, b, ptrs, loads, upd, ss)
             old = mb.load(b, ptrs[out], at, dt, "old")
-            mb.store(b, _binary(b, "add", old, u, dt), ptrs[out], at, dt)
+            mb.store(b, binary(b, P.add, old, u, dt), ptrs[out], at, dt)
 
 
 def _concatenate(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
@@ -1287,7 +1136,7 @@ def _arg_reduce(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     out = e.out
     dt = x.type.dtype
     axis = e.params["axis"]
-    is_max = e.prim.name == "argmax"
+    is_max = e.prim is P.argmax
     kept = [n for d, n in enumerate(x.type.shape) if d != axis]
     best = _alloca_entry(b, REG[dt], "best")
     at = _alloca_entry(b, I64, "best.at")
@@ -1317,8 +1166,9 @@ def _arg_reduce(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
                  "i64")
 
 
-SPECIAL = {"gather": _gather, "scatter_add": _scatter_add, "concatenate": _concatenate,
-           "pad": _pad, "argmax": _arg_reduce, "argmin": _arg_reduce}
+#: primitive → the lowering of its kernel of its own: every primitive with `own_kernel`.
+OWN_KERNELS = {P.gather: _gather, P.scatter_add: _scatter_add, P.concatenate: _concatenate,
+               P.pad: _pad, P.argmax: _arg_reduce, P.argmin: _arg_reduce}
 
 
 class Lowering:
@@ -1346,17 +1196,3 @@ class Lowering:
     def module(self) -> ir.Module:
         """The LLVM module: one driver per kernel, `entry` and `entry_objects`."""
         return ModuleBuilder(self.program, self.plan, self.dots, self.name, self.table).build()
-
-
-@functools.lru_cache(maxsize=None)
-def source_hash() -> str:
-    """A hash of the code generator's and CPU runtime's source, for cache keys: object code
-    cached by one version of the lowering is never loaded by another."""
-    import hashlib
-    from pathlib import Path
-    here = Path(__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(here.glob("*.py")) + [here.parent / "runtime" / "cpu.py"]:
-        if path.exists():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]

@@ -11,19 +11,20 @@ result is never returned); after the call the runtime raises the exception NumPy
                 a code of VALUE_ERRORS: the site, the number of the equation in
                 `sites(program)` (whose source line the message names)
 
-What is checked is one table, `CHECKS`: primitive name → the checks of an equation. A check
-tests one operand elementwise against a bound with one of the IR's comparisons; each backend
-lowers it with its own scalar table, so both check exactly the same thing.
+What is checked is one table, `CHECKS`: primitive → the checks of an equation. A check tests
+one operand elementwise against a bound with one of the IR's comparison primitives; each
+backend lowers it with its own scalar table, so both check exactly the same thing. Kernels of
+the indexing primitives (gather, scatter_add) check their indices and report INDEX_ERROR.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracejit import primitives as P
 from tracejit.errors import where
 from tracejit.ir import Eqn, Literal, is_int
-from tracejit.kernels import Program
-from tracejit.primitives import REGISTRY
+from tracejit.kernels import Kernel, Program
 
 STATUS_WORDS = 4
 INDEX_ERROR = 1
@@ -37,38 +38,46 @@ VALUE_ERRORS = {
 
 @dataclass(frozen=True)
 class Check:
-    """An element is an error where `inputs[operand] compare bound` holds (`compare` names
-    a comparison primitive: lt, le, eq, ...)."""
+    """An element is an error where `inputs[operand] compare bound` holds (`compare` is a
+    comparison primitive: P.lt, P.le, P.eq, ...)."""
 
     operand: int
-    compare: str
+    compare: P.Primitive
     bound: int | float
     code: int
 
 
 def _pow_checks(eqn: Eqn) -> tuple[Check, ...]:
     # NumPy's integer power loops refuse negative exponents; float powers are IEEE's.
-    return (Check(1, "lt", 0, NEGATIVE_POWER),) if is_int(eqn.inputs[1].type.dtype) else ()
+    return (Check(1, P.lt, 0, NEGATIVE_POWER),) if is_int(eqn.inputs[1].type.dtype) else ()
 
 
-#: primitive name → rule giving the checks of an equation of it.
+#: primitive → rule giving the checks of an equation of it.
 CHECKS = {
-    "pow": _pow_checks,
+    P.pow_: _pow_checks,
 }
 
 
 def checks_of(eqn: Eqn) -> tuple[Check, ...]:
     """The checks `eqn` needs at run time (none for a literal operand that passes)."""
-    rule = CHECKS.get(eqn.prim.name)
+    rule = CHECKS.get(eqn.prim)
     if rule is None:
         return ()
     out = []
     for c in rule(eqn):
         a = eqn.inputs[c.operand]
-        if isinstance(a, Literal) and not REGISTRY[c.compare].impl(a.value, c.bound):
+        if isinstance(a, Literal) and not c.compare.impl(a.value, c.bound):
             continue
         out.append(c)
     return tuple(out)
+
+
+def may_fail(kernel: Kernel) -> bool:
+    """Whether `kernel` can report an error in the status words: it checks its indices (a
+    kernel of an indexing primitive) or values (an equation with checks)."""
+    prim = kernel.own_primitive
+    return (prim is not None and prim.category is P.INDEXING) or any(
+        checks_of(e) for e in kernel.body)
 
 
 def sites(program: Program) -> list[Eqn]:

@@ -41,7 +41,8 @@ from tracejit.kernels import Program
 
 from tracejit import settings
 from tracejit.codegen.llvm import (BLAS_SYMBOLS, MAX_THREADS, NP_ARRAY_DATA, PY_TUPLE_ITEMS,
-                                   STATUS_WORDS, Lowering, source_hash)
+                                   STATUS_WORDS, Lowering)
+from tracejit.codegen.lowering import source_hash
 from tracejit.codegen.status import sites, status_error
 from .cache import DiskCache
 
@@ -181,17 +182,24 @@ class CompileInfo:
     optimised: str | None = None      # the module after -O3
 
 
+@functools.lru_cache(maxsize=None)
+def _runtime_hash() -> str:
+    """A hash of this module's source: how it loads and calls object code."""
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 def cache_key(program: Program) -> dict[str, str]:
     """The disk cache key of `program`: its text (with a hash of its constants' bytes, which
-    the text abbreviates), the code generator's source hash, and every version and host fact
-    that changes the object code."""
+    the text abbreviates), the code generators' and this module's source hashes, and every
+    version and host fact that changes the object code."""
     digest = hashlib.sha256()
     for c in program.constants:
         value = np.ascontiguousarray(c.params["value"])
         digest.update(str(value.dtype).encode() + str(value.shape).encode() + value.tobytes())
     h = host()
     return {"ir": str(program), "constants": digest.hexdigest(), "codegen": source_hash(),
-            "tracejit": _version(), "llvmlite": llvmlite.__version__, "llvm": h["llvm"],
+            "runtime": _runtime_hash(), "tracejit": _version(), "llvmlite": llvmlite.__version__, "llvm": h["llvm"],
             "cpu": h["cpu"], "features": h["features"], "blas": h["blas"]}
 
 
