@@ -49,8 +49,8 @@ import numpy as np
 
 from tracejit import primitives as P
 from tracejit.ir import DTYPES, Eqn, Type, Var, format_eqn, is_float
-from tracejit.kernels import (IndexMap, Kernel, Program, copy_as_loop, program_names,
-                              value_scopes)
+from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Program, copy_as_loop,
+                              program_names, value_scopes)
 
 from . import lowering
 from .buffers import BufferPlan, plan_buffers
@@ -355,7 +355,7 @@ class CudaLowering:
         self.name = name
         self.names = program_names(program)
         self.dots = {k: DotPlan(kernel, blas=False) for k, kernel in
-                     enumerate(program.kernels) if kernel.kind == "dot"}
+                     enumerate(program.kernels) if kernel.kind == DOT}
         # Scratch: dot prologues, operand copies and products; partial results of split
         # reductions. Planned first (sizes only), then the kernels are written against it.
         self._partials: dict[tuple[int, str, Var], Var] = {}
@@ -384,11 +384,11 @@ class CudaLowering:
 
     def _parts(self, k: int, kernel: Kernel) -> list[tuple[Kernel, str]]:
         """[(kernel, role)]: what kernel k lowers to, in order."""
-        if kernel.kind == "loop":
+        if kernel.kind == LOOP:
             return [(kernel, "loop")]
-        if kernel.kind == "copy":
+        if kernel.kind == COPY:
             return [(copy_as_loop(kernel), "loop")]
-        if kernel.kind == "dot":
+        if kernel.kind == DOT:
             d = self.dots[k]
             parts = [(p, "loop") for p in d.prologue_kernels("_")]
             parts += [(c, "loop") for c in d.copy_kernels(self.names, "_")]
@@ -901,7 +901,7 @@ class GemmKernel:
         # product itself is stored (to the output or scratch).
         if self.fused:
             used = {a for e in d.epilogue for a in e.inputs if isinstance(a, Var)}
-            ep = Kernel(k.name, "loop", k.domain, (),
+            ep = Kernel(k.name, LOOP, k.domain, (),
                         tuple(ld for ld in k.loads if ld.dst in used), tuple(d.epilogue),
                         tuple(v for v in k.outputs if v is not dot.out), ())
             body = Body(lo, ep)

@@ -58,8 +58,8 @@ import llvmlite.ir as ir
 
 from tracejit import primitives as P
 from tracejit.ir import Eqn, Var, is_float
-from tracejit.kernels import IndexMap, Kernel, Load, Program, copy_as_loop, program_names, \
-    value_scopes
+from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Load, Program, copy_as_loop,
+                              program_names, value_scopes)
 
 from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
@@ -68,7 +68,9 @@ from .status import INDEX_ERROR, STATUS_WORDS, checks_of, may_fail, sites
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
-I8P = I8.as_pointer()
+# An opaque pointer: every load, store and getelementptr names the type it reads or steps
+# over. (Allocas stay typed, as llvmlite builds them; LLVM reads both as `ptr`.)
+PTR = ir.PointerType()
 VOID = ir.VoidType()
 
 #: Register types of the IR's dtypes (bool is i1 in registers, one byte in memory).
@@ -84,8 +86,8 @@ PY_TUPLE_ITEMS = 24           # offsetof(PyTupleObject, ob_item) on 64-bit CPyth
 NP_ARRAY_DATA = 16            # offsetof(PyArrayObject_fields, data) on 64-bit platforms
 
 # The driver function of every kernel, and the chunk function of every loop nest.
-DRIVER_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64.as_pointer()])
-CHUNK_TYPE = ir.FunctionType(VOID, [I8P.as_pointer(), I8P, I64, I64, I8P, I64.as_pointer()])
+DRIVER_TYPE = ir.FunctionType(VOID, [PTR, PTR, I64, PTR])
+CHUNK_TYPE = ir.FunctionType(VOID, [PTR, PTR, I64, I64, PTR, PTR])
 
 
 def llvm_name(text: str) -> str:
@@ -408,7 +410,12 @@ def _report(b: ir.IRBuilder, status, words) -> None:
     first = b.cmpxchg(status, ir.Constant(I64, 0), words[0], "monotonic", "monotonic")
     with b.if_then(b.extract_value(first, 1), likely=True):
         for slot, value in enumerate(words[1:], 1):
-            b.store(value, b.gep(status, [ir.Constant(I64, slot)]))
+            b.store(value, element(b, status, I64, ir.Constant(I64, slot)))
+
+
+def element(b: ir.IRBuilder, ptr, t: ir.Type, index, name: str = "") -> ir.Value:
+    """&ptr[index] for elements of type `t`."""
+    return b.gep(ptr, [index], inbounds=True, source_etype=t, name=name)
 
 
 def _alloca_entry(b: ir.IRBuilder, t: ir.Type, name: str) -> ir.Value:
@@ -485,23 +492,21 @@ class ModuleBuilder:
         return llvm_name(self.names.get(v, f"%t{v.uid}"))
 
     def buffer(self, b: ir.IRBuilder, v: Var, args, arena) -> ir.Value:
-        """A typed pointer to the first element of buffer `v`."""
+        """A pointer to the first element of buffer `v`: its slot of the argument table, or
+        its offset in the arena."""
         scratch = self.plan.scratch.get(self.current, {})
         kind, where = ("arena", scratch[v]) if v in scratch else self.plan.locations[v]
-        t = MEM[v.type.dtype].as_pointer()
+        name = f"{self.name(v)}.ptr"
         if kind == "arg":
-            raw = b.load(b.gep(args, [ir.Constant(I64, where)], inbounds=True))
-        else:
-            raw = b.gep(arena, [ir.Constant(I64, where)], inbounds=True)
-        return b.bitcast(raw, t, name=f"{self.name(v)}.ptr")
+            return b.load(element(b, args, PTR, ir.Constant(I64, where)), typ=PTR, name=name)
+        return element(b, arena, I8, ir.Constant(I64, where), name)
 
-    def scratch(self, b: ir.IRBuilder, key, arena, t: ir.Type, name: str) -> ir.Value:
-        """A `t*` to the current kernel's arena scratch `key` (see `loop_scratch`)."""
-        offset = ir.Constant(I64, self.plan.scratch[self.current][key])
-        return b.bitcast(b.gep(arena, [offset], inbounds=True), t.as_pointer(), name=name)
+    def scratch(self, b: ir.IRBuilder, key, arena, name: str) -> ir.Value:
+        """A pointer to the current kernel's arena scratch `key` (see `loop_scratch`)."""
+        return element(b, arena, I8, ir.Constant(I64, self.plan.scratch[self.current][key]), name)
 
     def pointers(self, b: ir.IRBuilder, kernel: Kernel, args, arena) -> dict[Var, ir.Value]:
-        """Typed pointers to the buffers `kernel` loads from and stores to."""
+        """Pointers to the buffers `kernel` loads from and stores to."""
         ptrs: dict[Var, ir.Value] = {}
         for v in [ld.src for ld in kernel.loads] + list(kernel.outputs):
             if v not in ptrs:
@@ -510,7 +515,8 @@ class ModuleBuilder:
 
     @staticmethod
     def load(b: ir.IRBuilder, ptr, index, dtype: str, name: str) -> ir.Value:
-        value = b.load(b.gep(ptr, [index], inbounds=True), name=name if dtype != "bool" else "")
+        value = b.load(element(b, ptr, MEM[dtype], index), typ=MEM[dtype],
+                       name=name if dtype != "bool" else "")
         if dtype == "bool":
             value = b.icmp_unsigned("!=", value, ir.Constant(I8, 0), name=name)
         return value
@@ -519,7 +525,7 @@ class ModuleBuilder:
     def store(b: ir.IRBuilder, value, ptr, index, dtype: str) -> None:
         if dtype == "bool":
             value = b.zext(value, I8)
-        b.store(value, b.gep(ptr, [index], inbounds=True))
+        b.store(value, element(b, ptr, MEM[dtype], index))
 
     @staticmethod
     def affine(b: ir.IRBuilder, imap: IndexMap, idx: list) -> ir.Value:
@@ -549,10 +555,10 @@ class ModuleBuilder:
             # status[STATUS_WORDS + k] += the cycles kernel k took (a profile for free).
             start = b.call(clock, [])
             b.call(driver, [args, arena, nthreads, status])
-            slot = b.gep(status, [ir.Constant(I64, STATUS_WORDS + k)])
-            b.store(b.add(b.load(slot), b.sub(b.call(clock, []), start)), slot)
+            slot = element(b, status, I64, ir.Constant(I64, STATUS_WORDS + k))
+            b.store(b.add(b.load(slot, typ=I64), b.sub(b.call(clock, []), start)), slot)
             if kernel.name in self.may_fail:
-                failed = b.icmp_signed("!=", b.load(status), ir.Constant(I64, 0))
+                failed = b.icmp_signed("!=", b.load(status, typ=I64), ir.Constant(I64, 0))
                 with b.if_then(failed, likely=False):
                     b.ret(ir.Constant(I32, 1))
         b.ret(ir.Constant(I32, 0))
@@ -568,16 +574,14 @@ class ModuleBuilder:
         for a, n in zip(fn.args, ("objects", "arena", "nthreads", "status")):
             a.name = n
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        tup = b.bitcast(fn.args[0], I8P)
-        items = b.bitcast(b.gep(tup, [ir.Constant(I64, PY_TUPLE_ITEMS)]), I8P.as_pointer())
-        table = b.bitcast(b.gep(fn.args[1], [ir.Constant(I64, self.table)], inbounds=True),
-                          I8P.as_pointer(), name="table")
+        items = element(b, fn.args[0], I8, ir.Constant(I64, PY_TUPLE_ITEMS), "items")
+        table = element(b, fn.args[1], I8, ir.Constant(I64, self.table), "table")
         for i in range(len(self.plan.args)):
-            obj = b.load(b.gep(items, [ir.Constant(I64, i)]))
-            data = b.load(b.bitcast(b.gep(obj, [ir.Constant(I64, NP_ARRAY_DATA)]),
-                                    I8P.as_pointer()), name=self.name(self.plan.args[i]))
-            b.store(data, b.gep(table, [ir.Constant(I64, i)]))
-        b.ret(b.call(entry, [b.bitcast(table, I8P.as_pointer())] + list(fn.args[1:])))
+            obj = b.load(element(b, items, PTR, ir.Constant(I64, i)), typ=PTR)
+            data = b.load(element(b, obj, I8, ir.Constant(I64, NP_ARRAY_DATA)), typ=PTR,
+                          name=self.name(self.plan.args[i]))
+            b.store(data, element(b, table, PTR, ir.Constant(I64, i)))
+        b.ret(b.call(entry, [table] + list(fn.args[1:])))
 
     def driver(self, name: str):
         fn = ir.Function(self.module, DRIVER_TYPE, name)
@@ -592,11 +596,11 @@ class ModuleBuilder:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         if may_fail(kernel):
             self.may_fail.add(kernel.name)          # an error reported stops the call
-        if kernel.kind == "loop":
+        if kernel.kind == LOOP:
             LoopNest(self, kernel).emit_into(b, fn.args)
-        elif kernel.kind == "copy":
+        elif kernel.kind == COPY:
             LoopNest(self, copy_as_loop(kernel)).emit_into(b, fn.args)
-        elif kernel.kind == "dot":
+        elif kernel.kind == DOT:
             self.dots[k].emit_into(self, b, fn.args)
         else:
             # A kernel of its own: one equation on loaded operands; the lowering gets its
@@ -619,24 +623,23 @@ class ModuleBuilder:
         if self._parallel_for is not None:
             return self._parallel_for
         m = self.module
-        task = ir.LiteralStructType([CHUNK_TYPE.as_pointer(), I8P.as_pointer(), I8P, I64, I64,
-                                     I8P, I64.as_pointer()])
-        worker = ir.Function(m, ir.FunctionType(I8P, [I8P]), "tj.worker")
+        # Function pointers stay typed: llvmlite calls only through those.
+        chunk_ptr = CHUNK_TYPE.as_pointer()
+        task = ir.LiteralStructType([chunk_ptr, PTR, PTR, I64, I64, PTR, PTR])
+        worker = ir.Function(m, ir.FunctionType(PTR, [PTR]), "tj.worker")
         worker.linkage = "internal"
         wb = ir.IRBuilder(worker.append_basic_block("entry"))
-        t = wb.bitcast(worker.args[0], task.as_pointer())
-        fields = [wb.load(wb.gep(t, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
-                  for i in range(7)]
+        t = worker.args[0]
+        fields = [wb.load(wb.gep(t, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=task),
+                          typ=task.elements[i]) for i in range(7)]
         wb.call(fields[0], fields[1:])
-        wb.ret(ir.Constant(I8P, None))
+        wb.ret(ir.Constant(PTR, None))
 
-        start_type = ir.FunctionType(I8P, [I8P]).as_pointer()
-        create = ir.Function(m, ir.FunctionType(I32, [I64.as_pointer(), I8P, start_type, I8P]),
+        create = ir.Function(m, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]),
                              "pthread_create")
-        join = ir.Function(m, ir.FunctionType(I32, [I64, I8P.as_pointer()]), "pthread_join")
+        join = ir.Function(m, ir.FunctionType(I32, [I64, PTR]), "pthread_join")
 
-        fn = ir.Function(m, ir.FunctionType(I64, [CHUNK_TYPE.as_pointer(), I8P.as_pointer(), I8P,
-                                                  I64, I8P, I64, I64.as_pointer(), I64]),
+        fn = ir.Function(m, ir.FunctionType(I64, [chunk_ptr, PTR, PTR, I64, PTR, I64, PTR, I64]),
                          "tj.parallel_for")
         fn.linkage = "internal"
         chunk, args, arena, n, partial, stride, status, threads = fn.args
@@ -661,11 +664,12 @@ class ModuleBuilder:
         with for_range(b, 1, tcount, "t") as tt:
             lo, hi = bounds(b, tt)
             slot = b.gep(tasks, [tt])
-            values = [chunk, args, arena, lo, hi, b.gep(partial, [b.mul(tt, stride)]), status]
+            values = [chunk, args, arena, lo, hi, element(b, partial, I8, b.mul(tt, stride)),
+                      status]
             for i, v in enumerate(values):
                 b.store(v, b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
-            rc = b.call(create, [b.gep(tids, [tt]), ir.Constant(I8P, None), worker,
-                                 b.bitcast(slot, I8P)])
+            rc = b.call(create, [b.bitcast(b.gep(tids, [tt]), PTR), ir.Constant(PTR, None), worker,
+                                 b.bitcast(slot, PTR)])
             ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
             b.store(ok, b.gep(started, [tt]))
             with b.if_then(b.not_(ok)):
@@ -674,7 +678,7 @@ class ModuleBuilder:
         b.call(chunk, [args, arena, lo, hi, partial, status])
         with for_range(b, 1, tcount, "j") as tt:
             with b.if_then(b.load(b.gep(started, [tt]))):
-                b.call(join, [b.load(b.gep(tids, [tt])), ir.Constant(I8P.as_pointer(), None)])
+                b.call(join, [b.load(b.gep(tids, [tt])), ir.Constant(PTR, None)])
         b.ret(tcount)
         self._parallel_for = fn
         return fn
@@ -748,7 +752,8 @@ class LoopNest:
         x = self.operand(env, r.eqn.inputs[0])
         if r.acc_dtype != r.eqn.out.type.dtype:
             x = b.fpext(x, REG[r.acc_dtype])
-        b.store(combine(b, r, b.load(acc), x), acc)
+        t = REG[r.acc_dtype]
+        b.store(combine(b, r, b.load(acc, typ=t), x), acc)
 
     def fresh_accumulator(self, b: ir.IRBuilder, r: Reduction, suffix: str):
         """An accumulator for `r` in the entry block, set to the reduction's identity here."""
@@ -784,8 +789,8 @@ class LoopNest:
         stride = ir.Constant(I64, 8 * max(nred, 1))
         n0 = ir.Constant(I64, self.domain[self.order[0]])
         # Each chunk's partial accumulators, for a full reduction (scratch: see loop_scratch).
-        partial = (self.mb.scratch(b, (self.name, "partial"), arena, I8, "partial")
-                   if self.full_reduction else ir.Constant(I8P, None))
+        partial = (self.mb.scratch(b, (self.name, "partial"), arena, "partial")
+                   if self.full_reduction else ir.Constant(PTR, None))
         if self.parallel:
             chunks = b.call(self.mb.parallel_for(),
                             [chunk, args, arena, n0, partial, stride, status, nthreads],
@@ -806,9 +811,8 @@ class LoopNest:
                 t = REG[r.acc_dtype]
                 acc = self.fresh_accumulator(b, r, "acc")
                 with for_range(b, 0, chunks, f"{self.mb.name(r.eqn.out)}.chunk") as c:
-                    at = b.gep(partial, [b.add(b.mul(c, stride), ir.Constant(I64, 8 * j))])
-                    b.store(combine(b, r, b.load(acc), b.load(b.bitcast(at, t.as_pointer()))),
-                            acc)
+                    at = element(b, partial, I8, b.add(b.mul(c, stride), ir.Constant(I64, 8 * j)))
+                    b.store(combine(b, r, b.load(acc), b.load(at, typ=t)), acc)
                 env[r.eqn.out] = self._finish(b, r, b.load(acc))
             self.emit(b, "kept", env, ptrs, {})
             self.store_outputs(b, "kept", env, ptrs, [])
@@ -834,21 +838,25 @@ class LoopNest:
         """The column-reduction loop nest over columns [lo, hi): accumulators in an array of
         the arena's scratch, of which this chunk uses elements [lo, hi)."""
         rows, cols = self.domain
-        arrays = {r: self.mb.scratch(b, (self.name, r.eqn.out), arena, REG[r.acc_dtype],
+        arrays = {r: self.mb.scratch(b, (self.name, r.eqn.out), arena,
                                      f"{self.mb.name(r.eqn.out)}.acc")
                   for r in self.reductions}
+
+        def column(r, i1):
+            return element(b, arrays[r], REG[r.acc_dtype], i1)
+
         with for_range(b, lo, hi, "i1") as i1:
-            for r, acc in arrays.items():
-                b.store(identity(r), b.gep(acc, [i1]))
+            for r in arrays:
+                b.store(identity(r), column(r, i1))
         with for_range(b, 0, rows, "i0") as i0:
             with for_range(b, lo, hi, "i1") as i1:
                 self.emit(b, "full", env, ptrs, {0: i0, 1: i1})
-                for r, acc in arrays.items():
-                    self.accumulate(b, r, env, b.gep(acc, [i1]))
+                for r in arrays:
+                    self.accumulate(b, r, env, column(r, i1))
                 self.store_outputs(b, "full", env, ptrs, [i0, i1])
         with for_range(b, lo, hi, "i1") as i1:
-            for r, acc in arrays.items():
-                env[r.eqn.out] = self._finish(b, r, b.load(b.gep(acc, [i1])))
+            for r in arrays:
+                env[r.eqn.out] = self._finish(b, r, b.load(column(r, i1), typ=REG[r.acc_dtype]))
             self.emit(b, "kept", env, ptrs, {1: i1})
             self.store_outputs(b, "kept", env, ptrs, [i1])
 
@@ -919,8 +927,7 @@ class LoopNest:
                     return
                 if self.full_reduction:
                     for j, r in enumerate(self.reductions):
-                        at = b.gep(partial, [ir.Constant(I64, 8 * j)])
-                        b.store(b.load(accs[r]), b.bitcast(at, REG[r.acc_dtype].as_pointer()))
+                        b.store(b.load(accs[r]), element(b, partial, I8, ir.Constant(I64, 8 * j)))
                     return
                 for r in self.reductions:
                     env[r.eqn.out] = self._finish(b, r, b.load(accs[r]))
@@ -968,9 +975,10 @@ class DotLowering(DotPlan):
             oa = self._batch_offset(b, bi, A.batch, A.batch_strides, A.offset)
             ob = self._batch_offset(b, bi, B.batch, B.batch_strides, B.offset)
             oc = b.mul(bi, ir.Constant(I64, M * N))
-            a0 = b.gep(pa, [oa], inbounds=True, name="a")
-            b0 = b.gep(pb, [ob], inbounds=True, name="b")
-            c0 = b.gep(pc, [oc], inbounds=True, name="c")
+            t = MEM[dt]
+            a0 = element(b, pa, t, oa, "a")
+            b0 = element(b, pb, t, ob, "b")
+            c0 = element(b, pc, t, oc, "c")
             if self.blas and K > 0:
                 self._gemm_call(mb, b, dt, A, B, M, N, K, a0, b0, c0)
             else:
@@ -990,8 +998,7 @@ class DotLowering(DotPlan):
     @staticmethod
     def _gemm_call(mb, b, dt, A, B, M, N, K, a0, b0, c0) -> None:
         """cblas_?gemm(RowMajor, transA, transB, M, N, K, 1, A, lda, B, ldb, 0, C, N)."""
-        t = REG[dt]
-        tp = t.as_pointer()
+        t, tp = REG[dt], PTR
         name = BLAS_SYMBOLS[dt]
         fn = mb.module.globals.get(name)
         if fn is None:
@@ -1180,11 +1187,11 @@ class Lowering:
         self.program = program
         self.name = name
         self.dots = {k: DotLowering(kernel, blas) for k, kernel in enumerate(program.kernels)
-                     if kernel.kind == "dot"}
+                     if kernel.kind == DOT}
         scratch = {k: d.scratch() for k, d in self.dots.items()}
         for k, kernel in enumerate(program.kernels):
             loop = (self.dots[k].epilogue_kernel() if k in self.dots
-                    else kernel if kernel.kind == "loop" else None)
+                    else kernel if kernel.kind == LOOP else None)
             if loop is not None and loop_scratch(loop):
                 scratch.setdefault(k, []).extend(loop_scratch(loop))
         self.plan = plan_buffers(program, scratch)

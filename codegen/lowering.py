@@ -33,7 +33,7 @@ import numpy as np
 
 from tracejit import primitives as P
 from tracejit.ir import DTYPES, Eqn, Literal, Type, Var, is_float
-from tracejit.kernels import IndexMap, Kernel, Load
+from tracejit.kernels import LOOP, IndexMap, Kernel, Load
 
 # ---------------------------------------------------------------------------------------------
 # reductions
@@ -266,7 +266,7 @@ class DotPlan:
             chain.reverse()
             if op in self.literals:
                 chain = [self.literals[op]]
-            out.append(Kernel(f"{k.name}{sep}prologue{i}", "loop", op.type.shape, (),
+            out.append(Kernel(f"{k.name}{sep}prologue{i}", LOOP, op.type.shape, (),
                               tuple(ld for ld in k.loads if ld.dst in feeds), tuple(chain),
                               (op,), ()))
         return out
@@ -278,7 +278,7 @@ class DotPlan:
         for side, copy in enumerate(self.copies):
             if copy is not None:
                 names.setdefault(copy.dst, f"%{self.k.name}.operand{side}")
-                out.append(Kernel(f"{self.k.name}{sep}copy{side}", "loop", copy.imap.shape, (),
+                out.append(Kernel(f"{self.k.name}{sep}copy{side}", LOOP, copy.imap.shape, (),
                                   (copy,), (), (copy.dst,), ()))
         return out
 
@@ -292,7 +292,7 @@ class DotPlan:
         used = {a for e in self.epilogue for a in e.inputs if isinstance(a, Var)}
         loads = tuple(ld for ld in k.loads if ld.dst in used)
         loads += (Load(dot.out, dot.out, IndexMap.contiguous(dot.out.type.shape)),)
-        return Kernel(f"{k.name}{sep}epilogue", "loop", k.domain, k.reduce_axes, loads,
+        return Kernel(f"{k.name}{sep}epilogue", LOOP, k.domain, k.reduce_axes, loads,
                       tuple(self.epilogue), outputs, ())
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from . import primitives as P
 from .ir import Eqn, Function, Literal, Type, Var
-from .kernels import IndexMap, Kernel, Load, Program
+from .kernels import COPY, DOT, LOOP, IndexMap, Kernel, Load, Program
 
 
 def _is_source(eqn: Eqn) -> bool:
@@ -128,8 +128,8 @@ class _Planner:
         for g in members:
             if g is target:
                 continue
-            if g.kind == "dot":
-                target.kind = "dot"
+            if g.kind == DOT:
+                target.kind = DOT
             target.full |= g.full
             if g.reduce_axes is not None:
                 target.reduce_axes = g.reduce_axes
@@ -156,7 +156,7 @@ class _Planner:
         g.eqns.append(eqn)
         (g.full if full else g.reduced).add(eqn.out)
         self.group_of[eqn.out] = g
-        recompute = g.kind in ("loop", "dot")
+        recompute = g.kind in (LOOP, DOT)
         for a in eqn.inputs:
             if not self.internal(a, g):
                 g.deps |= self.producer_groups(a, recompute) - {g}
@@ -202,11 +202,11 @@ class _Planner:
         prim = eqn.prim
         reduction = prim.category is P.REDUCTION and not prim.own_kernel
         if prim.category is P.VIEW and not _is_source(eqn):
-            kind = "copy"
+            kind = COPY
         elif prim.category is P.ELEMENTWISE or _is_source(eqn) or reduction:
-            kind = "loop"
+            kind = LOOP
         elif prim.category is P.CONTRACTION:
-            kind = "dot"
+            kind = DOT
         elif prim.own_kernel:
             kind = prim.name
         else:
@@ -224,7 +224,7 @@ class _Planner:
         new = imap.apply(eqn)
         if new is None:
             # Not a strided view of the buffer (a reshape of a transposed view, say): copy.
-            g = self.new_group("copy", eqn.out.type.shape)
+            g = self.new_group(COPY, eqn.out.type.shape)
             self.add(g, eqn)
             g.notes.append(f"reshape of a non-contiguous view of {base.type} needs a copy")
             return
@@ -235,7 +235,7 @@ class _Planner:
         source: the kernels that recompute it keep doing so, so none depends on the new kernel,
         which itself reads no kernel's buffer (a source never does)."""
         if v in self.source and v not in self.group_of:
-            self.add(self.new_group("loop", v.type.shape), self.source[v])
+            self.add(self.new_group(LOOP, v.type.shape), self.source[v])
 
     def candidates(self, eqn: Eqn) -> tuple[list[_Group], set[_Group], bool]:
         """The kernels that compute an operand of `eqn` at the same points (over their whole
@@ -249,9 +249,9 @@ class _Planner:
             if not isinstance(a, Var) or a in self.source:
                 continue
             g = self.group_of.get(a) if a not in self.view else None
-            if g is not None and g.kind in ("loop", "dot") and a in g.full and g.domain == shape:
+            if g is not None and g.kind in (LOOP, DOT) and a in g.full and g.domain == shape:
                 role = (g, False)
-            elif (g is not None and g.kind in ("loop", "dot") and a in g.reduced
+            elif (g is not None and g.kind in (LOOP, DOT) and a in g.reduced
                   and a.type.shape == shape):
                 # An epilogue is over the kept axes: a reduction result used over the whole
                 # domain (exp(x) - sum(exp(x))) must be read back from memory.
@@ -269,7 +269,7 @@ class _Planner:
         chosen = [g for g, p in found if p == post]
         if post:
             chosen = [min(chosen, key=lambda g: g.order)] + [
-                g for g, p in found if not p and g.kind == "loop" and g.reduce_axes is None]
+                g for g, p in found if not p and g.kind == LOOP and g.reduce_axes is None]
         hard |= {g for g, _ in found if g not in chosen}
         return chosen, hard, post
 
@@ -302,18 +302,18 @@ class _Planner:
                 g.notes.append(f"{eqn.prim.name} at {eqn.loc} not fused: merging would create a "
                                f"cycle or mix incompatible kernels")
         if not chosen:
-            g = self.new_group("loop", shape)
+            g = self.new_group(LOOP, shape)
         else:
             g = self.merge(chosen) if len(chosen) > 1 else chosen[0]
         self.add(g, eqn)
 
     def compatible(self, groups: list[_Group], eqn: Eqn) -> bool:
-        if sum(g.kind == "dot" for g in groups) > 1:
+        if sum(g.kind == DOT for g in groups) > 1:
             return False
         axes = {g.reduce_axes for g in groups if g.reduce_axes is not None}
         if len(axes) > 1:
             return False
-        dot = next((g for g in groups if g.kind == "dot"), None)
+        dot = next((g for g in groups if g.kind == DOT), None)
         if dot is not None:
             # A loop group may become part of a dot's epilogue only if the dot does not need it.
             others = {g for g in groups if g is not dot}
@@ -326,7 +326,7 @@ class _Planner:
         axes = eqn.params["axes"]
         g = self.group_of.get(a) if isinstance(a, Var) and a not in self.view else None
         # A loop kernel, or a dot's epilogue, computing the operand over its whole domain.
-        if (g is not None and g.kind in ("loop", "dot") and a in g.full
+        if (g is not None and g.kind in (LOOP, DOT) and a in g.full
                 and g.domain == a.type.shape and g.reduce_axes in (None, axes)):
             g.reduce_axes = axes
             self.add(g, eqn, full=False)
@@ -334,25 +334,25 @@ class _Planner:
         if g is not None and a in g.full and g.reduce_axes not in (None, axes):
             g.notes.append(f"{eqn.prim.name} axes={axes} at {eqn.loc} not fused: this kernel "
                            f"already reduces over axes {g.reduce_axes}")
-        ng = self.new_group("loop", a.type.shape, axes)
+        ng = self.new_group(LOOP, a.type.shape, axes)
         self.add(ng, eqn, full=False)
 
     def place_dot(self, eqn: Eqn):
-        g = self.new_group("dot", eqn.out.type.shape)
+        g = self.new_group(DOT, eqn.out.type.shape)
         # Prologue: an elementwise loop kernel whose every value used outside it is used only
         # as an operand of this dot.
         for a in eqn.inputs:
             if not isinstance(a, Var) or a in self.view or a in self.source:
                 continue
             h = self.group_of.get(a)
-            if (h is None or h.kind != "loop" or h.reduce_axes is not None
+            if (h is None or h.kind != LOOP or h.reduce_axes is not None
                     or h.domain != a.type.shape):
                 continue
             external = [v for v in h.full if v in self.results or any(
                 u not in h.eqns and u is not eqn for u in self.uses.get(v, []))]
             if (not external and all(u is eqn for u in self.uses.get(a, []))
                     and self.feeds(h, a)):
-                h.kind = "dot"
+                h.kind = DOT
                 h.domain = eqn.out.type.shape
                 g.alive = False
                 self.groups.remove(g)
@@ -385,7 +385,7 @@ class _Planner:
                 if r in self.source:
                     self.materialise_source(r)
                 else:
-                    g = self.new_group("copy", r.type.shape)
+                    g = self.new_group(COPY, r.type.shape)
                     g.eqns = []
                     g.full.add(r)
                     self.group_of[r] = g
@@ -422,7 +422,7 @@ class _Planner:
         changed = True
         while changed:
             changed = False
-            loops = [g for g in self.groups if g.alive and g.kind == "loop" and g.eqns]
+            loops = [g for g in self.groups if g.alive and g.kind == LOOP and g.eqns]
             for i, a in enumerate(loops):
                 for b in loops[i + 1:]:
                     # A kernel that reduces nothing joins one that does: its values are
@@ -455,7 +455,7 @@ class _Planner:
         def operand(a):
             if isinstance(a, Literal) or a in computed or a in inlined:
                 return a
-            if a in self.source and g.kind in ("loop", "dot"):
+            if a in self.source and g.kind in (LOOP, DOT):
                 src = self.source[a]
                 ins = tuple(operand(x) for x in src.inputs)
                 body.append(src if ins == src.inputs else Eqn(src.prim, ins, src.out,
@@ -474,13 +474,13 @@ class _Planner:
             ins = tuple(operand(a) for a in e.inputs)
             body.append(e if ins == e.inputs else Eqn(e.prim, ins, e.out, e.params, e.loc))
         outputs = self.needed_outside(g)
-        if g.kind == "copy" and not g.eqns:
+        if g.kind == COPY and not g.eqns:
             # A function result that no kernel writes: the load's destination is the result.
             (r,) = g.full
             operand(r)
             loads[-1] = Load(r, loads[-1].src, loads[-1].imap)
             outputs = [r]
-        elif g.kind == "copy":
+        elif g.kind == COPY:
             outputs = [g.eqns[0].out]
         reduce_axes = g.reduce_axes or ()
         return Kernel(f"k{index}", g.kind, g.domain, tuple(reduce_axes), tuple(loads),

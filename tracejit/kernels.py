@@ -34,6 +34,10 @@ from . import primitives as P
 from .ir import Eqn, Function, Var, format_eqn, names_of
 
 
+#: The kinds of Kernel; a kernel of its own has the name of its primitive as its kind.
+LOOP, DOT, COPY = "loop", "dot", "copy"
+
+
 def row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, acc = [], 1
     for n in reversed(shape):
@@ -161,11 +165,11 @@ class Kernel:
 
     def phase(self, eqn: Eqn) -> str:
         """'prologue', 'dot', 'full', 'reduce' or 'epilogue': where `eqn` runs in the kernel."""
-        if eqn.prim is P.dot and self.kind == "dot":
+        if eqn.prim is P.dot and self.kind == DOT:
             return "dot"
-        if eqn.prim.category is P.REDUCTION and self.kind in ("loop", "dot"):
+        if eqn.prim.category is P.REDUCTION and self.kind in (LOOP, DOT):
             return "reduce"
-        if self.kind == "dot" and self.body.index(eqn) < self.body.index(self.dot):
+        if self.kind == DOT and self.body.index(eqn) < self.body.index(self.dot):
             # Before the dot in the body, but only a prologue if it feeds the dot's operands
             # (a merged epilogue's independent work, as in exp(y) + x @ w, is over the output).
             feeds = set(self.dot.inputs)
@@ -204,7 +208,7 @@ class Kernel:
     @property
     def dot(self) -> Eqn | None:
         return next((e for e in self.body if e.prim is P.dot), None) \
-            if self.kind == "dot" else None
+            if self.kind == DOT else None
 
     def bytes_moved(self) -> tuple[int, int]:
         """(bytes read, bytes written): each load's distinct elements once, outputs once."""
@@ -271,7 +275,7 @@ def copy_as_loop(kernel: Kernel) -> Kernel:
                 raise NotImplementedError(f"copy kernel {kernel.name}: {e.prim.name}")
             break
         imap = composed
-    return Kernel(kernel.name, "loop", imap.shape, (), (Load(out, ld.src, imap),), (),
+    return Kernel(kernel.name, LOOP, imap.shape, (), (Load(out, ld.src, imap),), (),
                   kernel.outputs, kernel.eqns)
 
 

@@ -6,7 +6,7 @@ import os
 
 from . import primitives as P
 from .ir import Var, format_eqn
-from .kernels import Kernel, Program, program_names
+from .kernels import COPY, DOT, LOOP, Kernel, Program, program_names
 
 
 def _fmt_bytes(n: int) -> str:
@@ -32,18 +32,18 @@ def _edge_reason(producer: Kernel, consumer: Kernel, v: Var, program: Program) -
     reduced = any(e.out is v and e.prim.category is P.REDUCTION for e in producer.body)
     if not program.fused:
         return "fuse=False: one kernel per primitive"
-    if producer.kind == "copy":
+    if producer.kind == COPY:
         return "written by a copy kernel (a reshape of a view that no index map expresses)"
-    if consumer.kind == "dot" and consumer.dot is not None and any(
+    if consumer.kind == DOT and consumer.dot is not None and any(
             ld.dst in consumer.dot.inputs for ld in loads):
         return "operand of a dot, which reads the whole operand for each output"
-    if producer.kind not in ("loop", "dot", "copy") or consumer.kind not in ("loop", "dot"):
-        kind = producer.kind if producer.kind not in ("loop", "dot", "copy") else consumer.kind
+    if producer.kind not in (LOOP, DOT, COPY) or consumer.kind not in (LOOP, DOT):
+        kind = producer.kind if producer.kind not in (LOOP, DOT, COPY) else consumer.kind
         article = "an" if kind[0] in "aeiou" else "a"
         return f"{article} {kind} kernel is not fused with its neighbours"
     if reduced:
         return "result of a reduction, complete only after its loop"
-    if producer.kind == "dot" and consumer.kind == "dot":
+    if producer.kind == DOT and consumer.kind == DOT:
         return "both kernels are contractions (one dot per kernel)"
     if any(not ld.imap.is_contiguous or ld.imap.shape != v.type.shape for ld in loads):
         return "read through a view (broadcast, transpose or slice), which needs other " \
