@@ -13,10 +13,10 @@ import argparse
 import json
 import sys
 
-from tracejit.compiler import BACKENDS
+from tracejit.runtime.backends import BACKENDS, NAMES
 
 from .peers import GPU_PEERS, PEERS, unavailable_reason
-from .runner import Plan, cuda_unavailable_reason, default_backends, rows_as_dicts, run
+from .runner import Plan, default_backends, rows_as_dicts, run, uses_gpu
 from .workloads import VARIANTS
 
 
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="all", help="e.g. W1,W4,W5 (default: all)")
     parser.add_argument("--backends", default=None,
-                        help=f"tracejit backends, of {', '.join(BACKENDS)} (default: cpu, "
+                        help=f"tracejit backends, of {', '.join(NAMES)} (default: cpu, "
                         "interpret, and cuda where pycuda and a GPU are usable; on cuda, W4 and "
                         "W7 also run with allow_tf32=True as 'cuda tf32')")
     parser.add_argument("--fuse", default="on,off", help="on, off, or on,off")
@@ -148,14 +148,14 @@ def main(argv=None) -> int:
         parser.error("no backend to benchmark")
     for b in backends:
         if b not in BACKENDS:
-            parser.error(f"backend {b!r} is not available (available: {', '.join(BACKENDS)})")
-    if "cuda" in backends and ns.backends is not None:
-        why = cuda_unavailable_reason()
+            parser.error(f"backend {b!r} is not available (available: {', '.join(NAMES)})")
+    for b in backends if ns.backends is not None else ():    # the default ones can run
+        why = BACKENDS[b].why_unavailable()
         if why is not None:
-            parser.error(f"backend 'cuda' cannot run here: {why}")
+            parser.error(f"backend {b!r} cannot run here: {why}")
     fuse = [{"on": True, "off": False}[f] for f in ns.fuse.split(",")]
     if ns.peers is None:
-        peers = ["numpy", *PEERS] + (list(GPU_PEERS) if "cuda" in backends else [])
+        peers = ["numpy", *PEERS] + (list(GPU_PEERS) if uses_gpu(backends) else [])
     else:
         peers = [] if ns.peers == "none" else [p for p in ns.peers.split(",") if p]
     for p in peers:

@@ -26,17 +26,13 @@ from typing import Any, Callable
 import numpy as np
 
 import tracejit as tj
-from tracejit.compiler import BACKENDS
 from tracejit.pytree import flatten, tree_map
+from tracejit.runtime.backends import BACKENDS, NAMES
 
 from .peers import available, make_peer
 from .workloads import Variant
 
 F32 = np.float32
-
-HOST_BACKENDS = ("cpu", "interpret")
-"""The backends benchmarked by default besides "cuda" (which joins them where a GPU is
-usable). "cuda-emulator" runs only when asked for: it is the GPU's C run slowly on the host."""
 
 TF32_WORKLOADS = ("W4", "W7")
 """The matmul-bound workloads also benchmarked on cuda with `allow_tf32=True`."""
@@ -88,22 +84,20 @@ class Row:
 def cuda_unavailable_reason() -> str | None:
     """None when backend "cuda" can run here (pycuda, the driver and a GPU all usable), else
     why not, in the words of `CudaUnavailableError`."""
-    try:
-        from tracejit.runtime.cuda_pycuda import CudaUnavailableError, PycudaDevice
-    except ImportError as exc:          # the GPU runtime itself cannot be imported
-        return f"the cuda runtime cannot be imported ({type(exc).__name__}: {exc})"
-    try:
-        PycudaDevice.get()
-    except CudaUnavailableError as exc:
-        return str(exc)
-    return None
+    return BACKENDS["cuda"].why_unavailable()
 
 
 def default_backends() -> list[str]:
-    """The backends benchmarked when none are named: the host ones, and "cuda" where a GPU is
-    usable (never "cuda-emulator")."""
-    return [b for b in HOST_BACKENDS if b in BACKENDS] + (
-        ["cuda"] if "cuda" in BACKENDS and cuda_unavailable_reason() is None else [])
+    """The backends benchmarked when none are named: the host ones, then the device ones
+    (cuda) that can run here; never an emulator (the GPU's C run slowly on the host)."""
+    chosen = sorted((b for b in BACKENDS.values() if b.emulates is None), key=lambda b: b.device)
+    return [b.name for b in chosen if b.why_unavailable() is None]
+
+
+def uses_gpu(backends) -> bool:
+    """Whether any of the named backends runs on the GPU (then the GPU's floors and peers
+    join the run)."""
+    return any(BACKENDS[b].device for b in backends)
 
 
 def upload_arrays(args, to_gpu: Callable[[np.ndarray], Any]):
@@ -124,11 +118,11 @@ class Target:
     @property
     def device(self) -> str:
         """'gpu' for the real GPU; 'cpu' for every host backend (the emulator included)."""
-        return "gpu" if self.backend == "cuda" else "cpu"
+        return "gpu" if BACKENDS[self.backend].device else "cpu"
 
     def prepare(self, args):
         """The arguments as this backend is timed with: on cuda, uploaded once."""
-        if self.backend != "cuda":
+        if not BACKENDS[self.backend].device:
             return args
         from pycuda import gpuarray
         _gpu().synchronize()        # makes its context current for the upload
@@ -136,16 +130,17 @@ class Target:
 
     def sync(self, out) -> None:
         """Wait until `out` is computed (kernels on the GPU run asynchronously)."""
-        if self.backend == "cuda":
+        if BACKENDS[self.backend].device:
             _gpu().synchronize()
 
 
 def targets(backends: list[str]) -> list[Target]:
-    """A Target per backend; on cuda, with the TF32 variant after it (for TF32_WORKLOADS)."""
+    """A Target per backend; on the GPU (cuda), with the TF32 variant after it (for
+    TF32_WORKLOADS)."""
     out = []
     for b in backends:
         out.append(Target(b))
-        if b == "cuda":
+        if BACKENDS[b].device:
             out.append(Target(b, allow_tf32=True))
     return out
 
@@ -454,7 +449,7 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
     """Measure everything in `plan`; returns the rows, the floors, and the environment (whose
     "gpu_floors" holds the GPU's floors when cuda is benchmarked)."""
     floors = Floors.measure(plan.quick)
-    gpu_floors = GpuFloors.measure(plan.quick) if "cuda" in plan.backends else None
+    gpu_floors = GpuFloors.measure(plan.quick) if uses_gpu(plan.backends) else None
     peers = {}
     for name in plan.peers:
         if name != "numpy" and available(name):
@@ -561,7 +556,7 @@ def environment(peers: dict, backends: list[str] = ()) -> dict:
     env = {"python": platform.python_version(), "machine": platform.machine(),
            "processor": platform.processor(), "cpus": os.cpu_count(),
            "numpy": np.__version__, "tracejit": tj.__version__,
-           "llvmlite": llvmlite.__version__, "backends": list(BACKENDS),
+           "llvmlite": llvmlite.__version__, "backends": list(NAMES),
            "benchmarked": list(backends),
            "threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
                                                           "OPENBLAS_NUM_THREADS")}}
@@ -574,7 +569,7 @@ def environment(peers: dict, backends: list[str] = ()) -> dict:
     if any(p.startswith("jax") for p in peers):
         import jax
         env["jax"] = jax.__version__
-    if "cuda" in backends:
+    if uses_gpu(backends):
         try:
             import pycuda
             env["pycuda"] = pycuda.VERSION_TEXT

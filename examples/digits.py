@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import tracejit as tj
+from tracejit.runtime import backends
 
 CLASSES = 10
 
@@ -70,7 +71,7 @@ def make_step(opt, fuse, backend="cpu"):
         params, state = opt.update(grads, state, params)
         return loss, params, state
 
-    donate = (0, 1) if backend != "cuda" else ()
+    donate = (0, 1) if backends.get(backend).donates else ()
     return tj.jit(step, fuse=fuse, donate_argnums=donate, backend=backend)
 
 
@@ -169,7 +170,7 @@ def main(argv=None):
     parser.add_argument("--plot", default="digits-training.png", metavar="PATH",
                         help="where to save the curves as PNG; '' for none")
     parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
-    parser.add_argument("--backend", default="cpu", choices=tj.compiler.BACKENDS,
+    parser.add_argument("--backend", default="cpu", choices=backends.NAMES,
                         help="cpu (default), cuda (an NVIDIA GPU through pycuda), cuda-emulator "
                              "(the CUDA C on the host: slow) or interpret")
     parser.add_argument("--torch", action="store_true",

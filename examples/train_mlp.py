@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 import tracejit as tj
+from tracejit.runtime import backends
 
 
 def loss(w1, w2, x, y):
@@ -31,7 +32,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--steps", type=int, default=500, help="SGD steps (default: 500)")
     parser.add_argument("--lr", type=float, default=1e-6, help="learning rate (default: 1e-6)")
-    parser.add_argument("--backend", default="cpu", choices=tj.compiler.BACKENDS,
+    parser.add_argument("--backend", default="cpu", choices=backends.NAMES,
                         help="where the step runs (default: cpu)")
     parser.add_argument("--show-ir", action="store_true", help="print the step's optimised IR")
     args = parser.parse_args(argv)

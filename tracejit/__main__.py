@@ -17,8 +17,7 @@ import inspect
 import runpy
 import sys
 
-from .api import Jitted, Spec, jit
-from .compiler import BACKENDS
+from .api import Jitted, Spec, backends, jit
 from .errors import TracejitError
 
 
@@ -123,7 +122,7 @@ def main(argv=None) -> int:
     d.add_argument("--no-fuse", dest="fuse", action="store_false", default=None,
                    help="one kernel per primitive")
     d.add_argument("--fast-math", action="store_true", help="allow fast-math rewrites")
-    d.add_argument("--backend", choices=BACKENDS, default=None,
+    d.add_argument("--backend", choices=backends.NAMES, default=None,
                    help="compile for this backend (default: cpu, or the jitted function's); "
                         "cuda-emulator shows the CUDA C without a GPU")
     d.add_argument("--allow-tf32", action="store_true",

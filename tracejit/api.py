@@ -24,6 +24,7 @@ from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
 from .compiler import Compiled, Options, compile_function
 from .pytree import TreeDef, flatten, tree_map, unflatten, unflattener
+from .runtime import backends
 from .tracer import Trace, Tracer, check_array_class, current_trace
 
 _PY_DTYPES = {bool: "bool", int: "i64", float: "f64"}
@@ -166,6 +167,11 @@ def _dtype_of(x) -> np.dtype:
     return np.dtype(x.__cuda_array_interface__["typestr"])
 
 
+# How a host backend's error names the backends that take device arrays.
+_DEVICE_BACKENDS = " or ".join(f"backend={b.name!r}" for b in backends.BACKENDS.values()
+                                if b.device)
+
+
 def _concrete(leaf, t: Type):
     if isinstance(leaf, np.ndarray):
         return leaf
@@ -176,7 +182,7 @@ def _concrete(leaf, t: Type):
     if is_device_array(leaf):
         raise TypeError(f"a device array ({type(leaf).__name__}) was passed to a host backend; "
                         "copy it to the host first (GPUArray.get(), tensor.cpu().numpy()) or "
-                        "compile with backend='cuda'")
+                        f"compile with {_DEVICE_BACKENDS}")
     return np.asarray(leaf, dtype=t.np_dtype)
 
 
@@ -377,16 +383,17 @@ class Jitted:
                  backend: str = "cpu", fuse: bool = True, fast_math: bool = False,
                  donate_argnums: int | Sequence[int] = (), allow_tf32: bool = False,
                  cache_limit: int | None = None):
+        self._backend = backends.get(backend)
         self.options = Options(backend, fuse, fast_math, allow_tf32)
         self.fun = fun
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.donate_argnums = ((donate_argnums,) if isinstance(donate_argnums, int)
                                else tuple(donate_argnums))
-        if self.donate_argnums and backend == "cuda":
+        if self.donate_argnums and not self._backend.donates:
             raise NotImplementedError(
-                "donate_argnums is not implemented for the cuda backend: its results are new "
-                "device arrays; pass them back in as the next call's arguments")
+                f"donate_argnums is not implemented for the {backend} backend: its results are "
+                "new device arrays; pass them back in as the next call's arguments")
         both = set(self.static_argnums) & set(self.donate_argnums)
         if both:
             raise ValueError(f"arguments {sorted(both)} are both static and donated")
@@ -468,8 +475,8 @@ class Jitted:
             _state.sources = None
         with self._lock:
             self.trace_count += 1
-        native = _NATIVE[self.options.backend](self.options) \
-            if self.options.backend in _NATIVE else None
+        compiler = self._backend.compiler
+        native = compiler(self.options) if compiler is not None else None
         return _Entry(compile_function(t.fn, sources, self.options, native), t.out_tree,
                       _int32_params(t.fn, leaves))
 
@@ -520,7 +527,7 @@ class Jitted:
                 raise OverflowError(f"Python integer {leaves[k]} (argument leaf {k} of "
                                     f"{_function_name(self.fun)}) is out of bounds for int32, "
                                     "the dtype it is combined with")
-        device = self.options.backend == "cuda"
+        device = self._backend.device
         flat = [leaf if type(leaf) is np.ndarray or (device and is_device_array(leaf))
                 else _concrete(leaf, t) for leaf, t in zip(leaves, entry.types)]
         results = entry.compiled.run(flat)
@@ -614,30 +621,6 @@ class _Entry:
         self.types = [p.type for p in fn.params]
         self.scalar_results = [i for i, r in enumerate(fn.results) if r.type.shape == ()]
         self.rebuild = unflattener(self.out_tree)
-
-
-def _cpu_program(options: Options):
-    """The cpu backend's compiler: Program → CpuProgram (LLVM, or object code from the disk
-    cache)."""
-    from .runtime.cache import DiskCache
-    from .runtime.cpu import CpuProgram
-    return lambda program: CpuProgram(program, DiskCache.default())
-
-
-def _cuda_program(options: Options):
-    """The cuda backends' compiler: Program → CudaProgram on the GPU (pycuda) or on its host
-    emulation."""
-    from .runtime.cuda import CudaProgram
-    if options.backend == "cuda":
-        from .runtime.cuda_pycuda import PycudaDevice
-        device = PycudaDevice.get()
-    else:
-        from .runtime.cuda_emulator import EmulatedDevice
-        device = EmulatedDevice.get()
-    return lambda program: CudaProgram(program, device, options.allow_tf32)
-
-
-_NATIVE = {"cpu": _cpu_program, "cuda": _cuda_program, "cuda-emulator": _cuda_program}
 
 
 def to_host(tree):

@@ -24,30 +24,19 @@ from .kernels import Program
 from .passes import pipeline, run_pipeline
 from .report import fusion_report
 
-BACKENDS = ("cpu", "cuda", "cuda-emulator", "interpret")
-PLANNED_BACKENDS: tuple[str, ...] = ()
-
 _dump_counter = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class Options:
     """How to compile: the backend, whether to fuse, whether fast-math rewrites apply, and
-    whether float32 dots may use TF32 tensor cores (cuda)."""
+    whether float32 dots may use TF32 tensor cores (cuda). The API checks the backend's name
+    against the registry of backends (tracejit.runtime.backends) before making one."""
 
     backend: str = "cpu"
     fuse: bool = True
     fast_math: bool = False
     allow_tf32: bool = False
-
-    def __post_init__(self):
-        if self.backend not in BACKENDS:
-            if self.backend in PLANNED_BACKENDS:
-                raise NotImplementedError(
-                    f"backend {self.backend!r} is not implemented yet; available: "
-                    f"{', '.join(BACKENDS)}")
-            raise ValueError(f"unknown backend {self.backend!r}; available: "
-                             f"{', '.join(BACKENDS)}")
 
 
 @dataclass

@@ -51,6 +51,7 @@ from tracejit.ir import Literal
 from tracejit.kernel_interpreter import run_program
 from tracejit.kernels import Program
 from tracejit.passes import PIPELINE, optimize, pipeline
+from tracejit.runtime.backends import BACKENDS
 
 from npcheck import cuda_backend, host
 
@@ -59,8 +60,9 @@ from npcheck import cuda_backend, host
 # cost a tenth of a second each).
 RUNS = [("cpu", True), ("cpu", False)]
 CUDA_RUNS = []
+EMULATED = bool(cuda_backend()) and BACKENDS[cuda_backend()].emulates is not None
 if cuda_backend():
-    CUDA_RUNS = [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+    CUDA_RUNS = [(cuda_backend(), True)] + ([] if EMULATED else [(cuda_backend(), False)])
 
 
 def compiled_runs(program: "RandomProgram", f, args, cuda) -> list:
@@ -68,7 +70,7 @@ def compiled_runs(program: "RandomProgram", f, args, cuda) -> list:
     the half of the hypothesis programs chosen by a hash of the program, deterministic so that
     hypothesis sees the same test for the same example). The CUDA programs are compiled at
     once: the emulator's host compiler then runs while the caller checks the other stages."""
-    if cuda == "half" and cuda_backend() != "cuda":
+    if cuda == "half" and EMULATED:
         cuda = zlib.crc32(repr(program).encode()) % 2 == 0
     out = []
     for backend, fuse in CUDA_RUNS if cuda else []:

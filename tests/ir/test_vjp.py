@@ -24,6 +24,7 @@ from hypothesis.extra import numpy as hnp
 
 import tracejit as tj
 from tracejit import ops
+from tracejit.runtime.backends import BACKENDS
 
 from npcheck import cuda_backend, host
 
@@ -97,11 +98,12 @@ def check_grad(f, args, ref=None, seed=0, directions=3, full=True, prims=()):
 
     wrt = tuple(range(len(args)))
     # The same gradients compiled: the default backend (cpu) fused and unfused, and the CUDA
-    # backend fused (unfused too on a GPU; the emulator's compiles cost a tenth of a second,
-    # so they start here and run while the checks below do).
+    # backend fused (unfused too unless emulated; the emulator's compiles cost a tenth of a
+    # second, so they start here and run while the checks below do).
     runs = [("cpu", True), ("cpu", False)]
-    if cuda_backend():
-        runs += [(cuda_backend(), True)] + ([("cuda", False)] if cuda_backend() == "cuda" else [])
+    cuda = cuda_backend()
+    if cuda:
+        runs += [(cuda, True)] + ([(cuda, False)] if BACKENDS[cuda].emulates is None else [])
     compiled = [(backend, fuse, tj.jit(tj.value_and_grad(loss, argnums=wrt), fuse=fuse,
                                        backend=backend)) for backend, fuse in runs]
     for backend, _, jitted in compiled:
