@@ -31,9 +31,5 @@ def deadline(seconds: float, what: str):
 
 def cuda_backend() -> str:
     """"cuda" where pycuda and a GPU are usable, else "cuda-emulator"."""
-    try:
-        from tracejit.runtime.cuda_pycuda import PycudaDevice
-        PycudaDevice.get()
-        return "cuda"
-    except Exception:
-        return "cuda-emulator"
+    from tracejit.runtime.backends import get
+    return "cuda" if get("cuda").why_unavailable() is None else "cuda-emulator"

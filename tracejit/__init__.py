@@ -10,8 +10,8 @@
     print(tj.trace(loss, w, x, y))        # the IR
 """
 
-from . import numpy_api as _numpy_api  # noqa: F401  (installs NumPy behaviour on Tracer)
-from . import init, optim
+# numpy_api registers NumPy's functions, ufuncs and methods on tracers when it is imported.
+from . import init, numpy_api, optim
 from .api import Jitted, Spec, grad, jit, to_host, trace, value_and_grad, vjp
 from .check import check_grads
 from .serialize import load, save
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "jit", "grad", "value_and_grad", "vjp", "trace", "interpret", "verify", "tree_map", "to_host",
-    "optim", "init", "save", "load", "check_grads",
+    "optim", "init", "numpy_api", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",
     "TracedIndexError", "DTypeError", "GradError", "EscapedTracerError", "CudaUnavailableError",

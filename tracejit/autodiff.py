@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from . import ops
+from . import errors, ops
 from .ir import Function, Literal, Type, Var, format_eqn, is_float, names_of
 from .passes import dce
-from .tracer import Trace
+from .tracer import Trace, current_trace
 
 
 def inline(fn: Function, args: Sequence) -> list:
@@ -24,7 +24,6 @@ def inline(fn: Function, args: Sequence) -> list:
 
     Each replayed equation keeps the source location it had in `fn`.
     """
-    from .tracer import current_trace
     trace = current_trace()
     env: dict[Var, object] = dict(zip(fn.params, args))
     saved = trace.loc_override
@@ -52,7 +51,6 @@ def backward(fn: Function, env: dict, wrt: Sequence[int], seeds: Sequence) -> li
     """Walk `fn` backwards from `seeds` (one cotangent or None per result) in the current
     trace, where `env` maps fn's Vars to their replayed values. Returns one cotangent per
     parameter in `wrt` (zeros where nothing flows)."""
-    from .tracer import current_trace
     trace = current_trace()
     active = active_vars(fn, wrt)
     cts: dict[Var, object] = {}
@@ -124,7 +122,6 @@ def vjp_function(fn: Function, wrt: Sequence[int], *, seed: str = "one",
 
 
 def check_differentiable(t: Type, what: str) -> None:
-    from . import errors
     if not is_float(t.dtype):
         raise errors.user_error(
             errors.GradError, f"{what} has dtype {t.dtype}; gradients are only defined for "

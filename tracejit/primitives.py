@@ -3,9 +3,15 @@
 A primitive is the unit every stage agrees on. Its *type rule* computes the output Type from
 the input Types and params (and rejects ill-typed uses); its *impl* computes the result with
 NumPy and is the reference every backend is tested against; its *vjp* returns the cotangent
-of each input given the output's cotangent `g`, written with the ops of `tracejit.ops`, so a
+of each input given the output's cotangent `g`, written with the strict typed operations, so a
 gradient is itself IR: traceable, fusable and differentiable again. Backends add their own
-lowering tables keyed by primitive name.
+lowering tables keyed by primitive (docs/architecture.md).
+
+The typed operations are the primitives themselves, called (`Primitive.__call__`): `mul(g, 2.0)`
+records a `mul` with the literal 2.0 of g's dtype, `reshape(g, shape)` a reshape unless g has
+that shape already. `tracejit.ops` exports them under their operation names. The machinery
+(Primitive, the categories, REGISTRY, bind and the `constant` primitive) lives in
+`tracejit.tracer`, below this module; it is re-exported here.
 
 Elementwise primitives take operands of one dtype whose shapes are equal, except that a rank-0
 operand broadcasts (the tracer inserts `broadcast_in_dim` for every other broadcast). VJP rules
@@ -16,79 +22,29 @@ return one cotangent per input, or None where the input gets no gradient.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Sequence
 
 import numpy as np
 
-from .ir import Type, is_float, is_int
+from .ir import DTYPES, Type, is_float, is_int
+from .tracer import (CONTRACTION, ELEMENTWISE, INDEXING, REDUCTION, REGISTRY, SOURCE, STRUCTURAL,
+                     VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
+                     of_category, scalar, type_of)
 
-#: Every primitive by name.
-REGISTRY: dict[str, "Primitive"] = {}
-
-
-class Category:
-    """What a primitive is to the stages after tracing (fusion, simplification, lowering).
-
-    The categories are the module constants below, compared by identity
-    (`prim.category is ELEMENTWISE`): a misspelt category is a NameError, not a silent
-    mismatch."""
-
-    def __init__(self, name: str, doc: str):
-        self.name = name
-        self.__doc__ = doc
-
-    def __repr__(self) -> str:
-        return f"<category {self.name}>"
-
-
-ELEMENTWISE = Category("elementwise", "out[i] from the operands at i (rank-0 operands "
-                       "broadcast); every backend lowers it as one scalar expression")
-REDUCTION = Category("reduction", "combines its operand over some axes")
-VIEW = Category("view", "an index map of its one operand (broadcast_in_dim, transpose, slice, "
-                "reshape): fusion turns it into the loads that read it, never a copy")
-STRUCTURAL = Category("structural", "moves elements without arithmetic (pad, concatenate)")
-INDEXING = Category("indexing", "integer-array indexing (gather, scatter_add)")
-SOURCE = Category("source", "no array operands: iota, constant")
-CONTRACTION = Category("contraction", "a tensor contraction (dot)")
-
-
-class Primitive:
-    """A named operation of the IR. See the module docstring for the three rules.
-
-    `category` says how the later stages treat it; `own_kernel` that fusion gives every
-    equation of it a kernel of its own, lowered by the backend's table of such kernels."""
-
-    def __init__(self, name: str, type_rule: Callable[..., Type], impl: Callable[..., Any],
-                 vjp: Callable[..., Iterable[Any]] | None = None, *, category: Category,
-                 flops: int = 0, own_kernel: bool = False, commutative: bool = False):
-        self.name = name
-        self.type_rule = type_rule
-        self.impl = impl
-        self.vjp = vjp
-        self.category = category
-        self.own_kernel = own_kernel
-        self.commutative = commutative   # f(x, y) == f(y, x) bit for bit, for every x and y
-        self.flops = flops    # floating point operations per output element (elementwise)
-        if name in REGISTRY:
-            raise ValueError(f"a primitive named {name} exists already")
-        REGISTRY[name] = self
-
-    def format_params(self, params) -> list[tuple[str, Any]]:
-        """The params as printed (`value` of a constant is summarised by the printer)."""
-        return [(k, v) for k, v in params.items()]
-
-    def __repr__(self) -> str:
-        return f"<primitive {self.name}>"
-
-
-def of_category(category: Category) -> list[Primitive]:
-    """The registered primitives of `category`, in order of definition."""
-    return [p for p in REGISTRY.values() if p.category is category]
-
-
-def _ops():
-    from . import ops  # the VJP rules are written with ops; ops binds primitives
-    return ops
+__all__ = [
+    # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
+    "Category", "ELEMENTWISE", "REDUCTION", "VIEW", "STRUCTURAL", "INDEXING", "SOURCE",
+    "CONTRACTION", "Primitive", "REGISTRY", "of_category", "constant",
+    # the primitives defined here
+    "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
+    "floor", "ceil", "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_",
+    "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
+    "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
+    "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
+    "dot",
+    # how they are made, and the compositions the VJP rules use
+    "unary", "binary", "full", "zeros",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +83,7 @@ def _sum_to(g, t: Type):
     """Undo the implicit rank-0 broadcast of an elementwise operand."""
     if g is None or t.shape == tuple(g.shape):
         return g
-    return _ops().reduce_sum(g, tuple(range(len(g.shape))))
+    return reduce_sum(g, tuple(range(len(g.shape))))
 
 
 # A VJP is linear in its cotangent, so a zero cotangent (the unused branch of a select, an
@@ -141,30 +97,27 @@ def _sum_to(g, t: Type):
 
 
 def _is_nonzero_literal(g) -> bool:
-    return _ops().is_literal(g) and bool(np.all(np.asarray(g) != 0))
+    return is_literal(g) and bool(np.all(np.asarray(g) != 0))
 
 
 def _zero_where_unused(g, r):
     """r, a product or quotient of the cotangent g, with 0 where g == 0 and r is NaN: exactly
     where g is 0 and the partial is infinite or NaN (0 * ±inf, 0 * NaN, 0 / 0, 0 / NaN)."""
-    ops = _ops()
-    return ops.select(ops.and_(ops.eq(g, 0.0), ops.ne(r, r)), 0.0, r)
+    return select(and_(eq(g, 0.0), ne(r, r)), 0.0, r)
 
 
 def _times(g, p):
     """g * p, and 0 where g == 0 and the partial p is infinite or NaN."""
-    ops = _ops()
-    if _is_nonzero_literal(g) or (ops.is_literal(p) and bool(np.all(np.isfinite(p)))):
-        return ops.mul(g, p)
-    return _zero_where_unused(g, ops.mul(g, p))
+    if _is_nonzero_literal(g) or (is_literal(p) and bool(np.all(np.isfinite(p)))):
+        return mul(g, p)
+    return _zero_where_unused(g, mul(g, p))
 
 
 def _over(g, d):
     """g / d, and 0 where g == 0 and d is 0 or NaN (the partial 1/d is infinite or NaN)."""
-    ops = _ops()
-    if _is_nonzero_literal(g) or (ops.is_literal(d) and bool(np.all(np.abs(d) > 0))):
-        return ops.div(g, d)
-    return _zero_where_unused(g, ops.div(g, d))
+    if _is_nonzero_literal(g) or (is_literal(d) and bool(np.all(np.abs(d) > 0))):
+        return div(g, d)
+    return _zero_where_unused(g, div(g, d))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +126,7 @@ def _over(g, d):
 
 def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
           out_dtype: str | None = None) -> Primitive:
+    """An elementwise primitive of one operand of the `allowed` dtypes."""
     def rule(x: Type) -> Type:
         _check_dtype(name, x.dtype, allowed)
         return Type(x.shape, out_dtype or x.dtype)
@@ -181,34 +135,34 @@ def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
 
 
 def _vjp_sqrt(g, x, out):
-    return [_over(g, _ops().mul(out, 2.0))]
+    return [_over(g, mul(out, 2.0))]
 
 
-neg = unary("neg", np.negative, lambda g, x, out: [_ops().neg(g)], allowed="num")
+neg = unary("neg", np.negative, lambda g, x, out: [neg(g)], allowed="num")
 # |x|' = sign(x): 0 at 0, the mean of the slopes of the tie between x and -x.
-abs_ = unary("abs", np.absolute, lambda g, x, out: [_ops().mul(g, _ops().sign(x))],
+abs_ = unary("abs", np.absolute, lambda g, x, out: [mul(g, sign(x))],
              allowed="num")
 sign = unary("sign", np.sign, lambda g, x, out: [None], allowed="num")
 # exp and expm1 overflow to inf where their derivative is finite but huge; sin and cos have a
 # NaN derivative at ±inf.
 exp = unary("exp", np.exp, lambda g, x, out: [_times(g, out)], flops=10)
 # d expm1 = exp(x) = expm1(x) + 1
-expm1 = unary("expm1", np.expm1, lambda g, x, out: [_times(g, _ops().add(out, 1.0))],
+expm1 = unary("expm1", np.expm1, lambda g, x, out: [_times(g, add(out, 1.0))],
               flops=10)
 log = unary("log", np.log, lambda g, x, out: [_over(g, x)], flops=10)
-log1p = unary("log1p", np.log1p, lambda g, x, out: [_over(g, _ops().add(x, 1.0))],
+log1p = unary("log1p", np.log1p, lambda g, x, out: [_over(g, add(x, 1.0))],
               flops=10)
 sqrt = unary("sqrt", np.sqrt, _vjp_sqrt, flops=4)
-sin = unary("sin", np.sin, lambda g, x, out: [_times(g, _ops().cos(x))], flops=10)
-cos = unary("cos", np.cos, lambda g, x, out: [_ops().neg(_times(g, _ops().sin(x)))],
+sin = unary("sin", np.sin, lambda g, x, out: [_times(g, cos(x))], flops=10)
+cos = unary("cos", np.cos, lambda g, x, out: [neg(_times(g, sin(x)))],
             flops=10)
 # d tanh = 1 - tanh^2
 tanh = unary("tanh", np.tanh,
-             lambda g, x, out: [_ops().mul(g, _ops().sub(1.0, _ops().mul(out, out)))], flops=10)
+             lambda g, x, out: [mul(g, sub(1.0, mul(out, out)))], flops=10)
 # d atan = 1 / (1 + x^2): finite everywhere (0 at ±inf, where the second derivative's
 # 0 * inf is guarded by mul's rule).
 atan = unary("atan", np.arctan,
-             lambda g, x, out: [_ops().div(g, _ops().add(_ops().mul(x, x), 1.0))], flops=10)
+             lambda g, x, out: [div(g, add(mul(x, x), 1.0))], flops=10)
 floor = unary("floor", np.floor, lambda g, x, out: [None])
 ceil = unary("ceil", np.ceil, lambda g, x, out: [None])
 not_ = unary("not", np.invert, lambda g, x, out: [None], allowed="logic")
@@ -219,19 +173,30 @@ def _cast_rule(x: Type, dtype: str) -> Type:
 
 
 def _cast_impl(x, dtype):
-    from .ir import DTYPES
     return np.asarray(x).astype(DTYPES[dtype])
 
 
 def _cast_vjp(g, x, out, dtype):
     # Only float -> float casts carry a gradient; to or from int/bool the function is
     # piecewise constant (or not differentiable in the integer input).
-    if is_float(dtype) and is_float(_ops().dtype_of(x)):
-        return [_ops().cast(g, _ops().dtype_of(x))]
+    if is_float(dtype) and is_float(dtype_of(x)):
+        return [cast(g, dtype_of(x))]
     return [None]
 
 
-cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE)
+def _cast_call(prim, x, dtype: str):
+    """cast(x, dtype): NumPy's astype; x itself when the dtype already matches, and a literal
+    cast now."""
+    if dtype_of(x) == dtype:
+        return x
+    if is_literal(x):        # known now: cast it now (a NumPy scalar stays a scalar)
+        arr = np.asarray(x).astype(DTYPES[dtype])
+        return arr[()] if arr.ndim == 0 else arr
+    return bind(prim, x, dtype=dtype)
+
+
+cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE,
+                 call=_cast_call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +205,7 @@ cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE
 
 def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
            out_dtype: str | None = None, commutative: bool = False) -> Primitive:
+    """An elementwise primitive of two operands of one of the `allowed` dtypes."""
     def rule(x: Type, y: Type) -> Type:
         dtype = _same_dtype(name, (x, y))
         _check_dtype(name, dtype, allowed)
@@ -250,7 +216,7 @@ def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
 
 
 def _types(*xs):
-    return [_ops().type_of(x) for x in xs]
+    return [type_of(x) for x in xs]
 
 
 def _vjp_add(g, x, y, out):
@@ -260,7 +226,7 @@ def _vjp_add(g, x, y, out):
 
 def _vjp_sub(g, x, y, out):
     tx, ty = _types(x, y)
-    return [_sum_to(g, tx), _sum_to(_ops().neg(g), ty)]
+    return [_sum_to(g, tx), _sum_to(neg(g), ty)]
 
 
 def _vjp_mul(g, x, y, out):
@@ -270,20 +236,18 @@ def _vjp_mul(g, x, y, out):
 
 def _vjp_div(g, x, y, out):
     # d(x/y) = dx/y - x dy / y^2 = dx/y - out dy / y
-    ops = _ops()
     tx, ty = _types(x, y)
     gx = _over(g, y)
-    return [_sum_to(gx, tx), _sum_to(ops.neg(_times(gx, out)), ty)]
+    return [_sum_to(gx, tx), _sum_to(neg(_times(gx, out)), ty)]
 
 
 def _vjp_pow(g, x, y, out):
     # d(x^y)/dx = y x^(y-1) (0 where y == 0); d(x^y)/dy = log(x) x^y (0 where x == 0)
-    ops = _ops()
     tx, ty = _types(x, y)
     if not is_float(tx.dtype):
         return [None, None]
-    dx = ops.select(ops.eq(y, 0.0), 0.0, ops.mul(y, ops.pow(x, ops.sub(y, 1.0))))
-    dy = ops.select(ops.eq(x, 0.0), 0.0, ops.mul(out, ops.log(ops.select(ops.eq(x, 0.0), 1.0, x))))
+    dx = select(eq(y, 0.0), 0.0, mul(y, pow_(x, sub(y, 1.0))))
+    dy = select(eq(x, 0.0), 0.0, mul(out, log(select(eq(x, 0.0), 1.0, x))))
     return [_sum_to(_times(g, dx), tx), _sum_to(_times(g, dy), ty)]
 
 
@@ -291,20 +255,18 @@ def _chooser_vjp(g, x, y, out):
     # Ties share the gradient equally (as in JAX): all of it to the chosen operand, half each
     # where x == y. An operand not chosen gets exactly 0, by select rather than by a product
     # with 0, so that an infinite cotangent (sqrt(max(x, 0)) at x < 0) does not make it NaN.
-    ops = _ops()
     tx, ty = _types(x, y)
-    x_in, y_in = ops.eq(x, out), ops.eq(y, out)
-    share = ops.select(ops.and_(x_in, y_in), ops.mul(g, 0.5), g)
-    return [_sum_to(ops.select(x_in, share, 0.0), tx), _sum_to(ops.select(y_in, share, 0.0), ty)]
+    x_in, y_in = eq(x, out), eq(y, out)
+    share = select(and_(x_in, y_in), mul(g, 0.5), g)
+    return [_sum_to(select(x_in, share, 0.0), tx), _sum_to(select(y_in, share, 0.0), ty)]
 
 
 def _vjp_mod(g, x, y, out):
     # x mod y = x - floor(x / y) y
-    ops = _ops()
     tx, ty = _types(x, y)
     if not is_float(tx.dtype):
         return [None, None]
-    return [_sum_to(g, tx), _sum_to(ops.neg(_times(g, ops.floor(ops.div(x, y)))), ty)]
+    return [_sum_to(g, tx), _sum_to(neg(_times(g, floor(div(x, y)))), ty)]
 
 
 add = binary("add", np.add, _vjp_add, commutative=True)
@@ -342,14 +304,20 @@ def _select_rule(pred: Type, x: Type, y: Type) -> Type:
 
 
 def _select_vjp(g, pred, x, y, out):
-    ops = _ops()
     tx, ty = _types(x, y)
-    zero = ops.zeros(Type((), ops.dtype_of(g)))
-    return [None, _sum_to(ops.select(pred, g, zero), tx), _sum_to(ops.select(pred, zero, g), ty)]
+    zero = zeros(Type((), dtype_of(g)))
+    return [None, _sum_to(select(pred, g, zero), tx), _sum_to(select(pred, zero, g), ty)]
+
+
+def _select_call(prim, pred, x, y):
+    """select(pred, x, y): elementwise `x if pred else y`; Python numbers among x and y become
+    literals of their dtype."""
+    x, y = as_operands(x, y)
+    return bind(prim, pred, x, y)
 
 
 select = Primitive("select", _select_rule, lambda p, x, y: np.where(p, x, y), _select_vjp,
-                   category=ELEMENTWISE)
+                   category=ELEMENTWISE, call=_select_call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,29 +329,21 @@ def _iota_rule(shape, dimension, dtype):
 
 
 def _iota_impl(shape, dimension, dtype):
-    from .ir import DTYPES
     idx = np.arange(shape[dimension], dtype=DTYPES[dtype])
     view = [1] * len(shape)
     view[dimension] = shape[dimension]
     return np.broadcast_to(idx.reshape(view), shape).copy()
 
 
+def _iota_call(prim, shape, dimension: int, dtype: str):
+    """iota(shape, dimension, dtype)."""
+    return bind(prim, shape=tuple(int(s) for s in shape), dimension=int(dimension), dtype=dtype)
+
+
 #: iota(shape, dimension, dtype)[i0, ..., in] = i_dimension
-iota = Primitive("iota", _iota_rule, _iota_impl, None, category=SOURCE)
+iota = Primitive("iota", _iota_rule, _iota_impl, None, category=SOURCE, call=_iota_call)
 
-
-class _Constant(Primitive):
-    def format_params(self, params):
-        return [("value", params["value"])]
-
-
-def _constant_rule(value):
-    from .ir import dtype_name
-    return Type(tuple(value.shape), dtype_name(value.dtype))
-
-
-#: constant(value=ndarray): an array known at trace time (a captured NumPy array).
-constant = _Constant("constant", _constant_rule, lambda value: value, None, category=SOURCE)
+# constant, the other source, is defined with the tracer, which binds it.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,18 +369,39 @@ def _bid_impl(x, shape, dims):
 
 def _bid_vjp(g, x, out, shape, dims):
     # Sum over the new axes and over the axes that were stretched from size 1.
-    ops = _ops()
-    tx = ops.type_of(x)
+    tx = type_of(x)
     summed = tuple(d for d in range(len(shape)) if d not in dims)
     stretched = tuple(d for i, d in enumerate(dims) if tx.shape[i] == 1 and shape[d] != 1)
     axes = tuple(sorted(summed + stretched))
-    r = ops.reduce_sum(g, axes) if axes else g
-    return [ops.reshape(r, tx.shape)]
+    r = reduce_sum(g, axes) if axes else g
+    return [reshape(r, tx.shape)]
+
+
+def _bid_call(prim, x, shape, dims):
+    """broadcast_in_dim(x, shape, dims): place axis i of x at output axis dims[i] of `shape`;
+    size-1 axes stretch. x itself when that changes nothing."""
+    shape, dims = tuple(int(s) for s in shape), tuple(int(d) for d in dims)
+    if tuple(type_of(x).shape) == shape and dims == tuple(range(len(shape))):
+        return x
+    return bind(prim, x, shape=shape, dims=dims)
 
 
 #: broadcast_in_dim(x, shape, dims): operand axis i becomes output axis dims[i].
 broadcast_in_dim = Primitive("broadcast_in_dim", _bid_rule, _bid_impl, _bid_vjp,
-                             category=VIEW)
+                             category=VIEW, call=_bid_call)
+
+
+def full(type_: Type, value) -> Any:
+    """An array of `type_` filled with `value` (a broadcast literal; a bare literal for ())."""
+    lit = scalar(value, type_.dtype)
+    if type_.shape == ():
+        return lit
+    return bind(broadcast_in_dim, lit, shape=type_.shape, dims=())
+
+
+def zeros(type_: Type) -> Any:
+    """An array of `type_` filled with zeros (see `full`)."""
+    return full(type_, 0)
 
 
 def _reshape_rule(x: Type, shape) -> Type:
@@ -430,9 +411,17 @@ def _reshape_rule(x: Type, shape) -> Type:
     return Type(shape, x.dtype)
 
 
+def _reshape_call(prim, x, shape):
+    """reshape(x, shape); x itself when it has the shape already."""
+    shape = tuple(int(s) for s in shape)
+    if type_of(x).shape == shape:
+        return x
+    return bind(prim, x, shape=shape)
+
+
 reshape = Primitive("reshape", _reshape_rule, lambda x, shape: np.reshape(x, shape),
-                    lambda g, x, out, shape: [_ops().reshape(g, _ops().type_of(x).shape)],
-                    category=VIEW)
+                    lambda g, x, out, shape: [reshape(g, type_of(x).shape)],
+                    category=VIEW, call=_reshape_call)
 
 
 def _transpose_rule(x: Type, perm) -> Type:
@@ -442,11 +431,19 @@ def _transpose_rule(x: Type, perm) -> Type:
 
 
 def _transpose_vjp(g, x, out, perm):
-    return [_ops().transpose(g, tuple(int(i) for i in np.argsort(perm)))]
+    return [transpose(g, tuple(int(i) for i in np.argsort(perm)))]
+
+
+def _transpose_call(prim, x, perm):
+    """transpose(x, perm): output axis i is axis perm[i] of x; x itself for the identity."""
+    perm = tuple(int(p) for p in perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    return bind(prim, x, perm=perm)
 
 
 transpose = Primitive("transpose", _transpose_rule, lambda x, perm: np.transpose(x, perm),
-                      _transpose_vjp, category=VIEW)
+                      _transpose_vjp, category=VIEW, call=_transpose_call)
 
 
 def _strided_positions_ok(in_shape, starts, steps, out_shape) -> bool:
@@ -479,13 +476,21 @@ def _slice_impl(x, starts, steps, shape):
 
 
 def _slice_vjp(g, x, out, starts, steps, shape):
-    ops = _ops()
-    tx = ops.type_of(x)
-    return [ops.pad(g, ops.zeros(Type((), tx.dtype)), starts, steps, tx.shape)]
+    tx = type_of(x)
+    return [pad(g, zeros(Type((), tx.dtype)), starts, steps, tx.shape)]
+
+
+def _slice_call(prim, x, starts, steps, shape):
+    """slice(x, starts, steps, shape); x itself when that is all of x."""
+    starts, steps, shape = (tuple(int(v) for v in t) for t in (starts, steps, shape))
+    if type_of(x).shape == shape and all(s == 0 for s in starts) and all(s == 1 for s in steps):
+        return x
+    return bind(prim, x, starts=starts, steps=steps, shape=shape)
 
 
 #: slice(x, starts, steps, shape)[i] = x[starts + i * steps]; steps may be negative.
-slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, category=VIEW)
+slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, category=VIEW,
+                   call=_slice_call)
 
 
 def _pad_rule(x: Type, value: Type, starts, steps, shape) -> Type:
@@ -503,22 +508,27 @@ def _pad_impl(x, value, starts, steps, shape):
 
 
 def _pad_vjp(g, x, value, out, starts, steps, shape):
-    ops = _ops()
-    tx = ops.type_of(x)
-    gx = ops.slice(g, starts, steps, tx.shape)
+    tx = type_of(x)
+    gx = slice_(g, starts, steps, tx.shape)
     gv = None
-    if not ops.is_literal(value):
+    if not is_literal(value):
         # The sum of g over the padding (not sum(g) - sum(gx): inf - inf where x's part of g
         # is infinite).
-        filled = ops.pad(ops.zeros(tx), ops.scalar(1.0, tx.dtype), starts, steps, shape)
-        gv = ops.reduce_sum(ops.select(ops.eq(filled, 1.0), g, 0.0), tuple(range(len(shape))))
+        filled = pad(zeros(tx), scalar(1.0, tx.dtype), starts, steps, shape)
+        gv = reduce_sum(select(eq(filled, 1.0), g, 0.0), tuple(range(len(shape))))
     return [gx, gv]
+
+
+def _pad_call(prim, x, value, starts, steps, shape):
+    """pad(x, value, starts, steps, shape): the params as tuples of ints."""
+    starts, steps, shape = (tuple(int(v) for v in t) for t in (starts, steps, shape))
+    return bind(prim, x, value, starts=starts, steps=steps, shape=shape)
 
 
 #: pad(x, value, starts, steps, shape): an array of `shape` filled with `value`, except that
 #: out[starts + i * steps] = x[i]. The transpose of slice.
 pad = Primitive("pad", _pad_rule, _pad_impl, _pad_vjp, category=STRUCTURAL,
-                own_kernel=True)
+                own_kernel=True, call=_pad_call)
 
 
 def _concat_rule(*xs: Type, axis) -> Type:
@@ -534,20 +544,26 @@ def _concat_rule(*xs: Type, axis) -> Type:
 
 
 def _concat_vjp(g, *xs, out, axis):
-    ops = _ops()
     result, offset = [], 0
     for x in xs:
-        t = ops.type_of(x)
+        t = type_of(x)
         starts = [0] * t.ndim
         starts[axis] = offset
-        result.append(ops.slice(g, tuple(starts), (1,) * t.ndim, t.shape))
+        result.append(slice_(g, tuple(starts), (1,) * t.ndim, t.shape))
         offset += t.shape[axis]
     return result
 
 
+def _concat_call(prim, xs: Sequence[Any], axis: int):
+    """concatenate(xs, axis); the one operand itself when there is one."""
+    if len(xs) == 1:
+        return xs[0]
+    return bind(prim, *xs, axis=int(axis))
+
+
 concatenate = Primitive("concatenate", _concat_rule,
                         lambda *xs, axis: np.concatenate(xs, axis=axis), _concat_vjp,
-                        category=STRUCTURAL, own_kernel=True)
+                        category=STRUCTURAL, own_kernel=True, call=_concat_call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,15 +598,19 @@ def _gather_impl(x, *idx):
 
 
 def _gather_vjp(g, x, *idx, out):
-    ops = _ops()
-    return [ops.scatter_add(ops.zeros(ops.type_of(x)), idx, g)] + [None] * len(idx)
+    return [scatter_add(zeros(type_of(x)), idx, g)] + [None] * len(idx)
+
+
+def _gather_call(prim, x, idx: Sequence[Any]):
+    """gather(x, idx): the index arrays as one sequence."""
+    return bind(prim, x, *idx)
 
 
 #: gather(x, i0, ..., ik)[s, rest] = x[i0[s], ..., ik[s], rest]: NumPy's x[i0, ..., ik] with
 #: index arrays of one shape over the leading axes. Negative indices count from the end;
 #: out-of-bounds indices are an error.
 gather = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, category=INDEXING,
-                   own_kernel=True)
+                   own_kernel=True, call=_gather_call)
 
 
 def _scatter_rule(x: Type, *rest: Type) -> Type:
@@ -612,13 +632,18 @@ def _scatter_impl(x, *rest):
 
 def _scatter_vjp(g, x, *rest, out):
     *idx, updates = rest
-    return [g] + [None] * len(idx) + [_ops().gather(g, idx)]
+    return [g] + [None] * len(idx) + [gather(g, idx)]
+
+
+def _scatter_call(prim, x, idx: Sequence[Any], updates):
+    """scatter_add(x, idx, updates): the index arrays as one sequence."""
+    return bind(prim, x, *idx, updates)
 
 
 #: scatter_add(x, i0, ..., ik, updates): a copy of x with out[i0[s], ..., ik[s]] += updates[s]
 #: (repeated indices accumulate). The transpose of gather.
 scatter_add = Primitive("scatter_add", _scatter_rule, _scatter_impl, _scatter_vjp,
-                        category=INDEXING, own_kernel=True)
+                        category=INDEXING, own_kernel=True, call=_scatter_call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,9 +665,8 @@ def _kept_dims(ndim, axes):
 
 def _expand(g, x, axes):
     """Broadcast a reduction's result (or cotangent) back to the operand's shape."""
-    ops = _ops()
-    tx = ops.type_of(x)
-    return ops.broadcast_in_dim(g, tx.shape, _kept_dims(tx.ndim, axes))
+    tx = type_of(x)
+    return broadcast_in_dim(g, tx.shape, _kept_dims(tx.ndim, axes))
 
 
 def _reduce_sum_vjp(g, x, out, axes):
@@ -652,10 +676,9 @@ def _reduce_sum_vjp(g, x, out, axes):
 def _reduce_chooser_vjp(g, x, out, axes):
     # The gradient goes to the positions that attain the extremum, shared equally among ties;
     # the others get exactly 0 (by select: an infinite cotangent times 0 would be NaN).
-    ops = _ops()
-    hit = ops.eq(x, _expand(out, x, axes))
-    count = ops.reduce_sum(ops.cast(hit, ops.dtype_of(x)), axes)
-    return [ops.select(hit, _expand(ops.div(g, count), x, axes), 0.0)]
+    hit = eq(x, _expand(out, x, axes))
+    count = reduce_sum(cast(hit, dtype_of(x)), axes)
+    return [select(hit, _expand(div(g, count), x, axes), 0.0)]
 
 
 def _reduce_prod_vjp(g, x, out, axes):
@@ -666,25 +689,24 @@ def _reduce_prod_vjp(g, x, out, axes):
     # entries are all zeros (written as the other zero for two, so that the second derivative
     # there is right too), and NaN when another is infinite or NaN (the product of the others
     # is then infinite or undefined).
-    ops = _ops()
-    dtype = ops.dtype_of(x)
-    zero = ops.eq(x, 0.0)
-    nonfinite = ops.logical_not(ops.lt(ops.abs(x), np.inf))
-    special = ops.or_(zero, nonfinite)
+    dtype = dtype_of(x)
+    zero = eq(x, 0.0)
+    nonfinite = not_(lt(abs_(x), np.inf))
+    special = or_(zero, nonfinite)
 
     def total(v):
-        return _expand(ops.reduce_sum(v, axes), x, axes)
+        return _expand(reduce_sum(v, axes), x, axes)
 
-    safe = ops.select(special, 1.0, x)
-    p = _expand(ops.reduce_prod(safe, axes), x, axes)
-    q = _expand(ops.reduce_prod(ops.select(special, x, 1.0), axes), x, axes)
-    count = total(ops.cast(special, dtype))
-    others_nonfinite = ops.sub(total(ops.cast(nonfinite, dtype)), ops.cast(nonfinite, dtype))
-    zeros = total(ops.select(zero, x, 0.0))              # 0, the sum of the zero entries
-    other_zero = ops.select(zero, ops.sub(zeros, x), zeros)
-    others = ops.select(ops.eq(count, 1.0), 1.0, ops.select(
-        ops.gt(others_nonfinite, 0.0), np.nan, ops.select(ops.eq(count, 2.0), other_zero, 0.0)))
-    partial = ops.select(special, ops.mul(p, others), ops.mul(ops.div(p, safe), q))
+    safe = select(special, 1.0, x)
+    p = _expand(reduce_prod(safe, axes), x, axes)
+    q = _expand(reduce_prod(select(special, x, 1.0), axes), x, axes)
+    count = total(cast(special, dtype))
+    others_nonfinite = sub(total(cast(nonfinite, dtype)), cast(nonfinite, dtype))
+    zeros = total(select(zero, x, 0.0))              # 0, the sum of the zero entries
+    other_zero = select(zero, sub(zeros, x), zeros)
+    others = select(eq(count, 1.0), 1.0, select(
+        gt(others_nonfinite, 0.0), np.nan, select(eq(count, 2.0), other_zero, 0.0)))
+    partial = select(special, mul(p, others), mul(div(p, safe), q))
     return [_times(_expand(g, x, axes), partial)]
 
 
@@ -694,14 +716,23 @@ def _reduce_impl(fn):
     return impl
 
 
+def _reduce_call(prim, x, axes):
+    """reduce_*(x, axes): over `axes` (removed from the shape); x itself over no axes."""
+    axes = tuple(sorted(int(a) for a in axes))
+    if not axes:
+        return x
+    return bind(prim, x, axes=axes)
+
+
 reduce_sum = Primitive("reduce_sum", _reduce_rule("reduce_sum", "num"), _reduce_impl(np.sum),
-                       _reduce_sum_vjp, category=REDUCTION, flops=1)
+                       _reduce_sum_vjp, category=REDUCTION, flops=1, call=_reduce_call)
 reduce_max = Primitive("reduce_max", _reduce_rule("reduce_max", "any"), _reduce_impl(np.max),
-                       _reduce_chooser_vjp, category=REDUCTION, flops=1)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call)
 reduce_min = Primitive("reduce_min", _reduce_rule("reduce_min", "any"), _reduce_impl(np.min),
-                       _reduce_chooser_vjp, category=REDUCTION, flops=1)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call)
 reduce_prod = Primitive("reduce_prod", _reduce_rule("reduce_prod", "num"),
-                        _reduce_impl(np.prod), _reduce_prod_vjp, category=REDUCTION, flops=1)
+                        _reduce_impl(np.prod), _reduce_prod_vjp, category=REDUCTION, flops=1,
+                        call=_reduce_call)
 
 
 def _arg_rule(name):
@@ -712,14 +743,19 @@ def _arg_rule(name):
     return rule
 
 
+def _arg_call(prim, x, axis: int):
+    """argmax(x, axis), argmin(x, axis)."""
+    return bind(prim, x, axis=int(axis))
+
+
 argmax = Primitive("argmax", _arg_rule("argmax"),
                    lambda x, axis: np.asarray(np.argmax(x, axis=axis)).astype(np.int64),
                    lambda g, x, out, axis: [None], category=REDUCTION,
-                   own_kernel=True)
+                   own_kernel=True, call=_arg_call)
 argmin = Primitive("argmin", _arg_rule("argmin"),
                    lambda x, axis: np.asarray(np.argmin(x, axis=axis)).astype(np.int64),
                    lambda g, x, out, axis: [None], category=REDUCTION,
-                   own_kernel=True)
+                   own_kernel=True, call=_arg_call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -763,7 +799,6 @@ def _dot_impl(lhs, rhs, contract, batch):
 def _dot_vjp(g, lhs, rhs, out, contract, batch):
     # out axes are [batch..., lhs free..., rhs free...]. Each input's cotangent is a dot of g
     # with the other input, contracting the other input's free axes, then transposed back.
-    ops = _ops()
     (lc, rc), (lb, rb) = contract, batch
     tl, tr = _types(lhs, rhs)
     if not is_float(tl.dtype):
@@ -775,16 +810,16 @@ def _dot_vjp(g, lhs, rhs, out, contract, batch):
     g_rf = tuple(range(nb + len(lf), nb + len(lf) + len(rf)))
 
     # d lhs = g . rhs over rhs's free axes -> [batch, lhs free, rhs contract (ascending)]
-    gl = ops.dot(g, rhs, (g_rf, rf), (g_batch, rb))
+    gl = dot(g, rhs, (g_rf, rf), (g_batch, rb))
     rc_sorted = sorted(rc)
     axes_l = list(lb) + list(lf) + [lc[rc.index(r)] for r in rc_sorted]
-    gl = ops.transpose(gl, tuple(axes_l.index(i) for i in range(tl.ndim)))
+    gl = transpose(gl, tuple(axes_l.index(i) for i in range(tl.ndim)))
 
     # d rhs = lhs . g over lhs's free axes -> [batch, lhs contract (ascending), rhs free]
-    gr = ops.dot(lhs, g, (lf, g_lf), (lb, g_batch))
+    gr = dot(lhs, g, (lf, g_lf), (lb, g_batch))
     lc_sorted = sorted(lc)
     axes_r = list(rb) + [rc[lc.index(a)] for a in lc_sorted] + list(rf)
-    gr = ops.transpose(gr, tuple(axes_r.index(i) for i in range(tr.ndim)))
+    gr = transpose(gr, tuple(axes_r.index(i) for i in range(tr.ndim)))
     return [gl, gr]
 
 
@@ -797,6 +832,12 @@ class _Dot(Primitive):
         return out
 
 
+def _dot_call(prim, lhs, rhs, contract, batch=((), ())):
+    """dot(lhs, rhs, contract, batch): the axes as tuples of ints."""
+    norm = lambda pair: tuple(tuple(int(a) for a in axes) for axes in pair)  # noqa: E731
+    return bind(prim, lhs, rhs, contract=norm(contract), batch=norm(batch))
+
+
 #: dot(lhs, rhs, contract=((lhs axes), (rhs axes)), batch=((lhs axes), (rhs axes))):
 #: a general tensor contraction; output axes are batch, then lhs free, then rhs free.
-dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION)
+dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION, call=_dot_call)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import errors
+from .tracer import current_trace
 
 _GENERATORS = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
 _HARMLESS = {"seed", "get_state", "set_state", "get_bit_generator", "set_bit_generator"}
@@ -47,7 +48,6 @@ def message(what: str, fname: str) -> str:
 
 def _tracing() -> str | None:
     """The name of the function this thread is tracing, or None."""
-    from .tracer import current_trace       # tracer imports this module
     trace = current_trace()
     return None if trace is None else trace.name
 

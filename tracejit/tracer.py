@@ -1,28 +1,176 @@
-"""Tracing: recording IR equations while the user's NumPy code runs on Tracer objects.
+"""The core of tracing: primitives, traces, tracers and `bind`.
 
-A `Trace` collects equations for one Function. Traces nest (grad inside jit, grad of grad): the
-innermost active trace records; a Tracer of an enclosing trace that shows up in it is captured
-as an extra parameter (a closed-over value), which the enclosing trace passes in when it inlines
-the inner Function. A Tracer whose trace has finished has escaped and is an error.
+A `Primitive` is a named operation of the IR; `tracejit.primitives` defines all of them except
+`constant`, the one the tracer binds itself to capture a NumPy array. A `Trace` collects the
+equations recorded for one Function while the user's NumPy code runs on `Tracer` objects.
 
-The NumPy-facing behaviour of Tracer (operators, `__array_ufunc__`, `__array_function__`,
-indexing, methods) lives in `tracejit.numpy_api`; this module only knows how to record.
+Traces nest (grad inside jit, grad of grad): the innermost active trace records; a Tracer of an
+enclosing trace that shows up in it is captured as an extra parameter (a closed-over value),
+which the enclosing trace passes in when it inlines the inner Function. A Tracer whose trace
+has finished has escaped and is an error.
+
+This module is the bottom of the tracing layers and imports none of them: `primitives` builds
+on it, `ops` on `primitives`, and `numpy_api` on all three. The Tracer class defines NumPy's
+protocols, Python's operators and ndarray's methods; their implementations live in
+`tracejit.numpy_api`, which registers them in the tables below when it is imported (NumPy's own
+design for array-like classes, NEP 13 and NEP 18), so that the class needs no import of it.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from . import errors
-from .ir import (Atom, Eqn, Function, Literal, SourceLoc, Type, UnsupportedDTypeError, Var,
-                 dtype_name, is_python_scalar)
-from .primitives import Primitive, constant
+from .ir import (DTYPES, Atom, Eqn, Function, Literal, SourceLoc, Type, UnsupportedDTypeError,
+                 Var, dtype_name, is_python_scalar)
 
 if TYPE_CHECKING:              # random_guard finds the current trace here
     from .random_guard import Watch
+
+
+# ---------------------------------------------------------------------------------------------
+# primitives
+
+
+class Category:
+    """What a primitive is to the stages after tracing (fusion, simplification, lowering).
+
+    The categories are the module constants below, compared by identity
+    (`prim.category is ELEMENTWISE`): a misspelt category is a NameError, not a silent
+    mismatch."""
+
+    def __init__(self, name: str, doc: str):
+        self.name = name
+        self.__doc__ = doc
+
+    def __repr__(self) -> str:
+        return f"<category {self.name}>"
+
+
+ELEMENTWISE = Category("elementwise", "out[i] from the operands at i (rank-0 operands "
+                       "broadcast); every backend lowers it as one scalar expression")
+REDUCTION = Category("reduction", "combines its operand over some axes")
+VIEW = Category("view", "an index map of its one operand (broadcast_in_dim, transpose, slice, "
+                "reshape): fusion turns it into the loads that read it, never a copy")
+STRUCTURAL = Category("structural", "moves elements without arithmetic (pad, concatenate)")
+INDEXING = Category("indexing", "integer-array indexing (gather, scatter_add)")
+SOURCE = Category("source", "no array operands: iota, constant")
+CONTRACTION = Category("contraction", "a tensor contraction (dot)")
+
+#: Every primitive by name.
+REGISTRY: dict[str, "Primitive"] = {}
+
+
+class Primitive:
+    """A named operation of the IR: its type rule, NumPy implementation and VJP rule (see
+    `tracejit.primitives`).
+
+    `category` says how the later stages treat it; `own_kernel` that fusion gives every
+    equation of it a kernel of its own, lowered by the backend's table of such kernels.
+
+    Calling a primitive records it in the innermost trace as a strict typed operation: the
+    functions of `tracejit.ops` and the VJP rules are these calls (`add(x, 2.0)`,
+    `reshape(g, shape)`). By default the operands are passed by position, a Python number
+    among them becoming a literal of the dtype of the other operands (`as_operands`), and the
+    params by keyword. `call`, when given, is the primitive's own calling convention (params by
+    position, normalised, or an identity that records nothing): `call(prim, *args, **kwargs)`.
+    """
+
+    def __init__(self, name: str, type_rule: Callable[..., Type], impl: Callable[..., Any],
+                 vjp: Callable[..., Iterable[Any]] | None = None, *, category: Category,
+                 flops: int = 0, own_kernel: bool = False, commutative: bool = False,
+                 call: Callable[..., Any] | None = None):
+        self.name = name
+        self.type_rule = type_rule
+        self.impl = impl
+        self.vjp = vjp
+        self.category = category
+        self.own_kernel = own_kernel
+        self.commutative = commutative   # f(x, y) == f(y, x) bit for bit, for every x and y
+        self.flops = flops    # floating point operations per output element (elementwise)
+        self.call = call
+        if name in REGISTRY:
+            raise ValueError(f"a primitive named {name} exists already")
+        REGISTRY[name] = self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Record this primitive in the innermost trace (see the class docstring)."""
+        if self.call is not None:
+            return self.call(self, *args, **kwargs)
+        return bind(self, *as_operands(*args), **kwargs)
+
+    def format_params(self, params) -> list[tuple[str, Any]]:
+        """The params as printed (`value` of a constant is summarised by the printer)."""
+        return [(k, v) for k, v in params.items()]
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def of_category(category: Category) -> list[Primitive]:
+    """The registered primitives of `category`, in order of definition."""
+    return [p for p in REGISTRY.values() if p.category is category]
+
+
+class _Constant(Primitive):
+    def format_params(self, params):
+        return [("value", params["value"])]
+
+
+def _constant_rule(value):
+    return Type(tuple(value.shape), dtype_name(value.dtype))
+
+
+#: constant(value=ndarray): an array known at trace time (a captured NumPy array).
+constant = _Constant("constant", _constant_rule, lambda value: value, None, category=SOURCE)
+
+
+# ---------------------------------------------------------------------------------------------
+# operands of the typed operations
+
+
+def type_of(x: Any) -> Type:
+    """The IR type of a tracer, literal, NumPy array or scalar."""
+    if isinstance(x, Tracer):
+        return x.type
+    if isinstance(x, Literal):
+        return x.type
+    arr = np.asarray(x)
+    return Type(arr.shape, dtype_name(arr.dtype))
+
+
+def dtype_of(x: Any) -> str:
+    """The IR dtype of a tracer, literal, NumPy array or scalar."""
+    return type_of(x).dtype
+
+
+def is_literal(x: Any) -> bool:
+    """True for an operand known at trace time (not a Tracer)."""
+    return not isinstance(x, Tracer)
+
+
+def scalar(value: Any, dtype: str) -> np.generic:
+    """A NumPy scalar of `dtype` (an IR literal)."""
+    return np.asarray(value, dtype=DTYPES[dtype])[()]
+
+
+def as_operands(*xs: Any) -> list:
+    """The operands of a typed operation: Python numbers become literals of the dtype of the
+    first operand that has one (of the default dtype of them all when none has)."""
+    dtype = next((dtype_of(x) for x in xs if not is_python_scalar(x)), None)
+    if dtype is None:
+        dtype = dtype_name(np.result_type(*xs))
+    return [scalar(x, dtype) if is_python_scalar(x) else x for x in xs]
+
+
+# ---------------------------------------------------------------------------------------------
+# traces
+
 
 _state = threading.local()
 
@@ -171,10 +319,73 @@ def bind(prim: Primitive, *inputs: Any, **params: Any) -> "Tracer":
     return trace.bind(prim, inputs, params)
 
 
+# ---------------------------------------------------------------------------------------------
+# the tables of NumPy's implementations on tracers
+
+
+#: NEP 18: NumPy function -> its implementation on tracers (np.sum -> tracejit's sum), for
+#: `Tracer.__array_function__` and the methods that are these functions (t.sum(), t.reshape()).
+#: Filled by `@implements(np.sum)` in the modules of tracejit.numpy_api.
+FUNCTIONS: dict[Callable, Callable] = {}
+
+#: NEP 13: ufunc method ("__call__", "reduce") -> handler(ufunc, *inputs, **kwargs), for
+#: `Tracer.__array_ufunc__`. Filled by `@implements_ufunc_method("reduce")`.
+UFUNC_METHODS: dict[str, Callable] = {}
+
+#: The ndarray methods that are no NumPy function (np.ndarray.__getitem__, np.ndarray.astype)
+#: -> their implementation on tracers. Filled by `@implements_method(np.ndarray.astype)`.
+METHODS: dict[Callable, Callable] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(func):
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_weak(x: Any) -> bool:
+    # The operands that NumPy's promotion sees as Python types (numpy_api's promotion_key).
+    return is_python_scalar(x) or isinstance(x, Tracer) and x.weak
+
+
+def _operator(ufunc: np.ufunc, *operands: Any) -> Any:
+    """`ufunc` as one of Python's operators applies it. NumPy's dispatch computes it (through
+    `__array_ufunc__`, which gives the strong result of a NumPy function); where every operand
+    is weak (a Python number or a weak tracer) the result stays weak, as Python's arithmetic on
+    Python numbers gives a Python number: `x_f32 * (lr * 2)` stays f32."""
+    result = ufunc(*operands)
+    if isinstance(result, Tracer) and all(_is_weak(x) for x in operands):
+        result = Tracer(result.trace, result.node, True)
+    return result
+
+
+def _unknown_value(x: "Tracer", what: str, way_out: str) -> errors.TracejitError:
+    """The error for a Python conversion of a traced value, which has no value yet."""
+    return errors.user_error(
+        errors.ConcretizationError,
+        f"{what} of a traced value {x.type}: its value is not known while tracing. {way_out}")
+
+
+_BRANCH = ("For a choice between values use np.where(condition, x, y); if the value only "
+           "depends on arguments that do not change between calls, mark them static with "
+           "static_argnums")
+
+
+# ---------------------------------------------------------------------------------------------
+# tracers
+
+
 class Tracer:
     """A stand-in for an array while a function is traced: it has a shape and a dtype, and the
     operations on it record IR. `weak` marks a Python number passed as an argument, which
-    promotes like a Python scalar (so `f32_array * lr` stays f32, as in NumPy)."""
+    promotes like a Python scalar (so `f32_array * lr` stays f32, as in NumPy).
+
+    NumPy's functions and ufuncs reach tracejit's implementations through `__array_function__`
+    and `__array_ufunc__`; the operators call the ufuncs and the methods call the
+    implementations of the NumPy functions they are, so that every way to write an operation
+    traces the same IR."""
 
     __slots__ = ("trace", "node", "weak")
     __array_priority__ = 1000
@@ -216,3 +427,290 @@ class Tracer:
         return f"Traced<{self.type}>"
 
     __hash__ = object.__hash__
+
+    # -- NumPy's protocols ----------------------------------------------------------------------
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NEP 13: NumPy hands every ufunc call with a Tracer operand here."""
+        handler = UFUNC_METHODS.get(method)
+        if handler is None:
+            raise errors.user_error(errors.UnsupportedError,
+                                    f"numpy.{ufunc.__name__}.{method} is not supported")
+        return handler(ufunc, *inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NEP 18: NumPy hands every call of a (non-ufunc) function on a Tracer here."""
+        impl = FUNCTIONS.get(func)
+        if impl is None:
+            module = getattr(func, "__module__", "numpy") or "numpy"
+            raise errors.user_error(errors.UnsupportedError,
+                                    f"{module}.{func.__name__} is not supported by tracejit")
+        sig = _signature(func) if kwargs else None
+        if sig is not None:
+            # Arguments passed by keyword under NumPy's names (np.transpose(a=x)) go to the
+            # implementation, which takes NumPy's parameters in NumPy's order, by position.
+            bound = sig.bind(*args, **kwargs)
+            args, kwargs = bound.args, bound.kwargs
+        return impl(*args, **kwargs)
+
+    # -- Python's operators: NumPy's ufuncs -----------------------------------------------------
+
+    def __add__(self, other):
+        return _operator(np.add, self, other)
+
+    def __radd__(self, other):
+        return _operator(np.add, other, self)
+
+    def __sub__(self, other):
+        return _operator(np.subtract, self, other)
+
+    def __rsub__(self, other):
+        return _operator(np.subtract, other, self)
+
+    def __mul__(self, other):
+        return _operator(np.multiply, self, other)
+
+    def __rmul__(self, other):
+        return _operator(np.multiply, other, self)
+
+    def __truediv__(self, other):
+        return _operator(np.true_divide, self, other)
+
+    def __rtruediv__(self, other):
+        return _operator(np.true_divide, other, self)
+
+    def __floordiv__(self, other):
+        return _operator(np.floor_divide, self, other)
+
+    def __rfloordiv__(self, other):
+        return _operator(np.floor_divide, other, self)
+
+    def __mod__(self, other):
+        return _operator(np.remainder, self, other)
+
+    def __rmod__(self, other):
+        return _operator(np.remainder, other, self)
+
+    def __pow__(self, other):
+        return _operator(np.power, self, other)
+
+    def __rpow__(self, other):
+        return _operator(np.power, other, self)
+
+    def __matmul__(self, other):
+        return _operator(np.matmul, self, other)
+
+    def __rmatmul__(self, other):
+        return _operator(np.matmul, other, self)
+
+    def __and__(self, other):
+        return _operator(np.bitwise_and, self, other)
+
+    def __rand__(self, other):
+        return _operator(np.bitwise_and, other, self)
+
+    def __or__(self, other):
+        return _operator(np.bitwise_or, self, other)
+
+    def __ror__(self, other):
+        return _operator(np.bitwise_or, other, self)
+
+    def __xor__(self, other):
+        return _operator(np.bitwise_xor, self, other)
+
+    def __rxor__(self, other):
+        return _operator(np.bitwise_xor, other, self)
+
+    def __lt__(self, other):
+        return _operator(np.less, self, other)
+
+    def __le__(self, other):
+        return _operator(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return _operator(np.greater, self, other)
+
+    def __ge__(self, other):
+        return _operator(np.greater_equal, self, other)
+
+    def __eq__(self, other):
+        return _operator(np.equal, self, other)
+
+    def __ne__(self, other):
+        return _operator(np.not_equal, self, other)
+
+    def __neg__(self):
+        return _operator(np.negative, self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _operator(np.absolute, self)
+
+    def __invert__(self):
+        return _operator(np.invert, self)
+
+    # -- indexing -------------------------------------------------------------------------------
+
+    def __getitem__(self, key):
+        return METHODS[np.ndarray.__getitem__](self, key)
+
+    def __setitem__(self, key, value):
+        raise errors.user_error(
+            errors.UnsupportedError, "in-place assignment x[...] = value is not supported: "
+            "traced arrays are immutable; build the result with np.where(mask, value, x) or "
+            "np.concatenate")
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise errors.user_error(TypeError, "iteration over a 0-d traced array")
+        return (self[i] for i in range(self.shape[0]))
+
+    # -- Python's conversions, which need the value: errors that name the way out --------------
+    # Any arguments: NumPy 2 calls __array__(dtype=None, copy=None), and the error is the same.
+
+    def __bool__(self, *args, **kwargs):
+        raise _unknown_value(self, "bool() (an `if`, `while`, `and`/`or` or `assert`)", _BRANCH)
+
+    def __int__(self, *args, **kwargs):
+        raise _unknown_value(self, "int()", _BRANCH)
+
+    def __float__(self, *args, **kwargs):
+        raise _unknown_value(self, "float()", _BRANCH)
+
+    def __complex__(self, *args, **kwargs):
+        raise _unknown_value(self, "complex()", _BRANCH)
+
+    def __index__(self, *args, **kwargs):
+        raise _unknown_value(
+            self, "use as a Python index (operator.index)",
+            "Index arrays with it instead (x[i] where i is traced is a gather), or mark it "
+            "static with static_argnums")
+
+    def __len__(self, *args, **kwargs):
+        raise _unknown_value(self, "len()", "Use x.shape[0], which is static, or mark the "
+                             "argument static with static_argnums")
+
+    def __array__(self, *args, **kwargs):
+        raise _unknown_value(
+            self, "conversion to a NumPy array (np.asarray, np.array, or a NumPy function that "
+            "tracejit does not dispatch)",
+            "A traced value has no data until the compiled function runs, only a shape and a "
+            "dtype. Keep it traced: use x.astype(dtype) instead of np.asarray(x, dtype), "
+            "np.stack instead of np.array([...]), and pass x itself to NumPy functions; to look "
+            "at the values, return them from the function")
+
+    def item(self, *args, **kwargs):
+        """ndarray.item: an error, a traced value has no value yet."""
+        raise _unknown_value(self, "item()", _BRANCH)
+
+    def tolist(self, *args, **kwargs):
+        """ndarray.tolist: an error, a traced value has no value yet."""
+        raise _unknown_value(self, "tolist()", _BRANCH)
+
+    # -- ndarray's methods: the implementations of the NumPy functions they are ----------------
+
+    def reshape(self, *shape, order="C", copy=None):
+        """ndarray.reshape: np.reshape; the shape as one sequence or as ints."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return FUNCTIONS[np.reshape](self, shape, order, copy=copy)
+
+    def transpose(self, *axes):
+        """ndarray.transpose: np.transpose; the axes as one sequence or as ints."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)) or not axes:
+            axes = axes[0] if axes else None
+        return FUNCTIONS[np.transpose](self, axes)
+
+    @property
+    def T(self):
+        """ndarray.T: the axes reversed."""
+        return FUNCTIONS[np.transpose](self)
+
+    @property
+    def mT(self):
+        """ndarray.mT: the last two axes swapped."""
+        return FUNCTIONS[np.swapaxes](self, -1, -2)
+
+    def swapaxes(self, *args, **kwargs):
+        """ndarray.swapaxes: np.swapaxes."""
+        return FUNCTIONS[np.swapaxes](self, *args, **kwargs)
+
+    def ravel(self, *args, **kwargs):
+        """ndarray.ravel: np.ravel."""
+        return FUNCTIONS[np.ravel](self, *args, **kwargs)
+
+    def flatten(self, *args, **kwargs):
+        """ndarray.flatten: np.ravel (a traced value is never shared)."""
+        return FUNCTIONS[np.ravel](self, *args, **kwargs)
+
+    def squeeze(self, *args, **kwargs):
+        """ndarray.squeeze: np.squeeze."""
+        return FUNCTIONS[np.squeeze](self, *args, **kwargs)
+
+    def astype(self, *args, **kwargs):
+        """ndarray.astype, with its casting= (casting='unsafe' by default)."""
+        return METHODS[np.ndarray.astype](self, *args, **kwargs)
+
+    def copy(self, order="C"):
+        """ndarray.copy: the value itself (traced values are immutable)."""
+        return FUNCTIONS[np.copy](self, order)
+
+    def sum(self, *args, **kwargs):
+        """ndarray.sum: np.sum."""
+        return FUNCTIONS[np.sum](self, *args, **kwargs)
+
+    def prod(self, *args, **kwargs):
+        """ndarray.prod: np.prod."""
+        return FUNCTIONS[np.prod](self, *args, **kwargs)
+
+    def mean(self, *args, **kwargs):
+        """ndarray.mean: np.mean."""
+        return FUNCTIONS[np.mean](self, *args, **kwargs)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+            mean=None):
+        """ndarray.var: np.var (no correction=, which np.var takes)."""
+        return FUNCTIONS[np.var](self, axis, dtype, out, ddof, keepdims, where=where, mean=mean)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+            mean=None):
+        """ndarray.std: np.std (no correction=, which np.std takes)."""
+        return FUNCTIONS[np.std](self, axis, dtype, out, ddof, keepdims, where=where, mean=mean)
+
+    def max(self, *args, **kwargs):
+        """ndarray.max: np.max."""
+        return FUNCTIONS[np.max](self, *args, **kwargs)
+
+    def min(self, *args, **kwargs):
+        """ndarray.min: np.min."""
+        return FUNCTIONS[np.min](self, *args, **kwargs)
+
+    def all(self, *args, **kwargs):
+        """ndarray.all: np.all."""
+        return FUNCTIONS[np.all](self, *args, **kwargs)
+
+    def any(self, *args, **kwargs):
+        """ndarray.any: np.any."""
+        return FUNCTIONS[np.any](self, *args, **kwargs)
+
+    def argmax(self, *args, **kwargs):
+        """ndarray.argmax: np.argmax."""
+        return FUNCTIONS[np.argmax](self, *args, **kwargs)
+
+    def argmin(self, *args, **kwargs):
+        """ndarray.argmin: np.argmin."""
+        return FUNCTIONS[np.argmin](self, *args, **kwargs)
+
+    def clip(self, *args, **kwargs):
+        """ndarray.clip: np.clip."""
+        return FUNCTIONS[np.clip](self, *args, **kwargs)
+
+    def dot(self, *args, **kwargs):
+        """ndarray.dot: np.dot."""
+        return FUNCTIONS[np.dot](self, *args, **kwargs)
+
+    def take(self, *args, **kwargs):
+        """ndarray.take: np.take."""
+        return FUNCTIONS[np.take](self, *args, **kwargs)

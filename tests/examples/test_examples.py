@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
+from support import cuda_backend
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -229,12 +230,7 @@ def test_digits_trains_alike_on_the_cuda_backend():
     if shutil.which("g++") is None:
         pytest.skip("no host C++ compiler for the CUDA emulator")
     digits = load_example("digits")
-    try:
-        from tracejit.runtime.cuda_pycuda import PycudaDevice
-        PycudaDevice.get()
-        backend = "cuda"
-    except Exception:
-        backend = "cuda-emulator"
+    backend = cuda_backend()
     runs = [digits.main(["--epochs", "1", "--plot", "", "--backend", b])
             for b in ("cpu", backend)]
     np.testing.assert_allclose(runs[1]["history"]["loss"], runs[0]["history"]["loss"],

@@ -2,7 +2,7 @@
 
 Each test runs a plain NumPy function both with NumPy and through `tj.jit` (interpret backend)
 and compares dtype, shape and values (see npcheck.check). Covered: every entry of the UFUNCS
-and FUNCTIONS tables of tracejit/numpy_api.py and the Tracer methods and operators, on random
+and FUNCTIONS tables of tracejit/numpy_api/ and the Tracer methods and operators, on random
 shapes, broadcasting, 0-d and empty arrays, f32/f64/i32/i64/bool, special values (nan, inf,
 -0.0); reductions with every axis form, keepdims, ddof and dtype=; shape functions; products
 (dot, matmul, outer, inner, tensordot, einsum); where/clip; *_like and astype; constants built

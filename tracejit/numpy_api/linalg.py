@@ -1,0 +1,190 @@
+"""Linear algebra on tracers: the products dot, matmul (also `@`), inner, outer, tensordot
+and einsum, all lowered to the `dot` primitive.
+
+This is the module for linear algebra: the implementations of `np.linalg.*` functions belong
+here too, registered with `@implements(np.linalg.<name>)` like the products (none is supported
+yet: np.linalg.norm(t) is an UnsupportedError that names it).
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from .. import errors, ops
+from ..tracer import Tracer
+from ._common import (as_operand, check_casting, check_dtype, check_order, convert, implements,
+                      static_axes, strong, unsupported)
+from .shapes import ravel, reshape
+from .ufuncs import apply_ufunc, resolve, result_dtype
+
+
+def _promote_pair(a, b, ufunc=np.matmul, dtype=None, casting="same_kind"):
+    a, b = strong(as_operand(a)), strong(as_operand(b))
+    (da, db), _, weak = resolve(ufunc, [a, b], dtype, casting)
+    a, b = convert(a, da), convert(b, db)
+    if ops.dtype_of(a) == "bool":
+        raise errors.user_error(errors.UnsupportedError, "matrix products of booleans are not "
+                                "supported")
+    return [v if isinstance(v, Tracer) or np.ndim(v) == 0 else np.asarray(v) for v in (a, b)]
+
+
+@implements(np.matmul)
+def matmul(a, b, dtype=None, casting="same_kind"):
+    """numpy.matmul (and `@`), with its dtype= and casting=."""
+    a, b = _promote_pair(a, b, dtype=dtype, casting=casting)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if ta.ndim == 0 or tb.ndim == 0:
+        raise errors.user_error(errors.ShapeError, f"matmul: input operand does not have enough "
+                                f"dimensions ({ta} @ {tb}); use * for scalars")
+    if ta.shape[-1] != tb.shape[max(tb.ndim - 2, 0)]:
+        raise errors.user_error(errors.ShapeError, f"matmul: shapes {ta} and {tb} do not align: "
+                                f"{ta.shape[-1]} != {tb.shape[max(tb.ndim - 2, 0)]}")
+    a1, b1 = ta.ndim == 1, tb.ndim == 1
+    if a1:
+        a = ops.reshape(a, (1,) + ta.shape)
+    if b1:
+        b = ops.reshape(b, tb.shape + (1,))
+    sa, sb = ops.type_of(a).shape, ops.type_of(b).shape
+    ba, bb = sa[:-2], sb[:-2]
+    if not bb:
+        r = ops.dot(a, b, ((len(sa) - 1,), (0,)))
+    elif not ba:
+        r = ops.dot(a, b, ((1,), (len(sb) - 2,)))               # [n, batch..., m]
+        r = ops.transpose(r, tuple(range(1, len(bb) + 1)) + (0, len(bb) + 1))
+    else:
+        try:
+            batch = np.broadcast_shapes(ba, bb)
+        except ValueError:
+            raise errors.user_error(errors.ShapeError, f"matmul: batch dimensions of {ta} and "
+                                    f"{tb} cannot be broadcast together") from None
+        a = ops.broadcast_to(a, batch + sa[-2:])
+        b = ops.broadcast_to(b, batch + sb[-2:])
+        nb = len(batch)
+        r = ops.dot(a, b, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    shape = ops.type_of(r).shape
+    if a1:
+        shape = shape[:-2] + shape[-1:]
+    if b1:
+        shape = shape[:-1]
+    return ops.reshape(r, shape)
+
+
+@implements(np.dot)
+def dot(a, b, out=None):
+    """numpy.dot."""
+    if out is not None:
+        raise errors.user_error(errors.UnsupportedError, "dot with out= is not supported")
+    a, b = _promote_pair(a, b)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if ta.ndim == 0 or tb.ndim == 0:
+        return apply_ufunc(np.multiply, a, b)
+    kb = 0 if tb.ndim == 1 else tb.ndim - 2
+    if ta.shape[-1] != tb.shape[kb]:
+        raise errors.user_error(errors.ShapeError, f"dot: shapes {ta} and {tb} not aligned: "
+                                f"{ta.shape[-1]} (dim {ta.ndim - 1}) != {tb.shape[kb]} (dim {kb})")
+    return ops.dot(a, b, ((ta.ndim - 1,), (kb,)))
+
+
+@implements(np.outer)
+def outer(a, b, out=None):
+    """numpy.outer."""
+    if out is not None:
+        raise unsupported("numpy.outer", "out")
+    a, b = strong(as_operand(a)), strong(as_operand(b))
+    return apply_ufunc(np.multiply, reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
+
+
+@implements(np.inner)
+def inner(a, b):
+    """numpy.inner."""
+    a, b = _promote_pair(a, b)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if ta.ndim == 0 or tb.ndim == 0:
+        return apply_ufunc(np.multiply, a, b)
+    return tensordot(a, b, ((ta.ndim - 1,), (tb.ndim - 1,)))
+
+
+@implements(np.tensordot)
+def tensordot(a, b, axes=2):
+    """numpy.tensordot."""
+    a, b = _promote_pair(a, b)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if isinstance(axes, (int, np.integer)):
+        ax_a, ax_b = tuple(range(ta.ndim - axes, ta.ndim)), tuple(range(axes))
+    else:
+        ax_a, ax_b = (static_axes(tuple(v) if isinstance(v, (tuple, list)) else (v,), t.ndim,
+                                  "tensordot") for v, t in zip(axes, (ta, tb)))
+    if len(ax_a) != len(ax_b) or any(ta.shape[i] != tb.shape[j] for i, j in zip(ax_a, ax_b)):
+        raise errors.user_error(errors.ShapeError, f"tensordot: shape mismatch for sum over "
+                                f"{ax_a} of {ta} and {ax_b} of {tb}")
+    return ops.dot(a, b, (ax_a, ax_b))
+
+
+@implements(np.einsum)
+def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K",
+           casting="safe", **kwargs):
+    """einsum for explicit or implicit subscripts, contracted pairwise from the left (whatever
+    `optimize` asks: it changes the order of the work, not the result)."""
+    if out is not None or kwargs:
+        raise unsupported("numpy.einsum", *(["out"] if out is not None else []), *kwargs)
+    if not isinstance(subscripts, str):
+        raise errors.user_error(errors.UnsupportedError, "numpy.einsum in the sublist form "
+                                "(operand, [axes], ...) is not supported; pass a subscripts "
+                                "string")
+    check_order("numpy.einsum", order)
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise errors.user_error(errors.UnsupportedError, "einsum with '...' is not supported")
+    lhs, _, rhs = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise errors.user_error(ValueError, f"einsum: {len(ins)} subscripts for "
+                                f"{len(operands)} operands")
+    if "->" not in spec:
+        rhs = "".join(sorted(c for c in set(lhs) if c in string.ascii_letters and
+                             lhs.count(c) == 1))
+    if len(set(rhs)) != len(rhs):
+        raise errors.user_error(errors.UnsupportedError, f"einsum: repeated output index in "
+                                f"{subscripts!r} is not supported")
+    operands = [strong(as_operand(x)) for x in operands]
+    target = check_dtype(dtype) if dtype is not None else result_dtype(*operands)
+    check_casting(operands, target, casting)
+    xs = [convert(as_operand(x), target) for x in operands]
+    sizes: dict[str, int] = {}
+    for sub, x in zip(ins, xs):
+        shape = ops.type_of(x).shape
+        if len(sub) != len(shape) or len(set(sub)) != len(sub):
+            raise errors.user_error(
+                errors.UnsupportedError if len(set(sub)) != len(sub) else errors.ShapeError,
+                f"einsum: subscripts {sub!r} do not fit operand {ops.type_of(x)}"
+                + (" (repeated indices within an operand are not supported)"
+                   if len(set(sub)) != len(sub) else ""))
+        for c, n in zip(sub, shape):
+            if sizes.setdefault(c, n) != n:
+                raise errors.user_error(errors.ShapeError, f"einsum: index {c!r} has sizes "
+                                        f"{sizes[c]} and {n}")
+
+    def sum_unneeded(x, sub, needed):
+        axes = [i for i, c in enumerate(sub) if c not in needed]
+        return ops.reduce_sum(x, axes) if axes else x, "".join(c for c in sub if c in needed)
+
+    later = lambda j: set(rhs).union(*ins[j:]) if j < len(ins) else set(rhs)  # noqa: E731
+    cur, cur_sub = sum_unneeded(xs[0], ins[0], later(1))
+    for j in range(1, len(xs)):
+        b, b_sub = sum_unneeded(xs[j], ins[j], later(j + 1) | set(cur_sub))
+        keep = later(j + 1)
+        common = [c for c in cur_sub if c in b_sub]
+        batch = [c for c in common if c in keep]
+        contract = [c for c in common if c not in keep]
+        cur = ops.dot(cur, b, (tuple(cur_sub.index(c) for c in contract),
+                               tuple(b_sub.index(c) for c in contract)),
+                      (tuple(cur_sub.index(c) for c in batch),
+                       tuple(b_sub.index(c) for c in batch)))
+        cur_sub = ("".join(batch) + "".join(c for c in cur_sub if c not in common)
+                   + "".join(c for c in b_sub if c not in common))
+    cur, cur_sub = sum_unneeded(cur, cur_sub, set(rhs))
+    if isinstance(cur, np.ndarray):
+        cur = np.asarray(cur)
+    return ops.transpose(cur, tuple(cur_sub.index(c) for c in rhs))
