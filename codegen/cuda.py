@@ -186,6 +186,7 @@ UNARY = {
     P.cos: _libm("cos"),
     P.tanh: _libm("tanh"),
     P.atan: _libm("atan"),
+    P.asinh: _libm("asinh"),
     P.floor: _libm("floor"),
     P.ceil: _libm("ceil"),
 }
@@ -853,7 +854,8 @@ class ReductionKernel:
                 acc = self._acc(r)
                 w(f"{CTYPE[r.acc]} {acc} = {r.identity()};")
                 with w.block(f"for (int part = 0; part < {s.split}; ++part)"):
-                    w(f"{acc} = {r.combine_text(acc, f'{lo.pointer(var)}[part * {s.outputs} + o]')};")
+                    part = f"{lo.pointer(var)}[part * {s.outputs} + o]"
+                    w(f"{acc} = {r.combine_text(acc, part)};")
                 accs[r] = acc
             self._epilogue(w, "o", accs)
         reads = list(partials.values()) + [ld.src for ld in k.loads

@@ -301,6 +301,23 @@ def _llvm_intrinsic(name: str):
     return lambda b, x, dt: _intrinsic(b, f"llvm.{name}", [x])
 
 
+def _asinh(b, x, dt):
+    """asinh as glibc computes it, branch-free over a = |x|: log1p(a + a²/(1 + √(1 + a²))) up
+    to 2, log(2a + 1/(√(a² + 1) + a)) up to 2²⁸, log(a) + log 2 beyond (where a² overflows);
+    the sign of x copied back (±0, ±inf and NaN come through)."""
+    one = constant(dt, 1)
+    a = _abs(b, x, dt)
+    a2 = b.fmul(a, a)
+    root = _intrinsic(b, "llvm.sqrt", [b.fadd(a2, one)])
+    small = llvm_math.call(b, "log1p", [b.fadd(a, b.fdiv(a2, b.fadd(one, root)))])
+    medium = llvm_math.call(b, "log", [b.fadd(b.fmul(constant(dt, 2), a),
+                                              b.fdiv(one, b.fadd(root, a)))])
+    large = b.fadd(llvm_math.call(b, "log", [a]), constant(dt, math.log(2)))
+    r = b.select(_fcmp(b, "<=", a, constant(dt, 2)), small,
+                 b.select(_fcmp(b, "<", a, constant(dt, 2.0 ** 28)), medium, large))
+    return _intrinsic(b, "llvm.copysign", [r, x])
+
+
 #: elementwise unary primitive → emit(builder, x, dtype)
 UNARY = {
     P.neg: _neg,
@@ -318,6 +335,7 @@ UNARY = {
     P.cos: _math("cos"),
     P.tanh: _math("tanh"),
     P.atan: _math("atan"),
+    P.asinh: _asinh,
 }
 
 #: elementwise binary primitive → emit(builder, x, y, dtype of the operands)

@@ -18,7 +18,7 @@ from .tracer import dtype_of, is_literal, scalar, type_of
 __all__ = [
     "type_of", "dtype_of", "is_literal", "scalar", "full", "zeros", "broadcast_to",
     "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
-    "floor", "ceil", "logical_not",
+    "asinh", "floor", "ceil", "logical_not",
     "add", "sub", "mul", "div", "floordiv", "mod", "pow", "max", "min", "and_", "or_", "xor",
     "eq", "ne", "lt", "le", "gt", "ge", "select", "cast",
     "broadcast_in_dim", "reshape", "transpose", "slice", "pad", "concatenate", "gather",
@@ -27,9 +27,10 @@ __all__ = [
 ]
 
 # elementwise: op(x) and op(x, y); select(pred, x, y); cast(x, dtype)
-neg, abs, sign, exp, expm1, log, log1p, sqrt, sin, cos, tanh, atan, floor, ceil, logical_not = (
+neg, abs, sign, exp, expm1, log, log1p, sqrt, sin, cos, tanh, atan, asinh, floor, ceil = (
     P.neg, P.abs_, P.sign, P.exp, P.expm1, P.log, P.log1p, P.sqrt, P.sin, P.cos, P.tanh, P.atan,
-    P.floor, P.ceil, P.not_)
+    P.asinh, P.floor, P.ceil)
+logical_not = P.not_
 add, sub, mul, div, floordiv, mod, pow, max, min, and_, or_, xor = (
     P.add, P.sub, P.mul, P.div, P.floordiv, P.mod, P.pow_, P.max_, P.min_, P.and_, P.or_, P.xor)
 eq, ne, lt, le, gt, ge = P.eq, P.ne, P.lt, P.le, P.gt, P.ge

@@ -37,7 +37,7 @@ __all__ = [
     "CONTRACTION", "Primitive", "REGISTRY", "of_category", "constant",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
-    "floor", "ceil", "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_",
+    "asinh", "floor", "ceil", "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
@@ -163,6 +163,9 @@ tanh = unary("tanh", np.tanh,
 # 0 * inf is guarded by mul's rule).
 atan = unary("atan", np.arctan,
              lambda g, x, out: [div(g, add(mul(x, x), 1.0))], flops=10)
+# d asinh = 1 / sqrt(x^2 + 1): finite everywhere, 0 at ±inf (x^2 overflows to inf first).
+asinh = unary("asinh", np.arcsinh,
+              lambda g, x, out: [_over(g, sqrt(add(mul(x, x), 1.0)))], flops=20)
 floor = unary("floor", np.floor, lambda g, x, out: [None])
 ceil = unary("ceil", np.ceil, lambda g, x, out: [None])
 not_ = unary("not", np.invert, lambda g, x, out: [None], allowed="logic")

@@ -80,8 +80,8 @@ def test_oracle_detects_mismatches():
 
 UNARY = [np.negative, np.positive, np.absolute, np.fabs, np.sign, np.exp, np.exp2, np.expm1,
          np.log, np.log2, np.log10, np.log1p, np.sqrt, np.square, np.reciprocal, np.sin, np.cos,
-         np.tan, np.tanh, np.sinh, np.cosh, np.arctan, np.floor, np.ceil, np.trunc, np.isnan,
-         np.isinf, np.isfinite, np.logical_not, np.invert]
+         np.tan, np.tanh, np.sinh, np.cosh, np.arctan, np.arcsinh, np.floor, np.ceil, np.trunc,
+         np.isnan, np.isinf, np.isfinite, np.logical_not, np.invert]
 
 BINARY = [np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide, np.remainder,
           np.power, np.float_power, np.maximum, np.minimum, np.fmax, np.fmin, np.logaddexp,

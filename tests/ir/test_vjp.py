@@ -199,6 +199,7 @@ PRIMITIVE_CASES = [
     ("cos", np.cos, None, [normal], ["cos"]),
     ("tanh", np.tanh, None, [normal], ["tanh"]),
     ("atan", np.arctan, None, [normal], ["atan"]),
+    ("asinh", np.arcsinh, None, [normal], ["asinh"]),
     ("add", np.add, None, [normal, normal], ["add"]),
     ("sub", np.subtract, None, [normal, normal], ["sub"]),
     ("mul", np.multiply, None, [normal, normal], ["mul"]),

@@ -221,6 +221,7 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.sinh: _sinh,
     np.cosh: _cosh,
     np.arctan: ops.atan,
+    np.arcsinh: ops.asinh,
     # NumPy 2 keeps integer and boolean inputs of floor/ceil as they are.
     np.floor: lambda x: ops.floor(x) if is_float(ops.dtype_of(x)) else x,
     np.ceil: lambda x: ops.ceil(x) if is_float(ops.dtype_of(x)) else x,
