@@ -159,6 +159,35 @@ def test_tracing_layers():
         assert not wrong, f"{lower} imports {sorted(wrong)}"
 
 
+def _third_party(path: Path) -> set[str]:
+    """The top-level names of the modules outside tracejit that a file imports."""
+    out = set()
+    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name.split(".")[0] for alias in node.names)
+        elif not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out - {"tracejit"}
+
+
+def test_codegen_layers():
+    """The CUDA emitter reaches neither the LLVM emitter nor llvmlite; the shared lowering
+    layer no emitter; no code generator the runtime or the API."""
+    graph = import_graph(ROOT)
+    modules = module_files(package_dirs(ROOT))
+    cuda = reachable(graph, "tracejit.codegen.cuda")
+    assert "tracejit.codegen.llvm" not in cuda and "tracejit.codegen.llvm_math" not in cuda
+    assert not any("llvmlite" in _third_party(modules[m]) for m in cuda | {"tracejit.codegen.cuda"})
+    shared = ("tracejit.codegen.lowering", "tracejit.codegen.buffers", "tracejit.codegen.status")
+    for name in shared:
+        assert not {"tracejit.codegen.llvm", "tracejit.codegen.cuda"} & reachable(graph, name)
+        assert "llvmlite" not in _third_party(modules[name])
+    for name in [m for m in graph if m.startswith("tracejit.codegen")]:
+        wrong = {m for m in reachable(graph, name)
+                 if m.startswith("tracejit.runtime") or m == "tracejit.api"}
+        assert not wrong, f"{name} imports {sorted(wrong)}"
+
+
 def test_checker_finds_a_cycle(tmp_path):
     """The checker sees a cycle through an import inside a function, and none through an import
     under TYPE_CHECKING."""
