@@ -377,6 +377,17 @@ _BRANCH = ("For a choice between values use np.where(condition, x, y); if the va
 # tracers
 
 
+def _numpy_method(func: Callable, name: str) -> Callable:
+    """The Tracer method `name` that is NumPy's `func` applied to the tracer: ndarray.sum is
+    np.sum (the implementation registered for it, looked up when called)."""
+    def method(self, *args, **kwargs):
+        return FUNCTIONS[func](self, *args, **kwargs)
+    method.__name__ = name
+    method.__qualname__ = f"Tracer.{name}"
+    method.__doc__ = f"ndarray.{name}: np.{func.__name__}."
+    return method
+
+
 class Tracer:
     """A stand-in for an array while a function is traced: it has a shape and a dtype, and the
     operations on it record IR. `weak` marks a Python number passed as an argument, which
@@ -633,21 +644,10 @@ class Tracer:
         """ndarray.mT: the last two axes swapped."""
         return FUNCTIONS[np.swapaxes](self, -1, -2)
 
-    def swapaxes(self, *args, **kwargs):
-        """ndarray.swapaxes: np.swapaxes."""
-        return FUNCTIONS[np.swapaxes](self, *args, **kwargs)
-
-    def ravel(self, *args, **kwargs):
-        """ndarray.ravel: np.ravel."""
-        return FUNCTIONS[np.ravel](self, *args, **kwargs)
-
-    def flatten(self, *args, **kwargs):
-        """ndarray.flatten: np.ravel (a traced value is never shared)."""
-        return FUNCTIONS[np.ravel](self, *args, **kwargs)
-
-    def squeeze(self, *args, **kwargs):
-        """ndarray.squeeze: np.squeeze."""
-        return FUNCTIONS[np.squeeze](self, *args, **kwargs)
+    swapaxes = _numpy_method(np.swapaxes, "swapaxes")
+    ravel = _numpy_method(np.ravel, "ravel")
+    flatten = _numpy_method(np.ravel, "flatten")      # a traced value is never shared
+    squeeze = _numpy_method(np.squeeze, "squeeze")
 
     def astype(self, *args, **kwargs):
         """ndarray.astype, with its casting= (casting='unsafe' by default)."""
@@ -657,17 +657,9 @@ class Tracer:
         """ndarray.copy: the value itself (traced values are immutable)."""
         return FUNCTIONS[np.copy](self, order)
 
-    def sum(self, *args, **kwargs):
-        """ndarray.sum: np.sum."""
-        return FUNCTIONS[np.sum](self, *args, **kwargs)
-
-    def prod(self, *args, **kwargs):
-        """ndarray.prod: np.prod."""
-        return FUNCTIONS[np.prod](self, *args, **kwargs)
-
-    def mean(self, *args, **kwargs):
-        """ndarray.mean: np.mean."""
-        return FUNCTIONS[np.mean](self, *args, **kwargs)
+    sum = _numpy_method(np.sum, "sum")
+    prod = _numpy_method(np.prod, "prod")
+    mean = _numpy_method(np.mean, "mean")
 
     def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
             mean=None):
@@ -679,38 +671,12 @@ class Tracer:
         """ndarray.std: np.std (no correction=, which np.std takes)."""
         return FUNCTIONS[np.std](self, axis, dtype, out, ddof, keepdims, where=where, mean=mean)
 
-    def max(self, *args, **kwargs):
-        """ndarray.max: np.max."""
-        return FUNCTIONS[np.max](self, *args, **kwargs)
-
-    def min(self, *args, **kwargs):
-        """ndarray.min: np.min."""
-        return FUNCTIONS[np.min](self, *args, **kwargs)
-
-    def all(self, *args, **kwargs):
-        """ndarray.all: np.all."""
-        return FUNCTIONS[np.all](self, *args, **kwargs)
-
-    def any(self, *args, **kwargs):
-        """ndarray.any: np.any."""
-        return FUNCTIONS[np.any](self, *args, **kwargs)
-
-    def argmax(self, *args, **kwargs):
-        """ndarray.argmax: np.argmax."""
-        return FUNCTIONS[np.argmax](self, *args, **kwargs)
-
-    def argmin(self, *args, **kwargs):
-        """ndarray.argmin: np.argmin."""
-        return FUNCTIONS[np.argmin](self, *args, **kwargs)
-
-    def clip(self, *args, **kwargs):
-        """ndarray.clip: np.clip."""
-        return FUNCTIONS[np.clip](self, *args, **kwargs)
-
-    def dot(self, *args, **kwargs):
-        """ndarray.dot: np.dot."""
-        return FUNCTIONS[np.dot](self, *args, **kwargs)
-
-    def take(self, *args, **kwargs):
-        """ndarray.take: np.take."""
-        return FUNCTIONS[np.take](self, *args, **kwargs)
+    max = _numpy_method(np.max, "max")
+    min = _numpy_method(np.min, "min")
+    all = _numpy_method(np.all, "all")
+    any = _numpy_method(np.any, "any")
+    argmax = _numpy_method(np.argmax, "argmax")
+    argmin = _numpy_method(np.argmin, "argmin")
+    clip = _numpy_method(np.clip, "clip")
+    dot = _numpy_method(np.dot, "dot")
+    take = _numpy_method(np.take, "take")
