@@ -18,38 +18,34 @@ from ..tracer import FUNCTIONS, METHODS, UFUNC_METHODS, Tracer
 # registration
 
 
+def _registrar(table: dict, keys: tuple, what: Callable[[object], str]) -> Callable:
+    """A decorator entering the decorated function into `table` under each of `keys`; a key
+    entered already is an error (`what(key)` names it)."""
+    def register(impl: Callable) -> Callable:
+        for key in keys:
+            if key in table:
+                raise ValueError(f"{what(key)} has an implementation already")
+            table[key] = impl
+        return impl
+    return register
+
+
 def implements(*functions: Callable) -> Callable:
     """Register the decorated function as the implementation of NumPy's `functions` on
     tracers (NEP 18): `Tracer.__array_function__` and the Tracer methods look it up."""
-    def register(impl: Callable) -> Callable:
-        for func in functions:
-            if func in FUNCTIONS:
-                raise ValueError(f"numpy.{func.__name__} has an implementation already")
-            FUNCTIONS[func] = impl
-        return impl
-    return register
+    return _registrar(FUNCTIONS, functions, lambda f: f"numpy.{f.__name__}")
 
 
 def implements_ufunc_method(method: str) -> Callable:
     """Register the decorated handler(ufunc, *inputs, **kwargs) for the ufunc method `method`
     ("__call__", "reduce", ...) on tracers (NEP 13): `Tracer.__array_ufunc__` looks it up."""
-    def register(handler: Callable) -> Callable:
-        if method in UFUNC_METHODS:
-            raise ValueError(f"the ufunc method {method} has a handler already")
-        UFUNC_METHODS[method] = handler
-        return handler
-    return register
+    return _registrar(UFUNC_METHODS, (method,), lambda m: f"the ufunc method {m}")
 
 
 def implements_method(method: Callable) -> Callable:
     """Register the decorated function as the implementation on tracers of the ndarray method
     `method` that is no NumPy function (np.ndarray.astype, np.ndarray.__getitem__)."""
-    def register(impl: Callable) -> Callable:
-        if method in METHODS:
-            raise ValueError(f"ndarray.{method.__name__} has an implementation already")
-        METHODS[method] = impl
-        return impl
-    return register
+    return _registrar(METHODS, (method,), lambda m: f"ndarray.{m.__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
