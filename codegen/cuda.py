@@ -155,6 +155,11 @@ def _libm(name: str):
     return lambda x, dt: f"{_math(name, dt)}({x})"
 
 
+def _libm2(name: str):
+    """A two-argument CUDA math library function: `atan2f` for float32, `atan2` for float64."""
+    return lambda x, y, dt: f"{_math(name, dt)}({x}, {y})"
+
+
 def _arithmetic(op: str, bool_op: str):
     """x op y: infix for floats, a wrapping helper for integers (tj_add, ...), a logical
     operator for bools."""
@@ -187,6 +192,13 @@ UNARY = {
     P.tanh: _libm("tanh"),
     P.atan: _libm("atan"),
     P.asinh: _libm("asinh"),
+    P.asin: _libm("asin"),
+    P.acos: _libm("acos"),
+    P.acosh: _libm("acosh"),
+    P.atanh: _libm("atanh"),
+    P.cbrt: _libm("cbrt"),
+    P.rint: _libm("rint"),
+    P.signbit: lambda x, dt: f"(signbit({x}) != 0)",
     P.floor: _libm("floor"),
     P.ceil: _libm("ceil"),
 }
@@ -201,6 +213,10 @@ BINARY = {
     P.mod: _helper("tj_mod"),
     P.pow_: lambda x, y, dt: f"{_math('pow', dt)}({x}, {y})" if is_float(dt) else
     f"tj_pow({x}, {y})",
+    P.fmod: _helper("tj_fmod"),
+    P.copysign: _libm2("copysign"),
+    P.hypot: _libm2("hypot"),
+    P.atan2: _libm2("atan2"),
     P.max_: _chooser("tj_max", "||"),
     P.min_: _chooser("tj_min", "&&"),
     P.and_: _logical("&", "&&"),

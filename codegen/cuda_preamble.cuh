@@ -62,6 +62,15 @@ __device__ __forceinline__ long long tj_sign(long long x) { return (x > 0) - (x 
 TJ_INT_DIVMOD(int)
 TJ_INT_DIVMOD(long long)
 
+// C's fmod (np.fmod): the remainder with the sign of a; integer division by 0 (or by -1, whose
+// MIN % -1 would trap) gives 0.
+__device__ __forceinline__ int tj_fmod(int a, int b) { return (b == 0 || b == -1) ? 0 : a % b; }
+__device__ __forceinline__ long long tj_fmod(long long a, long long b) {
+    return (b == 0 || b == -1) ? 0 : a % b;
+}
+__device__ __forceinline__ float tj_fmod(float a, float b) { return fmodf(a, b); }
+__device__ __forceinline__ double tj_fmod(double a, double b) { return fmod(a, b); }
+
 // As NumPy's npy_divmod: mod = fmod(a, b), div = (a - mod) / b corrected to the floor.
 #define TJ_FLOAT_DIVMOD(T, FMOD, FLOOR, COPYSIGN)                                              \
     __device__ __forceinline__ T tj_floordiv(T a, T b) {                                       \

@@ -318,6 +318,116 @@ def _asinh(b, x, dt):
     return _intrinsic(b, "llvm.copysign", [r, x])
 
 
+def _float_max_min(b, x, y, is_max):
+    """max/min of two values that are not NaN (the callers test NaN themselves)."""
+    return b.select(_fcmp(b, ">" if is_max else "<", x, y), x, y)
+
+
+def _atan2(b, y, x, dt):
+    """atan2(y, x) from atan of a ratio in [0, 1]: r = atan(min(|x|,|y|) / max(|x|,|y|)),
+    reflected to pi/2 - r where |y| > |x| and to pi - r where x's sign bit is set, with y's
+    sign. The ratio is 0/0 at the origin (r = 0: ±0 or ±pi by the signs, as C's atan2) and
+    inf/inf where both are infinite (r = pi/4); a NaN operand gives NaN."""
+    ax, ay = _abs(b, x, dt), _abs(b, y, dt)
+    big, small = _float_max_min(b, ax, ay, True), _float_max_min(b, ax, ay, False)
+    r = llvm_math.call(b, "atan", [b.fdiv(small, big)])
+    r = b.select(_fcmp(b, "==", big, constant(dt, 0)), constant(dt, 0), r)
+    both_inf = b.and_(_fcmp(b, "==", ax, constant(dt, math.inf)),
+                      _fcmp(b, "==", ay, constant(dt, math.inf)))
+    r = b.select(both_inf, constant(dt, math.pi / 4), r)
+    r = b.select(_fcmp(b, ">", ay, ax), b.fsub(constant(dt, math.pi / 2), r), r)
+    r = b.select(_signbit(b, x, dt), b.fsub(constant(dt, math.pi), r), r)
+    nan = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_unordered("uno", y, y))
+    return b.select(nan, b.fadd(x, y), _intrinsic(b, "llvm.copysign", [r, y]))
+
+
+def _sqrt(b, x):
+    return _intrinsic(b, "llvm.sqrt", [x])
+
+
+def _asin(b, x, dt):
+    """asin x = atan2(x, sqrt((1 - x)(1 + x))): NaN outside [-1, 1], ±pi/2 at ±1."""
+    one = constant(dt, 1)
+    return _atan2(b, x, _sqrt(b, b.fmul(b.fsub(one, x), b.fadd(one, x))), dt)
+
+
+def _acos(b, x, dt):
+    """acos x = 2 atan2(sqrt(1 - x), sqrt(1 + x)): 0 at 1, pi at -1, NaN outside [-1, 1]."""
+    one = constant(dt, 1)
+    r = _atan2(b, _sqrt(b, b.fsub(one, x)), _sqrt(b, b.fadd(one, x)), dt)
+    return b.fmul(constant(dt, 2), r)
+
+
+def _acosh(b, x, dt):
+    """acosh as glibc computes it: log1p(t + sqrt(2t + t²)) with t = x - 1 up to 2,
+    log(2x - 1/(x + sqrt(x² - 1))) up to 2²⁸, log(x) + log 2 beyond; NaN below 1."""
+    one = constant(dt, 1)
+    t = b.fsub(x, one)
+    small = llvm_math.call(b, "log1p",
+                           [b.fadd(t, _sqrt(b, b.fadd(b.fadd(t, t), b.fmul(t, t))))])
+    root = _sqrt(b, b.fsub(b.fmul(x, x), one))
+    medium = llvm_math.call(b, "log", [b.fsub(b.fadd(x, x), b.fdiv(one, b.fadd(x, root)))])
+    large = b.fadd(llvm_math.call(b, "log", [x]), constant(dt, math.log(2)))
+    r = b.select(_fcmp(b, "<=", x, constant(dt, 2)), small,
+                 b.select(_fcmp(b, "<", x, constant(dt, 2.0 ** 28)), medium, large))
+    return b.select(_fcmp(b, "<", x, one), constant(dt, math.nan), r)
+
+
+def _atanh(b, x, dt):
+    """atanh as glibc computes it, over a = |x|: log1p(2a + 2a·a/(1 - a))/2 below 1/2,
+    log1p(2a/(1 - a))/2 from there (inf at 1, NaN beyond); the sign of x copied back."""
+    one, half = constant(dt, 1), constant(dt, 0.5)
+    a = _abs(b, x, dt)
+    two_a = b.fadd(a, a)
+    small = llvm_math.call(b, "log1p",
+                           [b.fadd(two_a, b.fdiv(b.fmul(two_a, a), b.fsub(one, a)))])
+    large = llvm_math.call(b, "log1p", [b.fdiv(two_a, b.fsub(one, a))])
+    r = b.fmul(half, b.select(_fcmp(b, "<", a, half), small, large))
+    return _intrinsic(b, "llvm.copysign", [r, x])
+
+
+def _cbrt(b, x, dt):
+    """cbrt over a = |x|: y = exp(log(a)/3), then one Newton step y - (y - a/y²)/3 (the
+    first guess is good to about 1e-13, the step squares that error); 0 and inf as they are;
+    the sign of x copied back."""
+    a = _abs(b, x, dt)
+    y = llvm_math.call(b, "exp", [b.fdiv(llvm_math.call(b, "log", [a]), constant(dt, 3))])
+    y = b.fsub(y, b.fdiv(b.fsub(y, b.fdiv(a, b.fmul(y, y))), constant(dt, 3)))
+    exact = b.or_(_fcmp(b, "==", a, constant(dt, 0)), _fcmp(b, "==", a, constant(dt, math.inf)))
+    return _intrinsic(b, "llvm.copysign", [b.select(exact, a, y), x])
+
+
+def _hypot(b, x, y, dt):
+    """hypot = m sqrt(1 + (n/m)²) for m = max(|x|, |y|), n = min: no overflow or underflow of
+    the squares; 0 at the origin; inf where either is infinite (even with a NaN), as C's."""
+    ax, ay = _abs(b, x, dt), _abs(b, y, dt)
+    big, small = _float_max_min(b, ax, ay, True), _float_max_min(b, ax, ay, False)
+    ratio = b.fdiv(small, big)
+    h = b.fmul(big, _sqrt(b, b.fadd(constant(dt, 1), b.fmul(ratio, ratio))))
+    h = b.select(_fcmp(b, "==", big, constant(dt, 0)), constant(dt, 0), h)
+    nan = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_unordered("uno", y, y))
+    h = b.select(nan, b.fadd(ax, ay), h)
+    inf = b.or_(_fcmp(b, "==", ax, constant(dt, math.inf)),
+                _fcmp(b, "==", ay, constant(dt, math.inf)))
+    return b.select(inf, constant(dt, math.inf), h)
+
+
+def _signbit(b, x, dt):
+    """The sign bit of a float (set for -0.0 and negative NaNs too)."""
+    bits = ir.IntType(64 if dt == "f64" else 32)
+    return b.icmp_signed("<", b.bitcast(x, bits), ir.Constant(bits, 0))
+
+
+def _fmod(b, x, y, dt):
+    """C's fmod: frem for floats (NaN for y = 0); for integers the remainder with the sign of
+    x, 0 where y is 0 (NumPy's result, with a warning) or -1 (so MIN % -1 never traps)."""
+    if is_float(dt):
+        return b.frem(x, y)
+    zero, one = constant(dt, 0), constant(dt, 1)
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, constant(dt, -1)))
+    return b.select(bad, zero, b.srem(x, b.select(bad, one, y)))
+
+
 #: elementwise unary primitive → emit(builder, x, dtype)
 UNARY = {
     P.neg: _neg,
@@ -336,6 +446,13 @@ UNARY = {
     P.tanh: _math("tanh"),
     P.atan: _math("atan"),
     P.asinh: _asinh,
+    P.asin: _asin,
+    P.acos: _acos,
+    P.acosh: _acosh,
+    P.atanh: _atanh,
+    P.cbrt: _cbrt,
+    P.rint: _llvm_intrinsic("rint"),
+    P.signbit: _signbit,
 }
 
 #: elementwise binary primitive → emit(builder, x, y, dtype of the operands)
@@ -347,6 +464,10 @@ BINARY = {
     P.floordiv: lambda b, x, y, dt: _floor_div_mod(b, x, y, dt)[0],
     P.mod: lambda b, x, y, dt: _floor_div_mod(b, x, y, dt)[1],
     P.pow_: _pow,
+    P.fmod: _fmod,
+    P.copysign: lambda b, x, y, dt: _intrinsic(b, "llvm.copysign", [x, y]),
+    P.hypot: _hypot,
+    P.atan2: _atan2,
     P.max_: lambda b, x, y, dt: _max_min(b, x, y, dt, True),
     P.min_: lambda b, x, y, dt: _max_min(b, x, y, dt, False),
     P.and_: lambda b, x, y, dt: b.and_(x, y),

@@ -258,13 +258,15 @@ def _grad_transform(f: Callable, argnums, has_aux: bool, kind: str) -> Callable:
             loss_tree = t.out_tree.children[0]
         else:
             loss_tree = t.out_tree
-        if loss_tree.kind != "leaf" or outs[0].type.shape != () or not is_float(
+        # As in autograd, the loss may have any shape of size 1 ((), (1,), (1, 1), ...): the
+        # gradient is that of its one element, and value_and_grad returns it as f returned it.
+        if loss_tree.kind != "leaf" or outs[0].type.size != 1 or not is_float(
                 outs[0].type.dtype):
             got = str(outs[0].type) if loss_tree.kind == "leaf" else f"a {loss_tree} structure"
             raise errors.user_error(
-                errors.GradError, f"{kind} needs {fname} to return a scalar float (the loss), "
-                f"but it returned {got}; reduce it (np.sum, np.mean) or use tracejit.vjp for "
-                f"non-scalar outputs")
+                errors.GradError, f"{kind} needs {fname} to return a scalar float (the loss: "
+                f"one value, of shape () or another shape of size 1), but it returned {got}; "
+                f"reduce it (np.sum, np.mean) or use tracejit.vjp for non-scalar outputs")
         wrt = []
         for a in nums:
             s, e = t.arg_slices[a]
@@ -302,6 +304,9 @@ def _holds_no_array(x) -> bool:
 def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The gradient of scalar-valued `f` with respect to the arguments `argnums`.
 
+    The loss `f` returns is a float of size 1: a scalar, or an array of shape (1,), (1, 1),
+    ... whose one element is the loss (as in autograd).
+
     `grad(f)(*args)` returns gradients shaped like the chosen arguments (pytrees keep their
     structure); with a tuple `argnums`, a tuple of them. With `has_aux`, `f` returns
     (loss, aux) and the call returns (grads, aux).
@@ -311,7 +316,8 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
 
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0,
                    has_aux: bool = False) -> Callable:
-    """Like `grad`, but the call returns (value, grads), value being f's own result."""
+    """Like `grad`, but the call returns (value, grads), value being f's own result (a loss
+    of shape (1,) stays of shape (1,))."""
     return _grad_transform(f, argnums, has_aux, "value_and_grad")
 
 

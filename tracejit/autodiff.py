@@ -94,8 +94,9 @@ def vjp_function(fn: Function, wrt: Sequence[int], *, seed: str = "one",
                  keep_outputs: bool = True, name: str | None = None) -> Function:
     """The IR of the vector-Jacobian product of `fn` with respect to parameters `wrt`.
 
-    seed='one': `fn` has a scalar float first result (the loss); its cotangent is 1 and the
-    other results (auxiliary outputs) get none. The new Function takes fn's parameters.
+    seed='one': `fn` has a float first result of size 1 (the loss: a scalar, or of a shape
+    such as (1,) or (1, 1)); its cotangent is 1, of the loss's shape, and the other results
+    (auxiliary outputs) get none. The new Function takes fn's parameters.
     seed='param': the new Function takes fn's parameters followed by one cotangent per result
     of `fn` (float results only; others take no cotangent parameter).
     It returns fn's results (when keep_outputs) followed by one gradient per `wrt` parameter.
@@ -104,7 +105,7 @@ def vjp_function(fn: Function, wrt: Sequence[int], *, seed: str = "one",
         args = [trace.new_param(p.type) for p in fn.params]
         if seed == "one":
             loss = fn.results[0].type
-            seeds = [ops.scalar(1.0, loss.dtype)] + [None] * (len(fn.results) - 1)
+            seeds = [ops.full(loss, 1.0)] + [None] * (len(fn.results) - 1)
         else:
             seeds = [trace.new_param(r.type) if is_float(r.type.dtype) else None
                      for r in fn.results]

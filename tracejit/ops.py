@@ -18,7 +18,8 @@ from .tracer import dtype_of, is_literal, scalar, type_of
 __all__ = [
     "type_of", "dtype_of", "is_literal", "scalar", "full", "zeros", "broadcast_to",
     "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
-    "asinh", "floor", "ceil", "logical_not",
+    "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
+    "logical_not", "fmod", "copysign", "hypot", "atan2",
     "add", "sub", "mul", "div", "floordiv", "mod", "pow", "max", "min", "and_", "or_", "xor",
     "eq", "ne", "lt", "le", "gt", "ge", "select", "cast",
     "broadcast_in_dim", "reshape", "transpose", "slice", "pad", "concatenate", "gather",
@@ -30,7 +31,10 @@ __all__ = [
 neg, abs, sign, exp, expm1, log, log1p, sqrt, sin, cos, tanh, atan, asinh, floor, ceil = (
     P.neg, P.abs_, P.sign, P.exp, P.expm1, P.log, P.log1p, P.sqrt, P.sin, P.cos, P.tanh, P.atan,
     P.asinh, P.floor, P.ceil)
+asin, acos, acosh, atanh, cbrt, rint, signbit = (
+    P.asin, P.acos, P.acosh, P.atanh, P.cbrt, P.rint, P.signbit)
 logical_not = P.not_
+fmod, copysign, hypot, atan2 = P.fmod, P.copysign, P.hypot, P.atan2
 add, sub, mul, div, floordiv, mod, pow, max, min, and_, or_, xor = (
     P.add, P.sub, P.mul, P.div, P.floordiv, P.mod, P.pow_, P.max_, P.min_, P.and_, P.or_, P.xor)
 eq, ne, lt, le, gt, ge = P.eq, P.ne, P.lt, P.le, P.gt, P.ge

@@ -37,7 +37,9 @@ __all__ = [
     "CONTRACTION", "Primitive", "REGISTRY", "of_category", "constant",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
-    "asinh", "floor", "ceil", "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_",
+    "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
+    "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
+    "hypot", "atan2",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
@@ -166,6 +168,30 @@ atan = unary("atan", np.arctan,
 # d asinh = 1 / sqrt(x^2 + 1): finite everywhere, 0 at ±inf (x^2 overflows to inf first).
 asinh = unary("asinh", np.arcsinh,
               lambda g, x, out: [_over(g, sqrt(add(mul(x, x), 1.0)))], flops=20)
+
+
+def _one_minus_x2(x):
+    """1 - x^2 as (1 - x)(1 + x): exact near |x| = 1, where 1 - x*x cancels."""
+    return mul(sub(1.0, x), add(1.0, x))
+
+
+# d asin = 1 / sqrt(1 - x^2), d acos = -1 / sqrt(1 - x^2): infinite at ±1.
+asin = unary("asin", np.arcsin, lambda g, x, out: [_over(g, sqrt(_one_minus_x2(x)))],
+             flops=20)
+acos = unary("acos", np.arccos, lambda g, x, out: [neg(_over(g, sqrt(_one_minus_x2(x))))],
+             flops=20)
+# d acosh = 1 / sqrt(x^2 - 1) = 1 / (sqrt(x - 1) sqrt(x + 1)): no overflow of x^2.
+acosh = unary("acosh", np.arccosh,
+              lambda g, x, out: [_over(g, mul(sqrt(sub(x, 1.0)), sqrt(add(x, 1.0))))],
+              flops=20)
+# d atanh = 1 / (1 - x^2)
+atanh = unary("atanh", np.arctanh, lambda g, x, out: [_over(g, _one_minus_x2(x))], flops=20)
+# d cbrt = 1 / (3 cbrt(x)^2): infinite at 0.
+cbrt = unary("cbrt", np.cbrt, lambda g, x, out: [_over(g, mul(mul(out, out), 3.0))],
+             flops=20)
+# rint rounds to the nearest integer, ties to even: piecewise constant.
+rint = unary("rint", np.rint, lambda g, x, out: [None])
+signbit = unary("signbit", np.signbit, lambda g, x, out: [None], out_dtype="bool")
 floor = unary("floor", np.floor, lambda g, x, out: [None])
 ceil = unary("ceil", np.ceil, lambda g, x, out: [None])
 not_ = unary("not", np.invert, lambda g, x, out: [None], allowed="logic")
@@ -272,6 +298,41 @@ def _vjp_mod(g, x, y, out):
     return [_sum_to(g, tx), _sum_to(neg(_times(g, floor(div(x, y)))), ty)]
 
 
+def _vjp_fmod(g, x, y, out):
+    # fmod(x, y) = x - trunc(x / y) y
+    tx, ty = _types(x, y)
+    if not is_float(tx.dtype):
+        return [None, None]
+    q = div(x, y)
+    trunc = select(lt(q, 0.0), ceil(q), floor(q))
+    return [_sum_to(g, tx), _sum_to(neg(_times(g, trunc)), ty)]
+
+
+def _vjp_copysign(g, x, y, out):
+    # copysign(x, y) = |x| s(y), with s(y) = ±1 by y's sign bit: d/dx = sign(x) s(y) (0 at
+    # x = 0, as |x|'), d/dy = 0.
+    tx, _ = _types(x, y)
+    return [_sum_to(mul(g, mul(sign(x), copysign(1.0, y))), tx), None]
+
+
+def _vjp_hypot(g, x, y, out):
+    # d hypot = (x, y) / hypot: 0 at the origin (as |x|' at 0).
+    tx, ty = _types(x, y)
+    zero = eq(out, 0.0)
+    return [_sum_to(_times(g, select(zero, 0.0, div(x, out))), tx),
+            _sum_to(_times(g, select(zero, 0.0, div(y, out))), ty)]
+
+
+def _vjp_atan2(g, y, x, out):
+    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2), with x^2 + y^2 = h^2, h = hypot(x, y)
+    # (no overflow or underflow of the squares): 0 at the origin.
+    ty, tx = _types(y, x)
+    h = hypot(x, y)
+    zero = eq(h, 0.0)
+    return [_sum_to(_times(g, select(zero, 0.0, div(div(x, h), h))), ty),
+            _sum_to(_times(g, select(zero, 0.0, neg(div(div(y, h), h)))), tx)]
+
+
 add = binary("add", np.add, _vjp_add, commutative=True)
 sub = binary("sub", np.subtract, _vjp_sub)
 mul = binary("mul", np.multiply, _vjp_mul, commutative=True)
@@ -279,6 +340,12 @@ div = binary("div", np.true_divide, _vjp_div, allowed="float")
 floordiv = binary("floordiv", np.floor_divide, lambda g, x, y, out: [None, None])
 mod = binary("mod", np.remainder, _vjp_mod)
 pow_ = binary("pow", np.power, _vjp_pow, flops=20)
+#: C's fmod: the remainder with the sign of x (NumPy's np.fmod); integer division by 0 gives 0.
+fmod = binary("fmod", np.fmod, _vjp_fmod)
+copysign = binary("copysign", np.copysign, _vjp_copysign, allowed="float")
+hypot = binary("hypot", np.hypot, _vjp_hypot, allowed="float", flops=20, commutative=True)
+#: atan2(y, x): the angle of the point (x, y), in [-pi, pi].
+atan2 = binary("atan2", np.arctan2, _vjp_atan2, allowed="float", flops=20)
 # max and min are not commutative: on equal operands of different sign (±0.0) the result
 # depends on the order (np.maximum(0.0, -0.0) is -0.0, np.maximum(-0.0, 0.0) is 0.0).
 max_ = binary("max", np.maximum, _chooser_vjp)

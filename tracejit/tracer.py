@@ -599,9 +599,12 @@ class Tracer:
             "Index arrays with it instead (x[i] where i is traced is a gather), or mark it "
             "static with static_argnums")
 
-    def __len__(self, *args, **kwargs):
-        raise _unknown_value(self, "len()", "Use x.shape[0], which is static, or mark the "
-                             "argument static with static_argnums")
+    def __len__(self):
+        """len(x): the first dimension, static (a Python int), as for an ndarray; a rank-0
+        value has none, and the error is NumPy's for a 0-d array."""
+        if self.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return int(self.shape[0])
 
     def __array__(self, *args, **kwargs):
         raise _unknown_value(
@@ -680,3 +683,20 @@ class Tracer:
     clip = _numpy_method(np.clip, "clip")
     dot = _numpy_method(np.dot, "dot")
     take = _numpy_method(np.take, "take")
+    round = _numpy_method(np.round, "round")
+
+    @property
+    def real(self):
+        """ndarray.real: the value itself (tracejit's dtypes are real)."""
+        return FUNCTIONS[np.real](self)
+
+    @property
+    def imag(self):
+        """ndarray.imag: zeros of the value's dtype (tracejit's dtypes are real)."""
+        return FUNCTIONS[np.imag](self)
+
+    def conj(self):
+        """ndarray.conj: np.conjugate, the value itself for real dtypes."""
+        return np.conjugate(self)
+
+    conjugate = conj

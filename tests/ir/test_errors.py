@@ -83,10 +83,6 @@ def float_of_traced(x):
     return x * v
 
 
-def len_of_traced(x):
-    return x / len(x)  # ERR:len
-
-
 def while_on_traced(x):
     while np.max(x) > 1.0:  # ERR:while
         x = x / 2.0
@@ -108,7 +104,6 @@ CONCRETIZATION = {
     "bool": (bool_of_traced, _BRANCH + ("bool()", "f32[]")),
     "int": (int_of_traced, _BRANCH + ("int()",)),
     "float": (float_of_traced, _BRANCH + ("float()",)),
-    "len": (len_of_traced, ("len()", "x.shape[0]", "static_argnums")),
     "while": (while_on_traced, _BRANCH),
     "item": (item_of_traced, _BRANCH + ("item()",)),
     "asarray": (asarray_of_traced, ("np.asarray", "f32[3,4]")),

@@ -81,13 +81,16 @@ def test_oracle_detects_mismatches():
 UNARY = [np.negative, np.positive, np.absolute, np.fabs, np.sign, np.exp, np.exp2, np.expm1,
          np.log, np.log2, np.log10, np.log1p, np.sqrt, np.square, np.reciprocal, np.sin, np.cos,
          np.tan, np.tanh, np.sinh, np.cosh, np.arctan, np.arcsinh, np.floor, np.ceil, np.trunc,
-         np.isnan, np.isinf, np.isfinite, np.logical_not, np.invert]
+         np.isnan, np.isinf, np.isfinite, np.logical_not, np.invert, np.arcsin, np.arccos,
+         np.arccosh, np.arctanh, np.cbrt, np.rint, np.signbit, np.deg2rad, np.rad2deg,
+         np.radians, np.degrees, np.conjugate]
 
 BINARY = [np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide, np.remainder,
           np.power, np.float_power, np.maximum, np.minimum, np.fmax, np.fmin, np.logaddexp,
           np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
           np.logical_and, np.logical_or, np.logical_xor, np.bitwise_and, np.bitwise_or,
-          np.bitwise_xor]
+          np.bitwise_xor, np.arctan2, np.hypot, np.logaddexp2, np.copysign, np.fmod,
+          np.heaviside]
 
 # Compositions (not one primitive) may be a few ULP from NumPy's dedicated loops: log2/log10 =
 # log(x) * const, tan = sin/cos, sinh/cosh from expm1/exp of x/2, exp2 = 2**x, logaddexp =
@@ -97,7 +100,7 @@ BINARY = [np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide, np.
 # cancels, and the error is a few ULP of max(|x|, |y|), not of the result.
 def tol(ufunc, dtype) -> dict:
     """Tolerances for `ufunc` on inputs of magnitude <= 3 (see above)."""
-    if ufunc is np.logaddexp and np.dtype(dtype).kind == "f":
+    if ufunc in (np.logaddexp, np.logaddexp2) and np.dtype(dtype).kind == "f":
         return {"atol": 4 * 3 * np.finfo(dtype).eps}
     return {}
 
@@ -196,9 +199,10 @@ def test_binary_0d_and_empty(ufunc):
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int64"])
-@pytest.mark.parametrize("ufunc", [np.floor_divide, np.remainder], ids=_name)
+@pytest.mark.parametrize("ufunc", [np.floor_divide, np.remainder, np.fmod], ids=_name)
 def test_integer_division_signs(ufunc, dtype):
-    """Floor semantics for every sign combination (NumPy's, not C's truncation)."""
+    """Floor semantics for every sign combination (NumPy's, not C's truncation), and fmod's
+    C semantics (the sign of the dividend)."""
     x = np.array([7, -7, 7, -7, 0, 6, -6], dtype)
     y = np.array([2, 2, -2, -2, 3, -4, 4], dtype)
     check(lambda x, y: ufunc(x, y), x, y)
@@ -259,6 +263,65 @@ def test_composition_accuracy(ufunc, dtype):
     check(lambda x: ufunc(x), x)
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_fmod_by_zero_and_minus_one(dtype):
+    """np.fmod(x, 0) is 0 for integers (NumPy warns), and MIN % -1 is 0, never a trap."""
+    info = np.iinfo(dtype)
+    x = np.array([7, -7, info.min, info.max, info.min], dtype)
+    y = np.array([0, 0, -1, -1, 0], dtype)
+    check(np.fmod, x, y)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_inverse_trig_and_hyperbolic_accuracy(dtype):
+    """Over their whole domains (and their edges), within the float tolerance of check."""
+    rng = np.random.default_rng(62)
+    near_one = 10.0 ** -rng.uniform(1, 7, 200)
+    unit = np.concatenate([rng.uniform(-1, 1, 2000), [-1, 1, -0.5, 0.5, -0.0, 0.0],
+                           1 - near_one, near_one - 1])
+    big = np.concatenate([1 + 10.0 ** rng.uniform(-7, 1, 500), 10.0 ** rng.uniform(0, 30, 500),
+                          [1.0, 2.0, 2.0 ** 28]])
+    wide = rng.standard_normal(2000) * 10.0 ** rng.integers(-30, 30, 2000)
+    for f, x in [(np.arcsin, unit), (np.arccos, unit), (np.arctanh, unit), (np.arccosh, big),
+                 (np.cbrt, wide)]:
+        check(f, x.astype(dtype))
+    check(np.arctan2, wide.astype(dtype), wide[::-1].astype(dtype))
+    check(np.hypot, wide.astype(dtype), wide[::-1].astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_rounding_functions(dtype):
+    """np.round/np.around (every sign of decimals, ties to even), np.fix, np.rint."""
+    x = np.concatenate([rand((50,), dtype, seed=63, low=-1000, high=1000),
+                        np.array([0.5, 1.5, 2.5, -0.5, -2.5, 2.675, -0.0, np.nan, np.inf], dtype)])
+    for decimals in (0, 1, 2, 3, -1, -2):
+        check(lambda x: np.round(x, decimals), x)
+    check(lambda x: np.around(x, 2), x)
+    check(lambda x: np.fix(x), x)
+    check(np.rint, x)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_rounding_integers(dtype):
+    x = rand((40,), dtype, seed=64, low=-500, high=500)
+    if dtype != "bool":
+        x = np.concatenate([x, np.array([15, 25, -35, 45, -5, 5], dtype)])
+    for decimals in (0, 2, -1, -2):
+        check_or_raise(lambda x: np.round(x, decimals), x)    # bools: float16, unsupported
+    check(lambda x: np.fix(x), x)
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "int64"])
+def test_sinc_real_imag(dtype):
+    x = np.concatenate([rand((30,), dtype, seed=65), np.zeros(2, dtype)])
+    check(lambda x: np.sinc(x), x)
+    check(lambda x: np.real(x), x)
+    check(lambda x: np.imag(x), x)
+    check(lambda x: np.conj(x) + 1, x)
+    check(lambda x: (x.real, x.imag, x.conj(), x.conjugate()), x)
+    check(lambda x: (x.round(), x.round(1), np.round(x, -1)), x)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_logaddexp_accuracy(dtype):
     rng = np.random.default_rng(61)
@@ -267,6 +330,8 @@ def test_logaddexp_accuracy(dtype):
     x, y = x.astype(dtype), y.astype(dtype)
     check(np.logaddexp, x, y, atol=4 * np.finfo(dtype).eps)   # near-0 results cancel
     check(np.logaddexp, x, x)                                  # equal: x + ln 2
+    check(np.logaddexp2, x, y, atol=4 * np.finfo(dtype).eps)
+    check(np.logaddexp2, x, x)                                 # equal: x + 1
 
 
 def test_ufunc_chain():

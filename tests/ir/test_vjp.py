@@ -50,6 +50,16 @@ def nonzero(rng, shape):
     return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.3, 2.0, shape)
 
 
+def unit(rng, shape):
+    """Inside (-1, 1), away from its ends (the domain of arcsin, arccos, arctanh)."""
+    return rng.uniform(-0.9, 0.9, shape)
+
+
+def above_one(rng, shape):
+    """Above 1 (arccosh's domain), away from 1."""
+    return rng.uniform(1.2, 4.0, shape)
+
+
 def distinct(rng, shape):
     """All values at least 0.2 apart (so max/min/sort choices are stable under eps)."""
     n = int(np.prod(shape, dtype=np.int64))
@@ -200,6 +210,22 @@ PRIMITIVE_CASES = [
     ("tanh", np.tanh, None, [normal], ["tanh"]),
     ("atan", np.arctan, None, [normal], ["atan"]),
     ("asinh", np.arcsinh, None, [normal], ["asinh"]),
+    ("asin", np.arcsin, None, [unit], ["asin"]),
+    ("acos", np.arccos, None, [unit], ["acos"]),
+    ("acosh", np.arccosh, None, [above_one], ["acosh"]),
+    ("atanh", np.arctanh, None, [unit], ["atanh"]),
+    ("cbrt", np.cbrt, None, [nonzero], ["cbrt"]),
+    ("atan2", np.arctan2, None, [normal, nonzero], ["atan2"]),
+    ("atan2_quadrants", lambda y, x: np.arctan2(y, -x), None, [nonzero, positive], ["atan2"]),
+    ("hypot", np.hypot, None, [normal, nonzero], ["hypot"]),
+    ("copysign", np.copysign, None, [nonzero, nonzero], ["copysign"]),
+    ("fmod", np.fmod, None, ["mod"], ["fmod"]),
+    ("rint_is_flat", lambda x: np.rint(x) * x, None, [lambda r, s: normal(r, s) + 0.25],
+     ["rint"]),
+    ("logaddexp2", np.logaddexp2, None, [normal, normal], []),
+    ("heaviside", lambda x, h: np.heaviside(x, h) * x, None, [nonzero, normal], ["select"]),
+    ("sinc", np.sinc, None, [nonzero], ["sin"]),
+    ("deg2rad_rad2deg", lambda x: np.deg2rad(x) * np.rad2deg(x), None, [normal], []),
     ("add", np.add, None, [normal, normal], ["add"]),
     ("sub", np.subtract, None, [normal, normal], ["sub"]),
     ("mul", np.multiply, None, [normal, normal], ["mul"]),
@@ -648,6 +674,9 @@ SECOND_ORDER_CASES = [
     ("tanh_sqrt_div", lambda x: np.tanh(x) / np.sqrt(x), positive),
     ("atan_expm1_log1p", lambda x: np.arctan(x) * np.expm1(x) + np.log1p(x) ** 2, positive),
     ("pow", lambda x: x ** x[::-1], positive),
+    ("inverse_trig", lambda x: np.arcsin(x) * np.arccos(x) + np.arctanh(x) ** 2
+     + np.arctan2(x, x[::-1] + 2.0), unit),
+    ("acosh_cbrt_hypot", lambda x: np.arccosh(x) * np.cbrt(x) + np.hypot(x, x[::-1]), above_one),
     ("slice_and_index", lambda x: x[1:, ::-2] ** 3 + x[[0, 0]][:, 2:] ** 2, normal),
     ("reductions", lambda x: np.max(x, axis=0) * np.prod(x, axis=0) + np.var(x) ** 2, distinct),
     ("matmul", lambda x: np.tanh(x @ x.T), normal),

@@ -66,8 +66,11 @@ def resolve(ufunc, xs, dtype=None, casting="same_kind") -> tuple[list[str], str,
         raise errors.user_error(
             errors.DTypeError, f"numpy.{ufunc.__name__} is not defined for ({names}){asked}"
             + (f": {exc}" if asked else "")) from None
-    ins = [check_dtype(d) for d in dts[:ufunc.nin]]
-    return ins, check_dtype(dts[ufunc.nin]), all_weak and any(isinstance(x, Tracer) for x in xs)
+    out = check_dtype(dts[ufunc.nin])
+    # Bools meet a float-only predicate (np.signbit) in NumPy's float16 loop: 0 and 1 are
+    # exact in float32, and the result (a bool) is the same.
+    ins = [check_dtype(np.dtype(np.float32) if d == np.float16 else d) for d in dts[:ufunc.nin]]
+    return ins, out, all_weak and any(isinstance(x, Tracer) for x in xs)
 
 
 def result_dtype(*xs) -> str:
@@ -104,21 +107,37 @@ def _fmax(x, y, pick=ops.max):
     return ops.select(ops.ne(y, y), x, ops.select(ops.ne(x, x), y, pick(x, y)))
 
 
-def _logaddexp(x, y):
+def _logaddexp(x, y, base_e=True):
     # log(e^x + e^y) = m + log1p(e^(x-m) + e^(y-m) - 1) holds for every m, so its derivatives
     # do not depend on m's: with m = max(x, y) the ties' split gradient cancels and first and
     # second derivatives are exact at x == y too (max + log1p(exp(-|x - y|)) has kinks there
     # that cancel in value but not in the second derivative). One of x - m, y - m is 0, so the
     # sum is exp(the other) + expm1(0), as accurate as NumPy's formula. Where m is infinite
     # (or NaN) the result is m, and the formula runs on zeros so its unused gradient is 0.
+    # In base 2 (logaddexp2) the same with 2^v = pow(2, v), 2^v - 1 = expm1(v ln 2) and
+    # log2(1 + s) = log1p(s) / ln 2.
     m = ops.max(x, y)
     finite = ops.lt(ops.abs(m), np.inf)
     xs, ys = ops.select(finite, x, 0.0), ops.select(finite, y, 0.0)
     ms = ops.max(xs, ys)
     dx, dy = ops.sub(xs, ms), ops.sub(ys, ms)
     x_max = ops.ge(xs, ys)
-    s = ops.add(ops.exp(ops.select(x_max, dy, dx)), ops.expm1(ops.select(x_max, dx, dy)))
-    return ops.select(finite, ops.add(ms, ops.log1p(s)), m)
+    other, zero = ops.select(x_max, dy, dx), ops.select(x_max, dx, dy)
+    if base_e:
+        s = ops.add(ops.exp(other), ops.expm1(zero))
+        return ops.select(finite, ops.add(ms, ops.log1p(s)), m)
+    s = ops.add(ops.pow(2.0, other), ops.expm1(ops.mul(zero, _LN2)))
+    return ops.select(finite, ops.add(ms, ops.mul(ops.log1p(s), 1.0 / _LN2)), m)
+
+
+def _logaddexp2(x, y):
+    return _logaddexp(x, y, base_e=False)
+
+
+def _heaviside(x, h0):
+    # 0 below 0, 1 above, h0 at 0, NaN at NaN.
+    step = ops.select(ops.lt(x, 0.0), 0.0, ops.select(ops.gt(x, 0.0), 1.0, h0))
+    return ops.select(ops.ne(x, x), x, step)
 
 
 def _reciprocal(x):
@@ -222,6 +241,25 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.cosh: _cosh,
     np.arctan: ops.atan,
     np.arcsinh: ops.asinh,
+    np.arcsin: ops.asin,
+    np.arccos: ops.acos,
+    np.arccosh: ops.acosh,
+    np.arctanh: ops.atanh,
+    np.arctan2: ops.atan2,
+    np.hypot: ops.hypot,
+    np.logaddexp2: _logaddexp2,
+    # As NumPy's loops: x * (pi / 180) and x * (180 / pi).
+    np.deg2rad: lambda x: ops.mul(x, math.pi / 180.0),
+    np.radians: lambda x: ops.mul(x, math.pi / 180.0),
+    np.rad2deg: lambda x: ops.mul(x, 180.0 / math.pi),
+    np.degrees: lambda x: ops.mul(x, 180.0 / math.pi),
+    np.cbrt: ops.cbrt,
+    np.rint: ops.rint,
+    np.copysign: ops.copysign,
+    np.fmod: ops.fmod,
+    np.heaviside: _heaviside,
+    np.signbit: ops.signbit,
+    np.conjugate: lambda x: x,            # real inputs: the value itself
     # NumPy 2 keeps integer and boolean inputs of floor/ceil as they are.
     np.floor: lambda x: ops.floor(x) if is_float(ops.dtype_of(x)) else x,
     np.ceil: lambda x: ops.ceil(x) if is_float(ops.dtype_of(x)) else x,
@@ -304,6 +342,76 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
     if hi is not None:
         r = apply_ufunc(np.minimum, r, hi, dtype=dtype, casting=casting)
     return strong(r)
+
+
+def _float_operand(name: str, x):
+    """`x` as a tracer or array of a float dtype (integers and bools as float64, as NumPy's
+    float-only functions take them)."""
+    x = as_operand(x)
+    if not is_float(ops.dtype_of(x)):
+        x = convert(x, "f64") if not isinstance(x, Tracer) else ops.cast(x, "f64")
+    return x
+
+
+@implements(np.round, np.around)
+def round_(a, decimals=0, out=None):
+    """numpy.round: as NumPy computes it, rint(a * 10**decimals) / 10**decimals (a / 10**-d and
+    * 10**-d for negative decimals); integers with negative decimals round half to even at
+    multiples of 10**-decimals, and are otherwise unchanged."""
+    if out is not None:
+        raise unsupported("numpy.round", "out", why="results are new values")
+    x = as_operand(a)
+    if not isinstance(decimals, (int, np.integer)):
+        raise errors.user_error(TypeError, "numpy.round: decimals must be an integer")
+    decimals = int(decimals)
+    dtype = ops.dtype_of(x)
+    if dtype == "bool":
+        # NumPy rounds booleans in float16 (and cannot cast back for negative decimals).
+        raise errors.user_error(errors.DTypeError, "numpy.round of booleans gives float16, "
+                                "which tracejit does not support; cast to float32 first")
+    if not is_float(dtype):
+        if decimals >= 0:
+            return strong(x)
+        f = 10 ** -decimals
+        q, r = ops.floordiv(x, f), ops.mod(x, f)
+        # Half to even: up when 2r > f, or 2r == f and q is odd.
+        up = ops.or_(ops.gt(ops.mul(r, 2), f),
+                     ops.and_(ops.eq(ops.mul(r, 2), f), ops.ne(ops.mod(q, 2), 0)))
+        return strong(ops.mul(ops.select(up, ops.add(q, 1), q), f))
+    if decimals >= 0:
+        f = 10.0 ** decimals
+        return strong(ops.div(ops.rint(ops.mul(x, f)), f))
+    f = 10.0 ** -decimals
+    return strong(ops.mul(ops.rint(ops.div(x, f)), f))
+
+
+@implements(np.fix)
+def fix(x, out=None):
+    """numpy.fix: rounding toward zero (integers unchanged)."""
+    if out is not None:
+        raise unsupported("numpy.fix", "out", why="results are new values")
+    return strong(_trunc(as_operand(x)))
+
+
+@implements(np.sinc)
+def sinc(x):
+    """numpy.sinc: sin(pi x) / (pi x), as NumPy computes it (x = 0 stands in as 1e-20)."""
+    x = _float_operand("numpy.sinc", x)
+    y = ops.mul(math.pi, ops.select(ops.eq(x, 0.0), 1.0e-20, x))
+    return strong(ops.div(ops.sin(y), y))
+
+
+@implements(np.real)
+def real(val):
+    """numpy.real of a real array: the array itself."""
+    return strong(as_operand(val))
+
+
+@implements(np.imag)
+def imag(val):
+    """numpy.imag of a real array: zeros of its dtype."""
+    x = as_operand(val)
+    return strong(ops.zeros(ops.type_of(x)))
 
 
 # ---------------------------------------------------------------------------------------------
