@@ -14,11 +14,13 @@ operators and methods call the same implementations. By topic:
 - `ufuncs`: the ufuncs (`UFUNCS`), the promotion they define, clip, astype, result_type;
 - `reductions`: sum, mean, var, max, argmax, ... and the ufuncs' reduce;
 - `shapes`: reshape, transpose, broadcasting, concatenate, stack, where, indexing, *_like;
-- `linalg`: dot, matmul, einsum, tensordot, ..., and the place for `np.linalg`.
+- `linalg`: dot, matmul, einsum, tensordot, ..., and the place for `np.linalg`;
+- `arrays`: NumPy's compositions of those (roll, repeat, tile, split, diagonal, tril, diff,
+  kron, cross, select, isclose, ...), written as NumPy writes them.
 """
 
-from . import linalg, reductions, shapes, ufuncs
+from . import arrays, linalg, reductions, shapes, ufuncs
 from ..tracer import FUNCTIONS
 from .ufuncs import UFUNCS
 
-__all__ = ["FUNCTIONS", "UFUNCS", "linalg", "reductions", "shapes", "ufuncs"]
+__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "linalg", "reductions", "shapes", "ufuncs"]

@@ -1,0 +1,503 @@
+"""NumPy's array functions that are compositions of the others: dimensions (atleast_*d),
+flipping and rotating, rolling, repeating and tiling, splitting and joining, diagonals and
+triangles, differences, kron, cross, select, nan_to_num, isclose.
+
+Each is written as NumPy writes it (numpy/lib), in NumPy calls on tracers that dispatch back
+to the implementations of this package: the same dtypes, shapes, errors and values, and their
+gradients by composition. Every size, shift, section and offset is static (a Python int or a
+NumPy array known while tracing), as the shapes that depend on it must be.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import errors
+from ..tracer import Tracer
+from ._common import as_operand, implements, static_axes, static_ints, unsupported
+
+
+def _array(x):
+    """A tracer or a NumPy array (Python numbers and lists become arrays, as np.asarray)."""
+    x = as_operand(x)
+    return x if isinstance(x, Tracer) else np.asarray(x)
+
+
+def _one_or_all(results: list):
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+# ---------------------------------------------------------------------------------------------
+# dimensions
+
+
+@implements(np.atleast_1d)
+def atleast_1d(*arys):
+    """numpy.atleast_1d: rank-0 values as shape (1,)."""
+    return _one_or_all([np.reshape(a, (1,)) if np.ndim(a) == 0 else a
+                        for a in map(_array, arys)])
+
+
+@implements(np.atleast_2d)
+def atleast_2d(*arys):
+    """numpy.atleast_2d: () as (1, 1), (n,) as (1, n)."""
+    out = []
+    for a in map(_array, arys):
+        nd = np.ndim(a)
+        out.append(np.reshape(a, (1, 1)) if nd == 0 else a[np.newaxis, :] if nd == 1 else a)
+    return _one_or_all(out)
+
+
+@implements(np.atleast_3d)
+def atleast_3d(*arys):
+    """numpy.atleast_3d: () as (1, 1, 1), (n,) as (1, n, 1), (m, n) as (m, n, 1)."""
+    out = []
+    for a in map(_array, arys):
+        nd = np.ndim(a)
+        out.append(np.reshape(a, (1, 1, 1)) if nd == 0 else a[np.newaxis, :, np.newaxis]
+                   if nd == 1 else a[:, :, np.newaxis] if nd == 2 else a)
+    return _one_or_all(out)
+
+
+@implements(np.rollaxis)
+def rollaxis(a, axis, start=0):
+    """numpy.rollaxis: axis `axis` moved to before `start`."""
+    a = _array(a)
+    n = np.ndim(a)
+    (axis,) = static_axes(axis, n, "rollaxis")
+    start = int(start) + (n if int(start) < 0 else 0)
+    if not 0 <= start < n + 1:
+        raise errors.user_error(np.exceptions.AxisError,
+                                f"'start' arg requires {-n} <= start < {n + 1}, but {start} "
+                                "was passed in")
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    axes = list(range(n))
+    axes.remove(axis)
+    axes.insert(start, axis)
+    return np.transpose(a, axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# flipping, rotating, rolling
+
+
+def _flip_axis(m, axis: int):
+    """m reversed along `axis`, which it must have (NumPy's error otherwise)."""
+    m = _array(m)
+    if np.ndim(m) <= axis:
+        raise errors.user_error(ValueError, f"Input must be >= {axis + 1}-d.")
+    return np.flip(m, axis)
+
+
+@implements(np.flipud)
+def flipud(m):
+    """numpy.flipud: axis 0 reversed."""
+    return _flip_axis(m, 0)
+
+
+@implements(np.fliplr)
+def fliplr(m):
+    """numpy.fliplr: axis 1 reversed."""
+    return _flip_axis(m, 1)
+
+
+@implements(np.rot90)
+def rot90(m, k=1, axes=(0, 1)):
+    """numpy.rot90: k quarter turns in the plane of `axes`, from the first towards the second."""
+    m = _array(m)
+    axes = tuple(static_ints(axes, "rot90's axes"))
+    nd = np.ndim(m)
+    if len(axes) != 2:
+        raise errors.user_error(ValueError, "len(axes) must be 2.")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == nd:
+        raise errors.user_error(ValueError, "Axes must be different.")
+    if not all(-nd <= a < nd for a in axes):
+        raise errors.user_error(ValueError, f"Axes={axes} out of range for array of ndim={nd}.")
+    k = static_ints(k, "rot90's k")[0] % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return np.flip(np.flip(m, axes[0]), axes[1])
+    perm = list(range(nd))
+    perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+    if k == 1:
+        return np.transpose(np.flip(m, axes[1]), perm)
+    return np.flip(np.transpose(m, perm), axes[1])
+
+
+@implements(np.roll)
+def roll(a, shift, axis=None):
+    """numpy.roll: elements shifted along axes, those beyond the end coming back at the start
+    (static shifts)."""
+    a = _array(a)
+    if axis is None:
+        return np.reshape(roll(np.ravel(a), shift, 0), np.shape(a))
+    shifts = static_ints(shift, "roll's shift")
+    axes = static_ints(axis, "roll's axis")
+    if len(shifts) != len(axes) and 1 not in (len(shifts), len(axes)):
+        raise errors.user_error(ValueError, "'shift' and 'axis' should be scalars or 1D "
+                                "sequences of the same length")
+    n = max(len(shifts), len(axes))
+    total: dict[int, int] = {}
+    for s, ax in zip(shifts * (n // len(shifts)), axes * (n // len(axes))):
+        (ax,) = static_axes(ax, np.ndim(a), "roll")
+        total[ax] = total.get(ax, 0) + s
+    for ax, s in total.items():
+        size = np.shape(a)[ax]
+        s = s % size if size else 0
+        if s:
+            head = [slice(None)] * np.ndim(a)
+            tail = list(head)
+            head[ax], tail[ax] = slice(size - s, None), slice(None, size - s)
+            a = np.concatenate([a[tuple(head)], a[tuple(tail)]], axis=ax)
+    return a
+
+
+# ---------------------------------------------------------------------------------------------
+# repeating and tiling
+
+
+@implements(np.repeat)
+def repeat(a, repeats, axis=None):
+    """numpy.repeat with static repeats (one count, or one per element along the axis)."""
+    a = _array(a)
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    (axis,) = static_axes(axis, np.ndim(a), "repeat")
+    counts = static_ints(np.asarray(repeats).tolist() if not isinstance(repeats, Tracer)
+                         else repeats, "repeat's repeats")
+    if any(c < 0 for c in counts):
+        raise errors.user_error(ValueError, "repeats may not contain negative values.")
+    n = np.shape(a)[axis]
+    if len(counts) == 1:
+        return np.take(a, np.repeat(np.arange(n), counts[0]), axis=axis)
+    if len(counts) != n:
+        raise errors.user_error(ValueError, f"operands could not be broadcast together with "
+                                f"shape ({n},) ({len(counts)},)")
+    return np.take(a, np.repeat(np.arange(n), counts), axis=axis)
+
+
+@implements(np.tile)
+def tile(A, reps):
+    """numpy.tile: A repeated reps[i] times along axis i (static reps)."""
+    A = _array(A)
+    reps = static_ints(reps, "tile's reps")
+    nd = max(len(reps), np.ndim(A))
+    reps = (1,) * (nd - len(reps)) + tuple(reps)
+    shape = (1,) * (nd - np.ndim(A)) + tuple(np.shape(A))
+    # Axis i becomes the pair (reps[i], shape[i]), broadcast, then merged.
+    spread = np.reshape(A, tuple(v for n in shape for v in (1, n)))
+    paired = np.broadcast_to(spread, tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+    return np.reshape(paired, tuple(r * n for r, n in zip(reps, shape)))
+
+
+# ---------------------------------------------------------------------------------------------
+# splitting and joining
+
+
+@implements(np.array_split)
+def array_split(ary, indices_or_sections, axis=0):
+    """numpy.array_split: sections of sizes differing by at most one, or at static indices."""
+    ary = _array(ary)
+    (axis,) = static_axes(axis, np.ndim(ary), "array_split")
+    total = np.shape(ary)[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise errors.user_error(ValueError, "number sections must be larger than 0.")
+        each, extras = divmod(total, sections)
+        sizes = [0] + extras * [each + 1] + (sections - extras) * [each]
+        points = np.cumsum(sizes).tolist()
+    else:
+        points = [0] + list(static_ints(list(indices_or_sections), "split's indices")) + [total]
+    out = []
+    for start, stop in zip(points[:-1], points[1:]):
+        index = [slice(None)] * np.ndim(ary)
+        index[axis] = slice(start, stop)
+        out.append(ary[tuple(index)])
+    return out
+
+
+@implements(np.split)
+def split(ary, indices_or_sections, axis=0):
+    """numpy.split: array_split, whose sections must be equal when counted."""
+    ary = _array(ary)
+    if isinstance(indices_or_sections, (int, np.integer)):
+        (ax,) = static_axes(axis, np.ndim(ary), "split")
+        if np.shape(ary)[ax] % int(indices_or_sections):
+            raise errors.user_error(ValueError, "array split does not result in an equal "
+                                    "division")
+    return array_split(ary, indices_or_sections, axis)
+
+
+def _split_along(name: str, ary, sections, min_ndim: int, axis_of):
+    ary = _array(ary)
+    if np.ndim(ary) < min_ndim:
+        raise errors.user_error(ValueError, f"{name} only works on arrays of {min_ndim} or "
+                                "more dimensions")
+    return split(ary, sections, axis_of(np.ndim(ary)))
+
+
+@implements(np.hsplit)
+def hsplit(ary, indices_or_sections):
+    """numpy.hsplit: split along axis 1 (axis 0 of a vector)."""
+    return _split_along("hsplit", ary, indices_or_sections, 1, lambda nd: 1 if nd > 1 else 0)
+
+
+@implements(np.vsplit)
+def vsplit(ary, indices_or_sections):
+    """numpy.vsplit: split along axis 0."""
+    return _split_along("vsplit", ary, indices_or_sections, 2, lambda nd: 0)
+
+
+@implements(np.dsplit)
+def dsplit(ary, indices_or_sections):
+    """numpy.dsplit: split along axis 2."""
+    return _split_along("dsplit", ary, indices_or_sections, 3, lambda nd: 2)
+
+
+@implements(np.append)
+def append(arr, values, axis=None):
+    """numpy.append: a concatenation (of the flattened operands when axis is None)."""
+    arr, values = _array(arr), _array(values)
+    if axis is None:
+        if np.ndim(arr) != 1:
+            arr = np.ravel(arr)
+        values = np.ravel(values)
+        axis = np.ndim(arr) - 1
+    return np.concatenate((arr, values), axis=axis)
+
+
+@implements(np.column_stack)
+def column_stack(tup):
+    """numpy.column_stack: vectors as columns, then side by side."""
+    arrays = []
+    for v in map(_array, tup):
+        if np.ndim(v) < 2:
+            v = np.transpose(atleast_2d(v))
+        arrays.append(v)
+    return np.concatenate(arrays, axis=1)
+
+
+@implements(np.dstack)
+def dstack(tup):
+    """numpy.dstack: joined along a third axis."""
+    arrays = [atleast_3d(v) for v in map(_array, tup)]
+    return np.concatenate(arrays, axis=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# diagonals and triangles
+
+
+def _diagonal_indices(rows: int, cols: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) of the diagonal `offset` of a rows × cols matrix (j - i == offset)."""
+    if offset >= 0:
+        i = np.arange(max(0, min(rows, cols - offset)))
+        return i, i + offset
+    j = np.arange(max(0, min(rows + offset, cols)))
+    return j - offset, j
+
+
+@implements(np.diagonal)
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """numpy.diagonal: the diagonal of the axis pair as the last axis."""
+    a = _array(a)
+    if np.ndim(a) < 2:
+        raise errors.user_error(ValueError, "diag requires an array of at least two dimensions")
+    axis1, axis2 = static_axes((axis1, axis2), np.ndim(a), "diagonal")
+    m = np.moveaxis(a, (axis1, axis2), (-2, -1))
+    i, j = _diagonal_indices(np.shape(m)[-2], np.shape(m)[-1], static_ints(offset, "offset")[0])
+    return m[..., i, j]
+
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """numpy.trace: the sum of a diagonal."""
+    if out is not None:
+        raise unsupported("numpy.trace", "out", why="results are new values")
+    return np.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+@implements(np.diag)
+def diag(v, k=0):
+    """numpy.diag: the k-th diagonal of a matrix, or a matrix with a vector on it."""
+    v = _array(v)
+    k = static_ints(k, "diag's k")[0]
+    if np.ndim(v) == 2:
+        return diagonal(v, k)
+    if np.ndim(v) != 1:
+        raise errors.user_error(ValueError, "Input must be 1- or 2-d.")
+    n = np.shape(v)[0] + abs(k)
+    rows, cols = np.indices((n, n))
+    on = cols - rows == k
+    where = np.where(on, rows if k >= 0 else cols, 0)
+    return np.where(on, v[where], np.zeros((), dtype=v.dtype))
+
+
+@implements(np.tril)
+def tril(m, k=0):
+    """numpy.tril: zeros above the k-th diagonal of the last two axes."""
+    m = _array(m)
+    mask = np.tri(*np.shape(m)[-2:], k=static_ints(k, "tril's k")[0], dtype=bool)
+    return np.where(mask, m, np.zeros(1, m.dtype))
+
+
+@implements(np.triu)
+def triu(m, k=0):
+    """numpy.triu: zeros below the k-th diagonal of the last two axes."""
+    m = _array(m)
+    mask = np.tri(*np.shape(m)[-2:], k=static_ints(k, "triu's k")[0] - 1, dtype=bool)
+    return np.where(mask, np.zeros(1, m.dtype), m)
+
+
+# ---------------------------------------------------------------------------------------------
+# differences and products
+
+
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    """numpy.diff: the n-th differences along an axis (not_equal for booleans)."""
+    a = _array(a)
+    n = static_ints(n, "diff's n")[0]
+    if n == 0:
+        return a
+    if n < 0:
+        raise errors.user_error(ValueError, f"order must be non-negative but got {n!r}")
+    nd = np.ndim(a)
+    if nd == 0:
+        raise errors.user_error(ValueError, "diff requires input that is at least one "
+                                "dimensional")
+    (axis,) = static_axes(axis, nd, "diff")
+    parts = []
+    for extra in (prepend, a, append):
+        if extra is a:
+            parts.append(a)
+        elif extra is not np._NoValue:
+            extra = _array(extra)
+            if np.ndim(extra) == 0:
+                shape = list(np.shape(a))
+                shape[axis] = 1
+                extra = np.broadcast_to(extra, tuple(shape))
+            parts.append(extra)
+    if len(parts) > 1:
+        a = np.concatenate(parts, axis)
+    lo, hi = [slice(None)] * nd, [slice(None)] * nd
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    for _ in range(n):
+        a = (np.not_equal if a.dtype == np.bool_ else np.subtract)(a[tuple(hi)], a[tuple(lo)])
+    return a
+
+
+@implements(np.kron)
+def kron(a, b):
+    """numpy.kron: the Kronecker product (block matrix of a's elements times b)."""
+    a, b = _array(a), _array(b)
+    nda, ndb = np.ndim(a), np.ndim(b)
+    if nda == 0 or ndb == 0:
+        return np.multiply(a, b)
+    sa = (1,) * max(0, ndb - nda) + tuple(np.shape(a))
+    sb = (1,) * max(0, nda - ndb) + tuple(np.shape(b))
+    a = np.reshape(a, sa)
+    b = np.reshape(b, sb)
+    # Axis i of the result pairs a's axis i (outer) with b's (inner).
+    a = np.reshape(a, tuple(v for s in sa for v in (s, 1)))
+    b = np.reshape(b, tuple(v for s in sb for v in (1, s)))
+    return np.reshape(np.multiply(a, b), tuple(x * y for x, y in zip(sa, sb)))
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """numpy.cross of 3-vectors (and of 2-vectors, their z component), along static axes."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = _array(a), _array(b)
+    (axisa,) = static_axes(axisa, np.ndim(a), "cross")
+    (axisb,) = static_axes(axisb, np.ndim(b), "cross")
+    a, b = np.moveaxis(a, axisa, -1), np.moveaxis(b, axisb, -1)
+    na, nb = np.shape(a)[-1], np.shape(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise errors.user_error(ValueError, "incompatible dimensions for cross product\n"
+                                "(dimension must be 2 or 3)")
+    a0, a1 = a[..., 0], a[..., 1]
+    b0, b1 = b[..., 0], b[..., 1]
+    a2 = a[..., 2] if na == 3 else None
+    b2 = b[..., 2] if nb == 3 else None
+    if na == 2 or nb == 2:
+        # NumPy's warning, at the user's line.
+        loc = errors.user_location()
+        warnings.warn_explicit("Arrays of 2-dimensional vectors are deprecated. Use arrays of "
+                               "3-dimensional vectors instead. (deprecated in NumPy 2.0)",
+                               DeprecationWarning, loc.file if loc else "<unknown>",
+                               loc.line if loc else 0)
+    z = a0 * b1 - a1 * b0
+    if na == 2 and nb == 2:
+        return z
+    x = (a1 * b2 if b2 is not None else 0) - (a2 * b1 if a2 is not None else 0)
+    y = (a2 * b0 if a2 is not None else 0) - (a0 * b2 if b2 is not None else 0)
+    shape = np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z))
+    cp = np.stack([np.broadcast_to(c, shape) for c in (x, y, z)], axis=-1)
+    (axisc,) = static_axes(axisc, np.ndim(cp), "cross")
+    return np.moveaxis(cp, -1, axisc)
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing and cleaning
+
+
+@implements(np.select)
+def select(condlist, choicelist, default=0):
+    """numpy.select: the choice of the first true condition, else default."""
+    if len(condlist) != len(choicelist):
+        raise errors.user_error(ValueError, "list of cases must be same length as list of "
+                                "conditions")
+    if not condlist:
+        raise errors.user_error(ValueError, "select with an empty condition list is not "
+                                "possible")
+    conds = [_array(c) for c in condlist]
+    for i, c in enumerate(conds):
+        if c.dtype != np.bool_:
+            raise errors.user_error(TypeError, f"invalid entry {i} in condlist: should be "
+                                    "boolean ndarray")
+    # As NumPy: the choices' dtype, then the default's (a Python number is weak).
+    dtype = np.result_type(np.result_type(*[_array(c) for c in choicelist]), default)
+    result = default if isinstance(default, Tracer) else np.asarray(default, dtype)
+    for cond, choice in zip(reversed(conds), reversed(list(choicelist))):
+        result = np.where(cond, choice, result)
+    return result.astype(dtype)
+
+
+@implements(np.nan_to_num)
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """numpy.nan_to_num: NaN, +inf and -inf replaced (by 0 and the largest finite values)."""
+    x = _array(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        return x
+    info = np.finfo(x.dtype)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    big = np.where(x == np.inf, np.asarray(posinf, x.dtype),
+                   np.where(x == -np.inf, np.asarray(neginf, x.dtype), x))
+    return np.where(np.isnan(x), np.asarray(nan, x.dtype), big)
+
+
+@implements(np.isclose)
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """numpy.isclose: |a - b| <= atol + rtol |b|, or equal (infinities), elementwise."""
+    x, y = _array(a), _array(b)
+    y = y.astype(np.result_type(y.dtype, 1.0))
+    result = (np.less_equal(np.abs(x - y), atol + rtol * np.abs(y)) & np.isfinite(y)) | (x == y)
+    if equal_nan:
+        result = result | (np.isnan(x) & np.isnan(y))
+    return result
+
+
+@implements(np.allclose)
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """numpy.allclose, as a traced boolean (NumPy's Python bool needs the values)."""
+    return np.all(isclose(a, b, rtol, atol, equal_nan))
