@@ -308,7 +308,7 @@ def _asinh(b, x, dt):
     one = constant(dt, 1)
     a = _abs(b, x, dt)
     a2 = b.fmul(a, a)
-    root = _intrinsic(b, "llvm.sqrt", [b.fadd(a2, one)])
+    root = _sqrt(b, b.fadd(a2, one))
     small = llvm_math.call(b, "log1p", [b.fadd(a, b.fdiv(a2, b.fadd(one, root)))])
     medium = llvm_math.call(b, "log", [b.fadd(b.fmul(constant(dt, 2), a),
                                               b.fdiv(one, b.fadd(root, a)))])
@@ -318,18 +318,13 @@ def _asinh(b, x, dt):
     return _intrinsic(b, "llvm.copysign", [r, x])
 
 
-def _float_max_min(b, x, y, is_max):
-    """max/min of two values that are not NaN (the callers test NaN themselves)."""
-    return b.select(_fcmp(b, ">" if is_max else "<", x, y), x, y)
-
-
 def _atan2(b, y, x, dt):
     """atan2(y, x) from atan of a ratio in [0, 1]: r = atan(min(|x|,|y|) / max(|x|,|y|)),
     reflected to pi/2 - r where |y| > |x| and to pi - r where x's sign bit is set, with y's
     sign. The ratio is 0/0 at the origin (r = 0: ±0 or ±pi by the signs, as C's atan2) and
     inf/inf where both are infinite (r = pi/4); a NaN operand gives NaN."""
     ax, ay = _abs(b, x, dt), _abs(b, y, dt)
-    big, small = _float_max_min(b, ax, ay, True), _float_max_min(b, ax, ay, False)
+    big, small = _max_min(b, ax, ay, dt, True), _max_min(b, ax, ay, dt, False)
     r = llvm_math.call(b, "atan", [b.fdiv(small, big)])
     r = b.select(_fcmp(b, "==", big, constant(dt, 0)), constant(dt, 0), r)
     both_inf = b.and_(_fcmp(b, "==", ax, constant(dt, math.inf)),
@@ -401,7 +396,7 @@ def _hypot(b, x, y, dt):
     """hypot = m sqrt(1 + (n/m)²) for m = max(|x|, |y|), n = min: no overflow or underflow of
     the squares; 0 at the origin; inf where either is infinite (even with a NaN), as C's."""
     ax, ay = _abs(b, x, dt), _abs(b, y, dt)
-    big, small = _float_max_min(b, ax, ay, True), _float_max_min(b, ax, ay, False)
+    big, small = _max_min(b, ax, ay, dt, True), _max_min(b, ax, ay, dt, False)
     ratio = b.fdiv(small, big)
     h = b.fmul(big, _sqrt(b, b.fadd(constant(dt, 1), b.fmul(ratio, ratio))))
     h = b.select(_fcmp(b, "==", big, constant(dt, 0)), constant(dt, 0), h)

@@ -136,14 +136,6 @@ def own_primitive(kernel: Kernel) -> P.Primitive:
     return prim
 
 
-def check_own_kernels(table: dict, backend: str) -> None:
-    """Raise when a primitive that fusion gives a kernel of its own has no entry in a
-    backend's `table` of such kernels."""
-    missing = [p.name for p in P.REGISTRY.values() if p.own_kernel and p not in table]
-    if missing:
-        raise NotImplementedError(f"the {backend} backend has no kernel for {', '.join(missing)}")
-
-
 # ---------------------------------------------------------------------------------------------
 # dots
 

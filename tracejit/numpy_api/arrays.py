@@ -174,11 +174,10 @@ def repeat(a, repeats, axis=None):
     if any(c < 0 for c in counts):
         raise errors.user_error(ValueError, "repeats may not contain negative values.")
     n = np.shape(a)[axis]
-    if len(counts) == 1:
-        return np.take(a, np.repeat(np.arange(n), counts[0]), axis=axis)
-    if len(counts) != n:
+    if len(counts) not in (1, n):
         raise errors.user_error(ValueError, f"operands could not be broadcast together with "
                                 f"shape ({n},) ({len(counts)},)")
+    # The positions each element is copied to: np.repeat of the static indices.
     return np.take(a, np.repeat(np.arange(n), counts), axis=axis)
 
 

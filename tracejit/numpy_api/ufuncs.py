@@ -344,15 +344,6 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
     return strong(r)
 
 
-def _float_operand(name: str, x):
-    """`x` as a tracer or array of a float dtype (integers and bools as float64, as NumPy's
-    float-only functions take them)."""
-    x = as_operand(x)
-    if not is_float(ops.dtype_of(x)):
-        x = convert(x, "f64") if not isinstance(x, Tracer) else ops.cast(x, "f64")
-    return x
-
-
 @implements(np.round, np.around)
 def round_(a, decimals=0, out=None):
     """numpy.round: as NumPy computes it, rint(a * 10**decimals) / 10**decimals (a / 10**-d and
@@ -396,7 +387,9 @@ def fix(x, out=None):
 @implements(np.sinc)
 def sinc(x):
     """numpy.sinc: sin(pi x) / (pi x), as NumPy computes it (x = 0 stands in as 1e-20)."""
-    x = _float_operand("numpy.sinc", x)
+    x = as_operand(x)
+    if not is_float(ops.dtype_of(x)):          # integers and bools as float64, as NumPy's
+        x = ops.cast(x, "f64") if isinstance(x, Tracer) else convert(x, "f64")
     y = ops.mul(math.pi, ops.select(ops.eq(x, 0.0), 1.0e-20, x))
     return strong(ops.div(ops.sin(y), y))
 
