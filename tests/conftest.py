@@ -5,10 +5,14 @@ every run, so a CI result is reproducible. Locally it explores new random exampl
 
 Every CUDA module generated while the tests run goes to `NVCC` (tests/nvcc_batches.py), which
 compiles its distinct kernels with nvcc in background batches; tests/cuda/test_nvcc.py, which
-runs last, waits for them and fails on any error.
+runs last, waits for them and fails on any error. In a parallel run (`-n`, pytest-xdist) each
+worker process has its own `NVCC`, and the test runs in one of them while the others may still
+be generating kernels: there every worker checks the rest of its kernels after its last test,
+and the controlling process fails the run on any error they report.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,10 @@ if os.environ.get("CI"):
 #: Every generated module's kernels, compiled with nvcc as the session goes (None: no nvcc, or
 #: the sanitized rerun of tests/cuda/test_sanitized_emulator.py, whose kernels the main run has).
 NVCC = NvccChecker() if NvccChecker.available() and not SANITIZED else None
+
+#: The folder where the workers of a parallel run leave their nvcc failures (set by the
+#: controlling process, inherited by the workers).
+REPORTS_ENV = "TRACEJIT_NVCC_REPORTS"
 
 
 @pytest.fixture
@@ -60,3 +68,38 @@ def pytest_collection_modifyitems(items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "last: run after every other test (nvcc checks)")
+    if not hasattr(config, "workerinput"):
+        os.environ[REPORTS_ENV] = tempfile.mkdtemp(prefix="tracejit-nvcc-reports-")
+
+
+def pytest_sessionfinish(session):
+    """After the last test: a process that ran the nvcc check compiles the kernels generated
+    since (a worker of a parallel run leaves its failures in the reports folder); the
+    controlling process fails the run on any failure reported."""
+    folder = Path(os.environ[REPORTS_ENV])
+    worker = getattr(session.config, "workerinput", None)
+    checked = any(item.nodeid.startswith("tests/cuda/test_nvcc.py") for item in session.items)
+    if NVCC is not None and checked:
+        failures = NVCC.finish()
+        NVCC.close()
+        name = worker["workerid"] if worker else "main"
+        if failures:
+            (folder / f"{name}.txt").write_text("\n".join(failures))
+    if worker is None:
+        reports = sorted(folder.glob("*.txt"))
+        session.config.stash[_NVCC_FAILURES] = [p.read_text() for p in reports]
+        if reports:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        for path in reports:
+            path.unlink()
+        folder.rmdir()
+
+
+_NVCC_FAILURES = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The nvcc failures found after the last test (see pytest_sessionfinish)."""
+    for text in config.stash.get(_NVCC_FAILURES, []):
+        terminalreporter.section("kernels that nvcc rejected", red=True)
+        terminalreporter.write_line(text)

@@ -124,9 +124,13 @@ class NvccChecker:
         self.failures.append(stderr[:4000])
 
     def finish(self) -> list[str]:
-        """Compile the rest, wait for every compile; the failures (empty when all compiled)."""
+        """Compile the rest, wait for every compile; the failures (empty when all compiled).
+        Kernels added later are checked by the next call."""
         self._batch()
         self._advance(wait=True)
+        return self.failures
+
+    def close(self) -> None:
+        """Remove the batches' sources, unless one failed (they are kept to be looked at)."""
         if not self.failures:
             shutil.rmtree(self.folder, ignore_errors=True)
-        return self.failures
