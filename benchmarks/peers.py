@@ -141,7 +141,9 @@ def _torch_functions(torch):
 
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
-            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
+            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
+            ("N1", "cumsum"): lambda x: torch.cumsum(x, 0),
+            ("N2", "sort"): lambda x: torch.sort(x).values}
 
 
 def _torch_peer(compiled: bool, cuda: bool = False) -> Peer:
@@ -221,7 +223,8 @@ def _jax_functions(jax):
 
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
-            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step}
+            ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
+            ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort}
 
 
 def _jax_peer(gpu: bool = False) -> Peer:

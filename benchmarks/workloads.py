@@ -1,4 +1,4 @@
-"""The workloads W1–W7 of docs/workloads.md: sizes, inputs, the tracejit function, and a
+"""The workloads W1–W7 and N1–N2 of docs/workloads.md: sizes, inputs, the tracejit function, and a
 hand-written NumPy step.
 
 Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
@@ -277,6 +277,29 @@ def w7_matmuls(args):
 # ---------------------------------------------------------------------------------------------
 
 
+# N1 cumsum, N2 sort: NumPy's functions along an axis, at 2**20 elements
+
+
+def n_args(quick):
+    n = 2 ** 10 if quick else 2 ** 20
+    return (_rng().standard_normal(n).astype(F32),)
+
+
+def n_cumsum(x):
+    return np.cumsum(x)
+
+
+def n_sort(x):
+    return np.sort(x)
+
+
+def _in_and_out_bytes(args):
+    return 2 * args[0].nbytes
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def _w5_bytes(args, write):
     return sum(a.nbytes for a in args) * (2 if write else 1)
 
@@ -299,4 +322,8 @@ VARIANTS: list[Variant] = [
             matmuls=w6_matmuls, bytes_moved=lambda a: a[2].nbytes),
     Variant("W7", "step", "W7 mlp-large step", w7_args, w7_step, w7_numpy, floor="blas",
             matmuls=w7_matmuls, rtol=1e-3),
+    Variant("N1", "cumsum", "N1 cumsum", n_args, n_cumsum, n_cumsum, floor="copy",
+            bytes_moved=_in_and_out_bytes, rtol=1e-3),
+    Variant("N2", "sort", "N2 sort", n_args, n_sort, n_sort, floor="copy",
+            bytes_moved=_in_and_out_bytes, rtol=0),
 ]

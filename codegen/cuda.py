@@ -54,7 +54,7 @@ from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Program, copy_a
 
 from . import lowering
 from .buffers import BufferPlan, plan_buffers
-from .lowering import DotPlan, affine_terms, own_primitive
+from .lowering import DotPlan, affine_terms, own_primitive, sort_key_bits
 from .status import INDEX_ERROR, checks_of, sites
 
 BLOCK = 256               # threads a block for elementwise and reduction kernels
@@ -376,6 +376,7 @@ class CudaLowering:
         # Scratch: dot prologues, operand copies and products; partial results of split
         # reductions. Planned first (sizes only), then the kernels are written against it.
         self._partials: dict[tuple[int, str, Var], Var] = {}
+        self._own: dict[tuple[int, str], list[Var]] = {}
         scratch: dict[int, list[tuple[Var, int]]] = {}
         parts: list[tuple[int, Kernel, str]] = []
         for k, kernel in enumerate(program.kernels):
@@ -428,6 +429,13 @@ class CudaLowering:
         return [(v, n) for v, n in d.scratch() if not (fused and v is d.dot.out)]
 
     def _scratch_of(self, k: int, sub: Kernel, role: str) -> list[tuple[Var, int]]:
+        if role == "own" and sub.own_primitive in (P.sort, P.argsort):
+            x = sub.body[0].inputs[0]
+            vars_ = _sort_scratch(x, self.itype(*self.load_sizes(sub), 2 * x.type.size))
+            self._own[(k, sub.name)] = vars_
+            for v, role in zip(vars_, ("keys", "positions")):
+                self.names.setdefault(v, f"{self.names_of(sub.body[0].out)}.{role}")
+            return [(v, v.type.nbytes) for v in vars_]
         if role != "loop" or not sub.reduce_axes:
             return []
         shape = ReductionShape(sub)
@@ -440,6 +448,10 @@ class CudaLowering:
             self.names.setdefault(var, f"{self.names_of(r.eqn.out)}.partial")
             out.append((var, var.type.nbytes))
         return out
+
+    def own_scratch(self, sub: Kernel) -> list[Var]:
+        """The scratch buffers of kernel of its own `sub` (see `_scratch_of`)."""
+        return self._own[(self.current, sub.name)]
 
     def partial(self, sub: Kernel, r: Reduction) -> Var:
         return self._partials[(self.current, sub.name, r.eqn.out)]
@@ -1266,7 +1278,134 @@ def _special_arg(lo: CudaLowering, k: Kernel, name: str) -> None:
                  params, e.prim.name)
 
 
+# ---------------------------------------------------------------------------------------------
+# cumsum, cumprod, sort, argsort: a block a line (grid-stride over the lines)
+
+LINE_BLOCK = 256               # threads of a line's block at most
+
+
+def _line_kernel(lo: CudaLowering, k: Kernel, name: str, shared: str, body, params,
+                 what: str) -> None:
+    """A kernel in which block b works on lines b, b + gridDim.x, ... of the equation's
+    operand along its axis, `body(w, it, n, point)` writing one line (point(j): the operand's
+    index at position j of the line), with the shared array `shared` declared."""
+    (e,) = k.body
+    x = e.inputs[0]
+    axis = e.params["axis"]
+    n = x.type.shape[axis]
+    kept = [m for d, m in enumerate(x.type.shape) if d != axis]
+    lines = math.prod(kept)
+    it = lo.itype(*lo.load_sizes(k), 2 * x.type.size)
+    names = [f"i{d}" for d in range(x.type.ndim)]
+    kept_names = [nm for d, nm in enumerate(names) if d != axis]
+
+    def point(j: str) -> list[str]:
+        return [j if d == axis else nm for d, nm in enumerate(names)]
+
+    w = Writer()
+    w(shared)
+    with w.block(f"for ({it} line = blockIdx.x; line < {lines}; line += gridDim.x)"):
+        _digits(w, "line", kept, kept_names, it)
+        body(w, it, n, point)
+    block = min(LINE_BLOCK, max(32, -(-n // 32) * 32))
+    lo.function(name, params, w, lo.comment(k, what), min(lines, MAX_GRID) if n else 0, block,
+                grid_stride=True)
+
+
+def _special_cumulative(lo: CudaLowering, k: Kernel, name: str) -> None:
+    (e,) = k.body
+    (x,) = e.inputs
+    out = e.out
+    loads = {ld.dst: ld for ld in k.loads}
+    t = CTYPE[out.type.dtype]
+    op = FUNCTOR[P.add if e.prim is P.cumsum else P.mul]
+    identity = literal(out.type.dtype, 0 if e.prim is P.cumsum else 1)
+    full = IndexMap.contiguous(out.type.shape)
+
+    def body(w, it, n, point):
+        w(f"{t} carry = {identity};")
+        with w.block(f"for ({it} base = 0; base < {n}; base += blockDim.x)"):
+            w(f"const {it} j = base + threadIdx.x;")
+            w(f"{t} total;")
+            w(f"const {t} v = tj_block_scan(j < {n} ? {_read(lo, loads, x, point('j'))} : "
+              f"{identity}, {identity}, {op}(), tj_scan, total);")
+            # The first tile's values and total are not combined with the identity: 0.0 +
+            # -0.0 would be 0.0, where NumPy's running sum keeps -0.0.
+            w(f"if (j < {n}) {lo.pointer(out)}[{affine(full, point('j'))}] = "
+              f"base == 0 ? v : {op}()(carry, v);")
+            w(f"carry = base == 0 ? total : {op}()(carry, total);")
+
+    params = lo.params([ld.src for ld in k.loads], [out])
+    _line_kernel(lo, k, name, f"__shared__ {t} tj_scan[32];", body, params,
+                 f"{e.prim.name}: each line scanned in tiles of the block, in order")
+
+
+def _sort_scratch(x: Var, it: str) -> list[Var]:
+    """The keys and positions of every line, twice (each pass moves them from one copy to the
+    other): a line's two copies are next to each other."""
+    key = "i64" if sort_key_bits(x.type.dtype) == 64 else "i32"
+    index = "i64" if it == "long long" else "i32"
+    return [Var(Type((2 * x.type.size,), key)), Var(Type((2 * x.type.size,), index))]
+
+
+def _special_sort(lo: CudaLowering, k: Kernel, name: str) -> None:
+    """sort and argsort: a least-significant-bit radix sort of each line's keys by one block,
+    a bit a pass: the line's elements with a 0 at that bit go first, in order (their places
+    are a block scan of the zeros), then the others, in order. A pass whose bit is the same
+    for the whole line is skipped."""
+    (e,) = k.body
+    (x,) = e.inputs
+    out = e.out
+    loads = {ld.dst: ld for ld in k.loads}
+    keys, index = lo.own_scratch(k)
+    dt = x.type.dtype
+    bits = 1 if dt == "bool" else sort_key_bits(dt)
+    kt = "unsigned long long" if sort_key_bits(dt) == 64 else "unsigned"
+    pt = CTYPE[index.type.dtype]
+    full = IndexMap.contiguous(out.type.shape)
+
+    def body(w, it, n, point):
+        w(f"{kt}* from_k = reinterpret_cast<{kt}*>({lo.pointer(keys)}) + line * {2 * n};")
+        w(f"{kt}* to_k = from_k + {n};")
+        w(f"{pt}* from_i = {lo.pointer(index)} + line * {2 * n};")
+        w(f"{pt}* to_i = from_i + {n};")
+        with w.block(f"for ({it} j = threadIdx.x; j < {n}; j += blockDim.x)"):
+            w(f"from_k[j] = tj_sort_key({_read(lo, loads, x, point('j'))});")
+            w("from_i[j] = j;")
+        w("__syncthreads();")
+        with w.block(f"for (int bit = 0; bit < {bits}; ++bit)"):
+            w(f"{it} zeros = 0;")
+            with w.block(f"for ({it} base = 0; base < {n}; base += blockDim.x)"):
+                w(f"const {it} j = base + threadIdx.x;")
+                w(f"zeros += __syncthreads_count(j < {n} && !((from_k[j] >> bit) & 1));")
+            w(f"if (zeros == 0 || zeros == {n}) continue;   // the same count in every thread")
+            w(f"{it} before = 0;   // the zeros of the tiles before")
+            with w.block(f"for ({it} base = 0; base < {n}; base += blockDim.x)"):
+                w(f"const {it} j = base + threadIdx.x;")
+                w(f"const int zero = j < {n} && !((from_k[j] >> bit) & 1);")
+                w("int tile;")
+                w("const int rank = tj_block_scan(zero, 0, TjSum(), tj_scan, tile) - zero;")
+                with w.block(f"if (j < {n})"):
+                    w(f"const {it} to = zero ? before + rank : zeros + j - (before + rank);")
+                    w("to_k[to] = from_k[j];")
+                    w("to_i[to] = from_i[j];")
+                w("before += tile;")
+            w("__syncthreads();")
+            w(f"{kt}* swap_k = from_k; from_k = to_k; to_k = swap_k;")
+            w(f"{pt}* swap_i = from_i; from_i = to_i; to_i = swap_i;")
+        with w.block(f"for ({it} j = threadIdx.x; j < {n}; j += blockDim.x)"):
+            value = "from_i[j]" if e.prim is P.argsort else \
+                _read(lo, loads, x, point("from_i[j]"))
+            w(f"{lo.pointer(out)}[{affine(full, point('j'))}] = {value};")
+        w("__syncthreads();   // the last reads of this line's scratch")
+
+    params = lo.params([ld.src for ld in k.loads], [out, keys, index])
+    _line_kernel(lo, k, name, "__shared__ int tj_scan[32];", body, params,
+                 f"{e.prim.name}: each line radix-sorted by a block, a bit a pass, stably")
+
+
 #: primitive → the writer of its kernel of its own: every primitive with `own_kernel`.
 OWN_KERNELS = {P.gather: _special_gather, P.scatter_add: _special_scatter_add,
                P.concatenate: _special_concatenate, P.pad: _special_pad, P.argmax: _special_arg,
-               P.argmin: _special_arg}
+               P.argmin: _special_arg, P.cumsum: _special_cumulative,
+               P.cumprod: _special_cumulative, P.sort: _special_sort, P.argsort: _special_sort}

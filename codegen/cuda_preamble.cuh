@@ -154,6 +154,52 @@ __device__ __forceinline__ T tj_block_reduce(T v, T identity, Op op, T* scratch)
     return v;
 }
 
+// The inclusive scan of `v` over the block (its size a multiple of 32, at most 1024) by `op`:
+// thread t gets op(v_0, ..., v_t), and `total` the whole block's. Shuffles in each warp, the
+// warps' totals scanned by warp 0 through `scratch` (32 values), then added to the warps after
+// the first. Every thread of the block must call it (it has barriers); the order of the
+// combination is fixed, so the result has the same bits on every run.
+template <class T, class Op>
+__device__ __forceinline__ T tj_block_scan(T v, T identity, Op op, T* scratch, T& total) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    for (int d = 1; d < 32; d <<= 1) {
+        const T u = __shfl_up_sync(0xffffffffu, v, d);
+        if (lane >= d) v = op(u, v);
+    }
+    if (lane == 31) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        T w = lane < warps ? scratch[lane] : identity;
+        for (int d = 1; d < 32; d <<= 1) {
+            const T u = __shfl_up_sync(0xffffffffu, w, d);
+            if (lane >= d) w = op(u, w);
+        }
+        scratch[lane] = w;
+    }
+    __syncthreads();
+    if (warp > 0) v = op(scratch[warp - 1], v);
+    total = scratch[warps - 1];
+    __syncthreads();   // scratch may be reused by the next scan
+    return v;
+}
+
+// -- sort keys (codegen/lowering.py): unsigned integers ordered as NumPy sorts ----------------
+__device__ __forceinline__ unsigned tj_sort_key(float v) {
+    if (v != v) return 0xffffffffu;                        // every NaN last
+    const unsigned bits = v == 0.0f ? 0u : __float_as_uint(v);   // -0.0 as 0.0
+    return bits ^ ((unsigned)((int)bits >> 31) | 0x80000000u);
+}
+__device__ __forceinline__ unsigned long long tj_sort_key(double v) {
+    if (v != v) return 0xffffffffffffffffull;
+    const unsigned long long bits = v == 0.0 ? 0ull : (unsigned long long)__double_as_longlong(v);
+    return bits ^ ((unsigned long long)((long long)bits >> 63) | 0x8000000000000000ull);
+}
+__device__ __forceinline__ unsigned tj_sort_key(int v) { return (unsigned)v ^ 0x80000000u; }
+__device__ __forceinline__ unsigned long long tj_sort_key(long long v) {
+    return (unsigned long long)v ^ 0x8000000000000000ull;
+}
+__device__ __forceinline__ unsigned tj_sort_key(bool v) { return v ? 1u : 0u; }
+
 // -- errors NumPy raises on values (codegen/status.py): the first one reported wins ----------
 __device__ __forceinline__ void tj_report(long long* status, long long code, long long a,
                                           long long b, long long c) {

@@ -63,7 +63,8 @@ from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Load, Program, 
 
 from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
-from .lowering import DotPlan, Matrix, Reduction, affine_terms, own_primitive, reductions_of
+from .lowering import (DotPlan, Matrix, Reduction, affine_terms, own_primitive, reductions_of,
+                       sort_key_bits)
 from .status import INDEX_ERROR, STATUS_WORDS, checks_of, may_fail, sites
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -600,6 +601,12 @@ def loop_scratch(kernel: Kernel) -> list[tuple[tuple, int]]:
     return []
 
 
+def own_scratch(kernel: Kernel) -> list[tuple[str, int]]:
+    """(role, bytes) of the arena scratch a kernel of its own needs (see OWN_SCRATCH)."""
+    prim = kernel.own_primitive
+    return OWN_SCRATCH[prim](kernel.body[0]) if prim in OWN_SCRATCH else []
+
+
 # ---------------------------------------------------------------------------------------------
 # the Program's module
 
@@ -741,8 +748,11 @@ class ModuleBuilder:
             # operands' loads, the buffers' pointers, and the status words for an index error.
             args, arena, _, status = fn.args
             (eqn,) = kernel.body
+            ptrs = self.pointers(b, kernel, args, arena)
+            for role, _ in own_scratch(kernel):
+                ptrs[role] = self.scratch(b, (kernel.name, role), arena, role)
             OWN_KERNELS[own_primitive(kernel)](self, b, eqn, {ld.dst: ld for ld in kernel.loads},
-                                               self.pointers(b, kernel, args, arena), status)
+                                               ptrs, status)
         b.ret_void()
         return fn
 
@@ -1307,9 +1317,151 @@ def _arg_reduce(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
                  "i64")
 
 
+# ---------------------------------------------------------------------------------------------
+# cumsum, cumprod, sort, argsort: each line along one axis
+
+
+def _cumulative(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """out[.., j, ..] = out[.., j - 1, ..] op x[.., j, ..], in row-major order over the output:
+    each line's previous element is written before it is read, and lines along a leading axis
+    run as whole rows. In x's dtype and in order, as NumPy accumulates."""
+    (x,) = e.inputs
+    out = e.out
+    dt = out.type.dtype
+    axis = e.params["axis"]
+    op = P.add if e.prim is P.cumsum else P.mul
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        v = _value(mb, b, ptrs, loads, x, ii)
+        first = b.icmp_signed("==", ii[axis], ir.Constant(I64, 0))
+        before = list(ii)
+        # At j = 0 this reads out[.., 0, ..] itself: in bounds, and not used.
+        before[axis] = b.select(first, ii[axis], b.sub(ii[axis], ir.Constant(I64, 1)))
+        prev = mb.load(b, ptrs[out], mb.affine(b, full, before), dt, "prev")
+        mb.store(b, b.select(first, v, binary(b, op, prev, v, dt)), ptrs[out],
+                 mb.affine(b, full, ii), dt)
+
+
+RADIX_BITS = 8                 # the digit of the sort's passes: 256 counts each
+
+
+def _sort_key(b: ir.IRBuilder, v, dt: str) -> ir.Value:
+    """The unsigned sort key of element v (codegen.lowering's sort keys)."""
+    bits = sort_key_bits(dt)
+    kt = ir.IntType(bits)
+    if dt == "bool":
+        return b.zext(v, kt)
+    sign = ir.Constant(kt, 1 << (bits - 1))
+    if not is_float(dt):
+        return b.xor(v, sign)
+    raw = b.select(_fcmp(b, "==", v, constant(dt, 0)), ir.Constant(kt, 0), b.bitcast(v, kt))
+    key = b.xor(raw, b.or_(b.ashr(raw, ir.Constant(kt, bits - 1)), sign))
+    return b.select(b.fcmp_unordered("uno", v, v), ir.Constant(kt, -1), key, name="key")
+
+
+def _sort_layout(e: Eqn):
+    """(length, key type, position type, passes) of a sort or argsort's lines."""
+    x = e.inputs[0]
+    n = x.type.shape[e.params["axis"]]
+    bits = sort_key_bits(x.type.dtype)
+    return n, ir.IntType(bits), I32 if n < 2 ** 31 else I64, bits // RADIX_BITS
+
+
+def _sort_scratch(e: Eqn) -> list[tuple[str, int]]:
+    """One line's keys and positions, twice (each pass moves them from one copy to the
+    other), and every pass's digit counts; the lines are sorted one after another."""
+    n, kt, pt, passes = _sort_layout(e)
+    return [("keys0", n * kt.width // 8), ("keys1", n * kt.width // 8),
+            ("index0", n * pt.width // 8), ("index1", n * pt.width // 8),
+            ("counts", 8 * passes << RADIX_BITS)]
+
+
+def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """sort and argsort: a least-significant-digit radix sort of each line's keys, with the
+    positions alongside; a pass whose digit is the same for the whole line is skipped. The
+    positions are argsort's result; sort reads the values at them."""
+    (x,) = e.inputs
+    out = e.out
+    axis = e.params["axis"]
+    n, kt, pt, passes = _sort_layout(e)
+    if n == 0:
+        return
+    dt = x.type.dtype
+    size = ir.Constant(I64, n)
+    mask = ir.Constant(kt, (1 << RADIX_BITS) - 1)
+    counts = ptrs["counts"]
+    copies = {"keys": [ptrs["keys0"], ptrs["keys1"]], "index": [ptrs["index0"], ptrs["index1"]]}
+    where = {(what, i): _alloca_entry(b, PTR, f"{what}.{'from' if i == 0 else 'to'}")
+             for what in copies for i in (0, 1)}
+    offset = _alloca_entry(b, I64, "offset")
+    kept = [m for d, m in enumerate(x.type.shape) if d != axis]
+
+    def count(p: int, k) -> ir.Value:
+        d = b.and_(b.lshr(k, ir.Constant(kt, RADIX_BITS * p)), mask)
+        d = b.zext(d, I64) if kt.width < 64 else d
+        return element(b, counts, I64, b.add(ir.Constant(I64, p << RADIX_BITS), d))
+
+    def increment(at) -> ir.Value:
+        old = b.load(at, typ=I64)
+        b.store(b.add(old, ir.Constant(I64, 1)), at)
+        return old
+
+    with _nest(b, kept, "l") as ll:
+        def point(j):
+            p = list(ll)
+            p.insert(axis, j)
+            return p
+
+        with for_range(b, 0, passes << RADIX_BITS, "c") as c:
+            b.store(ir.Constant(I64, 0), element(b, counts, I64, c))
+        # One read of the line: its keys, its positions and every pass's digit counts.
+        with for_range(b, 0, n, "j") as j:
+            k = _sort_key(b, _read(mb, b, ptrs, loads[x], point(j)), dt)
+            b.store(k, element(b, copies["keys"][0], kt, j))
+            b.store(b.trunc(j, pt) if pt is I32 else j, element(b, copies["index"][0], pt, j))
+            for p in range(passes):
+                increment(count(p, k))
+        for what in copies:
+            for i in (0, 1):
+                b.store(copies[what][i], where[what, i])
+        for p in range(passes):
+            src_k, dst_k, src_i, dst_i = (b.load(where[w, i], typ=PTR)
+                                          for w in copies for i in (0, 1))
+            first = b.load(element(b, src_k, kt, ir.Constant(I64, 0)), typ=kt)
+            with b.if_then(b.icmp_signed("!=", b.load(count(p, first), typ=I64), size)):
+                # The digit's counts become its first places (exclusive prefix sums) ...
+                b.store(ir.Constant(I64, 0), offset)
+                with for_range(b, 0, 1 << RADIX_BITS, "d") as d:
+                    at = element(b, counts, I64, b.add(ir.Constant(I64, p << RADIX_BITS), d))
+                    c = b.load(at, typ=I64)
+                    b.store(b.load(offset, typ=I64), at)
+                    b.store(b.add(b.load(offset, typ=I64), c), offset)
+                # ... and each key, in order, goes to the next place of its digit: stable.
+                with for_range(b, 0, n, "j") as j:
+                    k = b.load(element(b, src_k, kt, j), typ=kt)
+                    to = increment(count(p, k))
+                    b.store(k, element(b, dst_k, kt, to))
+                    b.store(b.load(element(b, src_i, pt, j), typ=pt), element(b, dst_i, pt, to))
+                for w, src, dst in (("keys", src_k, dst_k), ("index", src_i, dst_i)):
+                    b.store(dst, where[w, 0])
+                    b.store(src, where[w, 1])
+        full = IndexMap.contiguous(out.type.shape)
+        order = b.load(where["index", 0], typ=PTR)
+        with for_range(b, 0, n, "j") as j:
+            i = b.load(element(b, order, pt, j), typ=pt)
+            i = b.zext(i, I64) if pt is I32 else i
+            value = i if e.prim is P.argsort else _read(mb, b, ptrs, loads[x], point(i))
+            mb.store(b, value, ptrs[out], mb.affine(b, full, point(j)), out.type.dtype)
+
+
 #: primitive → the lowering of its kernel of its own: every primitive with `own_kernel`.
 OWN_KERNELS = {P.gather: _gather, P.scatter_add: _scatter_add, P.concatenate: _concatenate,
-               P.pad: _pad, P.argmax: _arg_reduce, P.argmin: _arg_reduce}
+               P.pad: _pad, P.argmax: _arg_reduce, P.argmin: _arg_reduce,
+               P.cumsum: _cumulative, P.cumprod: _cumulative, P.sort: _sort, P.argsort: _sort}
+
+#: primitive → (role, bytes) of the arena scratch its kernel of its own needs, which the
+#: lowering finds in its pointers under `role`.
+OWN_SCRATCH = {P.sort: _sort_scratch, P.argsort: _sort_scratch}
 
 
 class Lowering:
@@ -1328,6 +1480,8 @@ class Lowering:
                     else kernel if kernel.kind == LOOP else None)
             if loop is not None and loop_scratch(loop):
                 scratch.setdefault(k, []).extend(loop_scratch(loop))
+            scratch.setdefault(k, []).extend(((kernel.name, role), nbytes)
+                                             for role, nbytes in own_scratch(kernel))
         self.plan = plan_buffers(program, scratch)
         # entry_objects' argument table: in the arena too, after every buffer (the plan's
         # offsets and peak are multiples of 64 bytes).

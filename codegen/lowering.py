@@ -15,6 +15,8 @@ emits it in its own language:
   zero;
 - kernels of their own (`own_primitive`): the primitive a single-equation kernel lowers by the
   backend's table of such kernels (fusion gives every primitive with `own_kernel` one);
+- sort keys (`sort_key_bits`): sort and argsort order each element by an unsigned integer key
+  whose order is NumPy's, and sort stably by it (least significant digit first);
 - the cache key of generated code (`source_hash`).
 
 What the status words hold and which equations check values is `codegen.status`; where every
@@ -134,6 +136,21 @@ def own_primitive(kernel: Kernel) -> P.Primitive:
     if prim is None:
         raise NotImplementedError(f"kernel {kernel.name}: no lowering for a {kernel.kind} kernel")
     return prim
+
+
+# ---------------------------------------------------------------------------------------------
+# sort keys
+#
+# Both backends sort the unsigned integer keys of the elements, stably, least significant digit
+# first. The key of a float is its bits with the sign bit flipped when it is positive and
+# every bit flipped when it is negative, which orders the keys as the values; -0.0 takes the
+# key of 0.0 (they are equal) and every NaN the largest key (NaNs sort last, as in NumPy). A
+# signed integer's key is its bits with the sign bit flipped; a boolean's is 0 or 1.
+
+
+def sort_key_bits(dtype: str) -> int:
+    """The width of the sort keys of `dtype`: its size in memory, in bits."""
+    return 8 * int(np.dtype(DTYPES[dtype]).itemsize)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ __all__ = [
     "eq", "ne", "lt", "le", "gt", "ge", "select", "cast",
     "broadcast_in_dim", "reshape", "transpose", "slice", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
-    "dot", "iota",
+    "cumsum", "cumprod", "sort", "argsort", "dot", "iota",
 ]
 
 # elementwise: op(x) and op(x, y); select(pred, x, y); cast(x, dtype)
@@ -52,6 +52,9 @@ broadcast_in_dim, reshape, transpose, slice, pad, concatenate, gather, scatter_a
 reduce_sum, reduce_max, reduce_min, reduce_prod = (
     P.reduce_sum, P.reduce_max, P.reduce_min, P.reduce_prod)
 argmax, argmin, dot, iota = P.argmax, P.argmin, P.dot, P.iota
+
+# along one axis: cumsum(x, axis), cumprod(x, axis), sort(x, axis), argsort(x, axis)
+cumsum, cumprod, sort, argsort = P.cumsum, P.cumprod, P.sort, P.argsort
 
 
 def broadcast_to(x, shape):

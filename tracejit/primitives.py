@@ -27,14 +27,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ir import DTYPES, Type, is_float, is_int
-from .tracer import (CONTRACTION, ELEMENTWISE, INDEXING, REDUCTION, REGISTRY, SOURCE, STRUCTURAL,
+from .tracer import (ALONG_AXIS, CONTRACTION, ELEMENTWISE, INDEXING, REDUCTION, REGISTRY, SOURCE, STRUCTURAL,
                      VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
                      of_category, scalar, type_of)
 
 __all__ = [
     # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
     "Category", "ELEMENTWISE", "REDUCTION", "VIEW", "STRUCTURAL", "INDEXING", "SOURCE",
-    "CONTRACTION", "Primitive", "REGISTRY", "of_category", "constant",
+    "CONTRACTION", "ALONG_AXIS", "Primitive", "REGISTRY", "of_category", "constant",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
@@ -43,7 +43,7 @@ __all__ = [
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
-    "dot",
+    "cumsum", "cumprod", "sort", "argsort", "dot",
     # how they are made, and the compositions the VJP rules use
     "unary", "binary", "full", "zeros",
 ]
@@ -826,6 +826,100 @@ argmin = Primitive("argmin", _arg_rule("argmin"),
                    lambda x, axis: np.asarray(np.argmin(x, axis=axis)).astype(np.int64),
                    lambda g, x, out, axis: [None], category=REDUCTION,
                    own_kernel=True, call=_arg_call)
+
+
+# ---------------------------------------------------------------------------------------------
+# along one axis: cumulative sums and products, sorts
+
+
+def _line_rule(name, allowed, out_dtype=None):
+    def rule(x: Type, axis) -> Type:
+        _check_dtype(name, x.dtype, allowed)
+        if not 0 <= axis < x.ndim:
+            raise TypeError(f"{name}: axis {axis} of {x} is missing")
+        return Type(x.shape, out_dtype or x.dtype)
+    return rule
+
+
+def _line_call(prim, x, axis: int):
+    """cumsum(x, axis), cumprod(x, axis), sort(x, axis), argsort(x, axis)."""
+    return bind(prim, x, axis=int(axis))
+
+
+def _flip(x, axis: int):
+    """x reversed along `axis` (a view)."""
+    shape = type_of(x).shape
+    starts = tuple(n - 1 if d == axis else 0 for d, n in enumerate(shape))
+    steps = tuple(-1 if d == axis else 1 for d in range(len(shape)))
+    return slice_(x, starts, steps, shape)
+
+
+def _reverse_cumsum(g, axis: int):
+    """out[i] = sum of g[j] for j >= i along `axis`."""
+    return _flip(cumsum(_flip(g, axis), axis), axis)
+
+
+def _cumsum_vjp(g, x, out, axis):
+    return [_reverse_cumsum(g, axis) if is_float(dtype_of(x)) else None]
+
+
+def _cumprod_vjp(g, x, out, axis):
+    # d out_j / d x_i = prod_{k <= j, k != i} x_k for i <= j. Before the first zero of a line
+    # that is out_j / x_i, so gx_i = sum_{j >= i} g_j out_j / x_i (out_j = 0 from the zero on,
+    # exactly right). At the first zero z it is the cumulative product with x_z taken as 1;
+    # after it every partial has the factor x_z = 0. (At an infinite entry the quotient is
+    # NaN: the partial there is a product of the others that this rule does not form.)
+    if not is_float(dtype_of(x)):
+        return [None]
+    zero = eq(x, 0.0)
+    zeros_so_far = cumsum(cast(zero, "i64"), axis)
+    before = eq(zeros_so_far, 0)
+    first = and_(zero, eq(zeros_so_far, 1))
+    g_before = div(_reverse_cumsum(_times(g, out), axis), select(before, x, 1.0))
+    g_first = _reverse_cumsum(_times(g, cumprod(select(first, 1.0, x), axis)), axis)
+    return [select(before, g_before, select(first, g_first, 0.0))]
+
+
+#: cumsum(x, axis)[..., i, ...] = x[..., 0, ...] + ... + x[..., i, ...], added in order in x's
+#: dtype (NumPy's add.accumulate).
+cumsum = Primitive("cumsum", _line_rule("cumsum", "num"),
+                   lambda x, axis: np.cumsum(x, axis=axis, dtype=np.asarray(x).dtype),
+                   _cumsum_vjp, category=ALONG_AXIS, flops=1, own_kernel=True, call=_line_call)
+#: cumprod(x, axis): the products, in order, in x's dtype (NumPy's multiply.accumulate).
+cumprod = Primitive("cumprod", _line_rule("cumprod", "num"),
+                    lambda x, axis: np.cumprod(x, axis=axis, dtype=np.asarray(x).dtype),
+                    _cumprod_vjp, category=ALONG_AXIS, flops=1, own_kernel=True,
+                    call=_line_call)
+
+
+def _along_axis(idx, axis: int) -> tuple:
+    """Index arrays over every axis of idx's shape that pick, along `axis`, the positions in
+    idx and elsewhere the position itself: x[_along_axis(idx, axis)] is
+    np.take_along_axis(x, idx, axis)."""
+    shape = type_of(idx).shape
+    return tuple(idx if d == axis else iota(shape, d, "i64") for d in range(len(shape)))
+
+
+def _sort_vjp(g, x, out, axis):
+    # out[j] = x[perm[j]] along the axis: each x gets the cotangent of the place it went to.
+    if not is_float(dtype_of(x)):
+        return [None]
+    return [scatter_add(zeros(type_of(x)), _along_axis(argsort(x, axis), axis), g)]
+
+
+def _argsort_impl(x, axis):
+    return np.argsort(x, axis=axis, kind="stable").astype(np.int64)
+
+
+#: argsort(x, axis): the positions that sort each line, stably (equal elements keep their
+#: order; -0.0 equals 0.0; NaNs last, as NumPy sorts).
+argsort = Primitive("argsort", _line_rule("argsort", "any", "i64"), _argsort_impl,
+                    lambda g, x, out, axis: [None], category=ALONG_AXIS, own_kernel=True,
+                    call=_line_call)
+#: sort(x, axis): each line in ascending order, NaNs last; the values of argsort's order.
+sort = Primitive("sort", _line_rule("sort", "any"),
+                 lambda x, axis: np.sort(x, axis=axis, kind="stable"), _sort_vjp,
+                 category=ALONG_AXIS, own_kernel=True, call=_line_call)
 
 
 # ---------------------------------------------------------------------------------------------

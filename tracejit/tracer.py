@@ -61,6 +61,8 @@ STRUCTURAL = Category("structural", "moves elements without arithmetic (pad, con
 INDEXING = Category("indexing", "integer-array indexing (gather, scatter_add)")
 SOURCE = Category("source", "no array operands: iota, constant")
 CONTRACTION = Category("contraction", "a tensor contraction (dot)")
+ALONG_AXIS = Category("along-axis", "each line of its operand along one axis on its own, in a "
+                      "kernel of its own (cumsum, cumprod, sort, argsort)")
 
 #: Every primitive by name.
 REGISTRY: dict[str, "Primitive"] = {}
@@ -684,6 +686,13 @@ class Tracer:
     dot = _numpy_method(np.dot, "dot")
     take = _numpy_method(np.take, "take")
     round = _numpy_method(np.round, "round")
+    cumsum = _numpy_method(np.cumsum, "cumsum")
+    cumprod = _numpy_method(np.cumprod, "cumprod")
+    argsort = _numpy_method(np.argsort, "argsort")
+
+    def sort(self, *args, **kwargs):
+        """ndarray.sort, which sorts in place: an error naming np.sort."""
+        return METHODS[np.ndarray.sort](self, *args, **kwargs)
 
     @property
     def real(self):

@@ -120,3 +120,46 @@ def numpy_rejects(f, *args) -> bool:
     except (TypeError, ValueError, IndexError):
         return True
     return False
+
+
+def finite_differences(loss, x, eps=1e-6):
+    """The gradient of scalar `loss` at float64 `x` by central differences."""
+    want = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        want[i] = (loss(x + d) - loss(x - d)) / (2 * eps)
+    return want
+
+
+def grad_check(f, x, second=True, rtol=1e-6, atol=1e-8):
+    """tj.grad of sum(f(x) * r), with fixed random weights r, against float64 central finite
+    differences: the cpu backend fused and unfused and the CUDA backend (`cuda_backend()`).
+    With `second`, the gradient of sum(grad(x) * s) too (second order), against the central
+    differences of the first."""
+    x = np.asarray(x, np.float64)
+    rng = np.random.default_rng(1)
+    r = rng.standard_normal(np.shape(numpy_result(f, x)))
+
+    def loss(x):
+        return np.sum(f(x) * r)
+
+    backends = [("cpu", True), ("cpu", False)] + ([(cuda_backend(), True)] if cuda_backend()
+                                                  else [])
+    want = finite_differences(loss, x)
+    for backend, fuse in backends:
+        got = host(tj.jit(tj.grad(loss), backend=backend, fuse=fuse)(x))
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol,
+                                   err_msg=f"gradient ({backend}, fuse={fuse})")
+    if second:
+        s = rng.standard_normal(x.shape)
+        first = tj.jit(tj.grad(loss))
+
+        def loss2(x):
+            return np.sum(tj.grad(loss)(x) * s)
+
+        want2 = finite_differences(lambda x: float(np.sum(first(x) * s)), x)
+        for fuse in (True, False):
+            got = tj.jit(tj.grad(loss2), fuse=fuse)(x)
+            np.testing.assert_allclose(got, want2, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"second order (fuse={fuse})")

@@ -187,7 +187,14 @@ STRUCTURAL: dict[str, tuple[Callable, bool]] = {
     "concatenate": (lambda a, b, axis: np.concatenate([a, b], axis=axis), True),
 }
 
-OPS: dict[str, tuple[Callable, bool]] = {**UNARY, **BINARY, **REDUCTIONS, **STRUCTURAL}
+ALONG_AXIS: dict[str, tuple[Callable, bool]] = {
+    "cumsum": (lambda x, axis: np.cumsum(x, axis=axis), True),
+    "cumprod": (lambda x, axis: np.cumprod(x, axis=axis), True),
+    "sort": (lambda x, axis: np.sort(x, axis=axis), True),
+}
+
+OPS: dict[str, tuple[Callable, bool]] = {**UNARY, **BINARY, **REDUCTIONS, **STRUCTURAL,
+                                         **ALONG_AXIS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,8 +470,19 @@ def make_concatenate(g: Gen, vals):
     return Step("concatenate", (i, pick_value(g, vals, partners)), (axis,))
 
 
+def make_along_axis(g: Gen, vals):
+    candidates = [i for i, v in enumerate(vals) if v.ndim > 0]
+    if not candidates:
+        return None
+    i = pick_value(g, vals, candidates)
+    ndim = vals[i].ndim
+    axis = None if g.integer(0, 3) == 0 else g.integer(-ndim, ndim - 1)
+    return Step(g.pick(ALONG_AXIS), (i,), (axis,))
+
+
 MAKERS = {
     "unary": make_unary, "binary": make_binary, "reduction": make_reduction,
+    "along_axis": make_along_axis,
     "transpose": make_transpose, "reshape": make_reshape, "slice": make_slice,
     "slice_twice": make_slice_twice, "take": make_take, "broadcast_to": make_broadcast_to,
     "matmul": make_matmul, "concatenate": make_concatenate,

@@ -15,12 +15,13 @@ operators and methods call the same implementations. By topic:
 - `reductions`: sum, mean, var, max, argmax, ... and the ufuncs' reduce;
 - `shapes`: reshape, transpose, broadcasting, concatenate, stack, where, indexing, *_like;
 - `linalg`: dot, matmul, einsum, tensordot, ..., and the place for `np.linalg`;
+- `sorting`: cumsum, cumprod, sort, argsort, median, quantile, percentile;
 - `arrays`: NumPy's compositions of those (roll, repeat, tile, split, diagonal, tril, diff,
   kron, cross, select, isclose, ...), written as NumPy writes them.
 """
 
-from . import arrays, linalg, reductions, shapes, ufuncs
+from . import arrays, linalg, reductions, shapes, sorting, ufuncs
 from ..tracer import FUNCTIONS
 from .ufuncs import UFUNCS
 
-__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "linalg", "reductions", "shapes", "ufuncs"]
+__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "linalg", "reductions", "shapes", "sorting", "ufuncs"]

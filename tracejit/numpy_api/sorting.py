@@ -1,0 +1,321 @@
+"""Along one axis: cumulative sums and products (cumsum, cumprod, the ufuncs' accumulate),
+sorting (sort, argsort, partition, argpartition) and what is read off sorted lines (median,
+quantile, percentile).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import errors, ops
+from ..ir import Type, is_float
+from ..tracer import Tracer
+from ._common import (as_operand, check_dtype, implements, implements_method,
+                      implements_ufunc_method, static_axes, unsupported)
+from .reductions import _sum_dtype
+
+
+def _operand(a):
+    x = as_operand(a)
+    return x if isinstance(x, Tracer) else np.asarray(x)
+
+
+def _one_axis(x, axis, name: str):
+    """(x, axis): x flattened and axis 0 when axis is None, else axis checked and normalised."""
+    t = ops.type_of(x)
+    if axis is None:
+        return ops.reshape(x, (t.size,)), 0
+    if isinstance(axis, (tuple, list)):
+        raise errors.user_error(TypeError, f"{name}: axis must be an integer or None, "
+                                f"got {axis!r}")
+    return x, static_axes(axis, t.ndim, name)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# cumulative sums and products
+
+
+def cumulative(kind: str, a, axis=None, dtype=None, out=None, name: str = ""):
+    """cumsum / cumprod along `axis` (the flattened array when None), in NumPy's dtype: that of
+    `dtype=`, else the operand's, with booleans and small integers in int64."""
+    name = name or f"numpy.{kind}"
+    if out is not None:
+        raise unsupported(name, "out")
+    x, ax = _one_axis(_operand(a), axis, name)
+    src = ops.dtype_of(x)
+    target = check_dtype(dtype) if dtype is not None else _sum_dtype(src)
+    t = ops.type_of(x)
+    if target == "bool":
+        # Boolean add and multiply accumulate as logical or and and: the running count of the
+        # true (or false) values, compared with zero.
+        if kind == "cumsum":
+            return ops.ne(ops.cumsum(ops.cast(ops.ne(x, 0), "i64"), ax), 0)
+        return ops.eq(ops.cumsum(ops.cast(ops.eq(x, 0), "i64"), ax), 0)
+    if t.size == 0:
+        return ops.full(Type(t.shape, target), 0)
+    x = ops.cast(x, target)
+    return (ops.cumsum if kind == "cumsum" else ops.cumprod)(x, ax)
+
+
+@implements(np.cumsum)
+def cumsum(a, axis=None, dtype=None, out=None):
+    """numpy.cumsum."""
+    return cumulative("cumsum", a, axis, dtype, out)
+
+
+@implements(np.cumprod)
+def cumprod(a, axis=None, dtype=None, out=None):
+    """numpy.cumprod."""
+    return cumulative("cumprod", a, axis, dtype, out)
+
+
+_ACCUMULATE = {np.add: "cumsum", np.multiply: "cumprod"}
+
+
+@implements_ufunc_method("accumulate")
+def ufunc_accumulate(ufunc: np.ufunc, *inputs, **kwargs):
+    """`ufunc.accumulate(x, axis=0, dtype=None, out=None)` for add and multiply."""
+    name = f"numpy.{ufunc.__name__}.accumulate"
+    if ufunc not in _ACCUMULATE:
+        raise errors.user_error(errors.UnsupportedError, f"{name} is not supported (add and "
+                                "multiply accumulate: np.cumsum, np.cumprod)")
+    if len(inputs) != 1:
+        raise errors.user_error(TypeError, f"{name} takes one array")
+    axis = kwargs.pop("axis", 0)
+    dtype = kwargs.pop("dtype", None)
+    out = kwargs.pop("out", None)
+    if out == (None,):
+        out = None
+    if kwargs:
+        raise unsupported(name, *kwargs)
+    if axis is None:
+        raise errors.user_error(TypeError, f"{name}: axis must be an integer, not None")
+    return cumulative(_ACCUMULATE[ufunc], inputs[0], axis, dtype, out, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# sorting
+
+
+def _sorted(prim, name: str, a, axis, kind, order, stable):
+    if order is not None:
+        raise unsupported(name, "order", why="tracejit arrays have no fields")
+    if kind not in (None, "quicksort", "mergesort", "heapsort", "stable", "introselect"):
+        raise errors.user_error(ValueError, f"{name}: sort kind must be one of 'quick', "
+                                f"'heap', or 'stable' (got {kind!r})")
+    if stable not in (None, True, False):
+        raise errors.user_error(ValueError, f"{name}: stable must be a boolean or None")
+    x, ax = _one_axis(_operand(a), axis, name)
+    t = ops.type_of(x)
+    if t.size == 0:
+        return ops.full(Type(t.shape, "i64" if prim is ops.argsort else t.dtype), 0)
+    return prim(x, ax)
+
+
+@implements(np.sort)
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """numpy.sort: ascending, NaNs last. Every kind gives the same values."""
+    return _sorted(ops.sort, "numpy.sort", a, axis, kind, order, stable)
+
+
+@implements(np.argsort)
+def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """numpy.argsort. tracejit's sort is always stable: equal elements keep their order, which
+    is one of the orders NumPy's unstable kinds may give and the one its stable kind gives."""
+    return _sorted(ops.argsort, "numpy.argsort", a, axis, kind, order, stable)
+
+
+def _check_kth(name: str, x, axis, kth) -> None:
+    t = ops.type_of(x)
+    n = t.size if axis is None else t.shape[static_axes(axis, t.ndim, name)[0]]
+    for k in np.ravel(kth):
+        if isinstance(k, Tracer) or not isinstance(k, (int, np.integer)):
+            raise errors.user_error(TypeError, f"{name}: kth must be static integers")
+        if not -n <= int(k) < n:
+            raise errors.user_error(ValueError, f"{name}: kth(={int(k)}) out of bounds ({n})")
+
+
+@implements(np.partition)
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """numpy.partition, as the full sort: every kth element is in its sorted place, the
+    smaller ones before it and the others after it, as NumPy promises."""
+    x = _operand(a)
+    _check_kth("numpy.partition", x, axis, kth)
+    return _sorted(ops.sort, "numpy.partition", x, axis, kind, order, None)
+
+
+@implements(np.argpartition)
+def argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    """numpy.argpartition, as the full (stable) argsort; see partition."""
+    x = _operand(a)
+    _check_kth("numpy.argpartition", x, axis, kth)
+    return _sorted(ops.argsort, "numpy.argpartition", x, axis, kind, order, None)
+
+
+@implements_method(np.ndarray.sort)
+def sort_method(self, *args, **kwargs):
+    """ndarray.sort sorts in place, which a traced value cannot: np.sort returns the copy."""
+    raise errors.user_error(errors.UnsupportedError, "ndarray.sort sorts in place, and traced "
+                            "values are immutable: use x = np.sort(x, axis)")
+
+
+# ---------------------------------------------------------------------------------------------
+# median, quantile, percentile
+
+
+def _to_last(x, axis, name: str):
+    """x with the axes `axis` (None: all) merged into one last axis, and the axes reduced."""
+    t = ops.type_of(x)
+    axes = static_axes(axis, t.ndim, name)
+    kept = [d for d in range(t.ndim) if d not in axes]
+    moved = ops.transpose(x, tuple(kept + list(axes)))
+    n = int(np.prod([t.shape[d] for d in axes], dtype=np.int64))
+    return ops.reshape(moved, tuple(t.shape[d] for d in kept) + (n,)), axes
+
+
+def _keep_reduced(r, shape, axes, keepdims: bool, lead: tuple = ()):
+    if not keepdims:
+        return r
+    return ops.reshape(r, lead + tuple(1 if d in axes else n for d, n in enumerate(shape)))
+
+
+def _take(s, i: int):
+    """s[..., i] (a view)."""
+    shape = ops.type_of(s).shape
+    starts = (0,) * (len(shape) - 1) + (i,)
+    return ops.reshape(ops.slice(s, starts, (1,) * len(shape), shape[:-1] + (1,)), shape[:-1])
+
+
+def _nan_if_any(s, r):
+    """r, or NaN where the sorted line s has a NaN (the NaNs sort last)."""
+    if not is_float(ops.dtype_of(s)):
+        return r
+    last = _take(s, ops.type_of(s).shape[-1] - 1)
+    return ops.select(ops.ne(last, last), np.nan, r)
+
+
+#: method → the virtual index of quantile q in n sorted values, as NumPy computes it; the
+#: first three take that element, the others interpolate (weight: the fractional part).
+_VIRTUAL_INDEX = {
+    "lower": lambda q, n: np.floor(q * (n - 1)),
+    "higher": lambda q, n: np.ceil(q * (n - 1)),
+    "nearest": lambda q, n: np.around(q * (n - 1)),
+    "linear": lambda q, n: q * (n - 1),
+    "midpoint": lambda q, n: 0.5 * (np.floor(q * (n - 1)) + np.ceil(q * (n - 1))),
+}
+_TAKES = ("lower", "higher", "nearest")
+_NUMPY_ONLY = ("inverted_cdf", "averaged_inverted_cdf", "closest_observation",
+               "interpolated_inverted_cdf", "hazen", "weibull", "median_unbiased",
+               "normal_unbiased")
+
+
+def _lerp(a, b, t, dtype: str):
+    """a + (b - a) t in `dtype`, NumPy's way: b - a in the operands' dtype, and from b when
+    t >= 0.5, so that t = 1 gives b exactly."""
+    diff = ops.cast(ops.sub(b, a), dtype)
+    a, b = ops.cast(a, dtype), ops.cast(b, dtype)
+    if t == 0:
+        return a
+    if t >= 0.5:
+        return ops.sub(b, ops.mul(diff, float(1 - t)))
+    return ops.add(a, ops.mul(diff, float(t)))
+
+
+def quantiles(name: str, a, q, axis, method, keepdims: bool, scale: float):
+    """The quantiles q / scale of a along `axis`, with NumPy's methods and dtypes."""
+    if isinstance(q, Tracer):
+        raise errors.user_error(errors.ConcretizationError, f"{name}: q must be static (a "
+                                "number or an array of numbers), not a traced value")
+    if method not in _VIRTUAL_INDEX:
+        raise errors.user_error(
+            errors.UnsupportedError if method in _NUMPY_ONLY else ValueError,
+            f"{name}: method {method!r} is not supported (linear, lower, higher, nearest, "
+            "midpoint)")
+    x = _operand(a)
+    t = ops.type_of(x)
+    # NumPy's dtypes: the positions in float64; interpolated results promote the operand's
+    # dtype with q's (a Python number is weak: a float operand's dtype), taken ones keep it.
+    weak = isinstance(q, (int, float)) and not isinstance(q, bool)
+    qs = np.asarray(q, dtype=np.float64) / scale
+    if np.any(np.isnan(qs)) or np.any((qs < 0) | (qs > 1)):
+        what = "Percentiles must be in the range [0, 100]" if scale != 1 else \
+            "Quantiles must be in the range [0, 1]"
+        raise errors.user_error(ValueError, f"{name}: {what}")
+    # Integer quantiles (0 and 1) have integer positions, which NumPy takes, as it takes those
+    # of the methods that do not interpolate.
+    takes = method in _TAKES or (method == "linear" and scale == 1
+                                 and np.asarray(q).dtype.kind in "iu")
+    if t.dtype == "bool" and not takes:
+        raise errors.user_error(TypeError, f"{name}: method {method!r} subtracts booleans, "
+                                "which NumPy does not define")
+    dtype = t.dtype if weak and is_float(t.dtype) else check_dtype(
+        np.result_type(t.np_dtype, qs.dtype))
+    lines, axes = _to_last(x, axis, name)
+    n = ops.type_of(lines).shape[-1]
+    if n == 0:
+        raise errors.user_error(errors.ShapeError, f"{name}: the reduced axes are empty")
+    s = ops.sort(lines, ops.type_of(lines).ndim - 1)
+    results = []
+    for qi in qs.ravel():
+        v = _VIRTUAL_INDEX[method](qi, n)
+        lo = int(np.floor(v))
+        if takes:
+            r = _take(s, lo)
+        else:
+            r = _lerp(_take(s, lo), _take(s, min(lo + 1, n - 1)), v - lo, dtype)
+        results.append(_nan_if_any(s, r))
+    if qs.ndim == 0:
+        r = results[0]
+    else:
+        r = ops.reshape(ops.concatenate([ops.reshape(v, (1,) + ops.type_of(v).shape)
+                                         for v in results], 0),
+                        qs.shape + ops.type_of(results[0]).shape)
+    return _keep_reduced(r, t.shape, axes, keepdims, qs.shape)
+
+
+def _check_quantile_args(name, out, overwrite_input, weights, interpolation, method):
+    if out is not None:
+        raise unsupported(name, "out")
+    if weights is not None:
+        raise unsupported(name, "weights", why="only unweighted quantiles")
+    if interpolation is not None:
+        raise errors.user_error(TypeError, f"{name}: interpolation= was renamed method= "
+                                "in NumPy 1.22")
+    return method
+
+
+@implements(np.quantile)
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+             keepdims=False, *, weights=None, interpolation=None):
+    """numpy.quantile (methods linear, lower, higher, nearest, midpoint); q is static."""
+    _check_quantile_args("numpy.quantile", out, overwrite_input, weights, interpolation, method)
+    return quantiles("numpy.quantile", a, q, axis, method, keepdims, 1.0)
+
+
+@implements(np.percentile)
+def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+               keepdims=False, *, weights=None, interpolation=None):
+    """numpy.percentile: quantile(a, q / 100)."""
+    _check_quantile_args("numpy.percentile", out, overwrite_input, weights, interpolation,
+                         method)
+    return quantiles("numpy.percentile", a, q, axis, method, keepdims, 100.0)
+
+
+@implements(np.median)
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """numpy.median: the middle of each sorted line, the mean of the middle two for an even
+    length (NaN where the line has a NaN)."""
+    if out is not None:
+        raise unsupported("numpy.median", "out")
+    x = _operand(a)
+    t = ops.type_of(x)
+    dtype = t.dtype if is_float(t.dtype) else "f64"
+    lines, axes = _to_last(x, axis, "numpy.median")
+    n = ops.type_of(lines).shape[-1]
+    if n == 0:
+        raise errors.user_error(errors.ShapeError, "numpy.median: the reduced axes are empty")
+    s = ops.sort(ops.cast(lines, dtype), ops.type_of(lines).ndim - 1)
+    middle = _take(s, n // 2)
+    if n % 2 == 0:
+        middle = ops.mul(ops.add(_take(s, n // 2 - 1), middle), 0.5)
+    return _keep_reduced(_nan_if_any(s, middle), t.shape, axes, keepdims)
