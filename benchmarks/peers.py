@@ -37,6 +37,9 @@ class Peer:
 
 
 PEERS = ("torch", "torch.compile", "jax")
+
+#: The sizes of the numpy.linalg workloads (N3-N5), as their variants are named.
+LINALG_SIZES = ("256", "64x16x16")
 """The peers on the host CPU."""
 
 GPU_PEERS = ("torch-cuda", "torch.compile-cuda", "jax-gpu")
@@ -143,7 +146,10 @@ def _torch_functions(torch):
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
             ("N1", "cumsum"): lambda x: torch.cumsum(x, 0),
-            ("N2", "sort"): lambda x: torch.sort(x).values}
+            ("N2", "sort"): lambda x: torch.sort(x).values,
+            **{("N3", size): lambda a, b: torch.linalg.solve(a, b) for size in LINALG_SIZES},
+            **{("N4", size): lambda a, b: torch.linalg.cholesky(a) for size in LINALG_SIZES},
+            **{("N5", size): lambda a, b: torch.linalg.svd(a) for size in LINALG_SIZES}}
 
 
 def _torch_peer(compiled: bool, cuda: bool = False) -> Peer:
@@ -224,7 +230,10 @@ def _jax_functions(jax):
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
-            ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort}
+            ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort,
+            **{("N3", size): jnp.linalg.solve for size in LINALG_SIZES},
+            **{("N4", size): lambda a, b: jnp.linalg.cholesky(a) for size in LINALG_SIZES},
+            **{("N5", size): lambda a, b: jnp.linalg.svd(a) for size in LINALG_SIZES}}
 
 
 def _jax_peer(gpu: bool = False) -> Peer:

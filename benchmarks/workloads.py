@@ -1,4 +1,4 @@
-"""The workloads W1–W7 and N1–N2 of docs/workloads.md: sizes, inputs, the tracejit function, and a
+"""The workloads W1–W7 and N1–N5 of docs/workloads.md: sizes, inputs, the tracejit function, and a
 hand-written NumPy step.
 
 Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
@@ -293,6 +293,38 @@ def n_sort(x):
     return np.sort(x)
 
 
+# N3 solve, N4 cholesky, N5 svd: numpy.linalg on one 256 × 256 matrix and on a stack of 64
+# 16 × 16 ones
+
+
+def _linalg_args(shape, spd=True):
+    """(a, b): a symmetric positive definite (x xᵀ + n I) or, with spd false, x itself (whose
+    singular values are spread: its singular vectors are well defined)."""
+    def make(quick):
+        size = shape if not quick else shape[:-2] + (8, 8)
+        x = _rng().standard_normal(size)
+        a = x @ np.swapaxes(x, -1, -2) + size[-1] * np.eye(size[-1]) if spd else x
+        b = _rng().standard_normal(size[:-1] + (1,))
+        return a.astype(F32), b.astype(F32)
+    return make
+
+
+def n_solve(a, b):
+    return np.linalg.solve(a, b)
+
+
+def n_cholesky(a, b):
+    return np.linalg.cholesky(a)
+
+
+def n_svd(a, b):
+    # The signs of singular vectors are LAPACK's choice, which may differ between calls of
+    # it; each pair's is fixed here (U's first row positive) so that results can agree.
+    u, s, vt = np.linalg.svd(a)
+    sign = np.sign(u[..., :1, :])
+    return u * sign, s, vt * np.swapaxes(sign, -1, -2)
+
+
 def _in_and_out_bytes(args):
     return 2 * args[0].nbytes
 
@@ -326,4 +358,9 @@ VARIANTS: list[Variant] = [
             bytes_moved=_in_and_out_bytes, rtol=1e-3),
     Variant("N2", "sort", "N2 sort", n_args, n_sort, n_sort, floor="copy",
             bytes_moved=_in_and_out_bytes, rtol=0),
+    *(Variant(w, size, f"{w} {name} {size}", _linalg_args(shape, w != "N5"), fn, fn,
+              rtol=1e-3)
+      for w, name, fn in (("N3", "solve", n_solve), ("N4", "cholesky", n_cholesky),
+                          ("N5", "svd", n_svd))
+      for size, shape in (("256", (256, 256)), ("64x16x16", (64, 16, 16)))),
 ]

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from tracejit import primitives as P
+from tracejit.errors import UnsupportedError, where
 from tracejit.ir import DTYPES, Eqn, Type, Var, format_eqn, is_float
 from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Program, copy_as_loop,
                               program_names, value_scopes)
@@ -1404,8 +1405,18 @@ def _special_sort(lo: CudaLowering, k: Kernel, name: str) -> None:
                  f"{e.prim.name}: each line radix-sorted by a block, a bit a pass, stably")
 
 
+def _no_factorisations(lo: CudaLowering, k: Kernel, name: str) -> None:
+    """The factorisations of numpy.linalg have no CUDA kernels yet: an UnsupportedError at
+    the user's line."""
+    (e,) = k.body
+    at = f"{where(e.loc)}: " if e.loc is not None else ""
+    raise UnsupportedError(f"{at}{e.prim.name} (numpy.linalg) has no CUDA kernel yet: "
+                           "factorisations and solves run on backend='cpu', which calls LAPACK")
+
+
 #: primitive → the writer of its kernel of its own: every primitive with `own_kernel`.
 OWN_KERNELS = {P.gather: _special_gather, P.scatter_add: _special_scatter_add,
                P.concatenate: _special_concatenate, P.pad: _special_pad, P.argmax: _special_arg,
                P.argmin: _special_arg, P.cumsum: _special_cumulative,
-               P.cumprod: _special_cumulative, P.sort: _special_sort, P.argsort: _special_sort}
+               P.cumprod: _special_cumulative, P.sort: _special_sort, P.argsort: _special_sort,
+               **{p: _no_factorisations for p in P.of_category(P.LINALG)}}

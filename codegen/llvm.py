@@ -65,7 +65,8 @@ from . import llvm_math
 from .buffers import BufferPlan, plan_buffers
 from .lowering import (DotPlan, Matrix, Reduction, affine_terms, own_primitive, reductions_of,
                        sort_key_bits)
-from .status import INDEX_ERROR, STATUS_WORDS, checks_of, may_fail, sites
+from .status import (INDEX_ERROR, LINALG_ERROR, NO_CONVERGENCE, NOT_POSITIVE_DEFINITE, SINGULAR,
+                     STATUS_WORDS, checks_of, may_fail, sites)
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -1454,14 +1455,238 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
             mb.store(b, value, ptrs[out], mb.affine(b, full, point(j)), out.type.dtype)
 
 
+# ---------------------------------------------------------------------------------------------
+# linear algebra: LAPACK's routines (LAPACKE, row-major, ILP64) from NumPy's bundled OpenBLAS,
+# on each matrix of the stack; their failures are reported as LINALG_ERROR
+
+LAPACK_ROW_MAJOR, LAPACK_COL_MAJOR = 101, 102
+
+#: routine → its LAPACKE argument types after the layout; each returns LAPACK's info.
+LAPACK_ROUTINES = {
+    "potrf": [I8, I64, PTR, I64],                               # uplo n a lda
+    "trtrs": [I8, I8, I8, I64, I64, PTR, I64, PTR, I64],         # uplo trans diag n nrhs a lda b ldb
+    "gesv": [I64, I64, PTR, I64, PTR, PTR, I64],                # n nrhs a lda ipiv b ldb
+    "getrf": [I64, I64, PTR, I64, PTR],                         # m n a lda ipiv
+    "syevd": [I8, I8, I64, PTR, I64, PTR],                      # jobz uplo n a lda w
+    "gesdd": [I8, I64, I64, PTR, I64, PTR, PTR, I64, PTR, I64],  # jobz m n a lda s u ldu vt ldvt
+    "geqrf": [I64, I64, PTR, I64, PTR],                         # m n a lda tau
+    "orgqr": [I64, I64, I64, PTR, I64, PTR],                    # m n k a lda tau
+}
+
+
+def _lapack(mb: ModuleBuilder, b, routine: str, dt: str, args,
+            layout: int = LAPACK_ROW_MAJOR) -> ir.Value:
+    """info = LAPACKE_<s|d><routine>(layout, *args): chars are i8, integers i64. (In the
+    row-major layout LAPACKE transposes each matrix in and out.)"""
+    name = f"tj_lapacke_{'s' if dt == 'f32' else 'd'}{routine}"
+    fn = mb.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(mb.module, ir.FunctionType(I64, [I32] + LAPACK_ROUTINES[routine]), name)
+    args = [ir.Constant(I8, ord(a)) if isinstance(a, str) else
+            ir.Constant(I64, a) if isinstance(a, int) else a for a in args]
+    return b.call(fn, [ir.Constant(I32, layout)] + args, name=f"{routine}.info")
+
+
+def _copy_in(mb: ModuleBuilder, b, ptrs, loads, a, dst, shape, rows: int = 0) -> None:
+    """dst[m, rows + i, j] = a[m, i, j]: operand `a` (any view) as contiguous matrices of
+    `shape`'s last two axes, each with `rows` more rows ahead of it in dst."""
+    *batch, n, k = shape
+    to = IndexMap.contiguous(tuple(batch) + (n + rows, k))
+    with _nest(b, shape) as ii:
+        at = ii[:-2] + [b.add(ii[-2], ir.Constant(I64, rows)), ii[-1]]
+        mb.store(b, _value(mb, b, ptrs, loads, a, ii), dst, mb.affine(b, to, at),
+                 a.type.dtype)
+
+
+def _each_matrix(b, shape, rows: int = 0):
+    """Loops over the matrices of a stack of `shape`; yields (m, the element offset of matrix
+    m in a contiguous stack whose matrices have `rows` more rows)."""
+    *batch, n, k = shape
+    return _offsets(b, math.prod(batch), (n + rows) * k)
+
+
+@contextmanager
+def _offsets(b, count: int, size: int):
+    with for_range(b, 0, count, "m") as m:
+        yield m, b.mul(m, ir.Constant(I64, size))
+
+
+def _failed(b, status, info, kind: int, m) -> None:
+    """Report LAPACK's failure (info != 0) as LINALG_ERROR of `kind`."""
+    with b.if_then(b.icmp_signed("!=", info, ir.Constant(I64, 0)), likely=False):
+        _report(b, status, (ir.Constant(I64, LINALG_ERROR), ir.Constant(I64, kind), info, m))
+
+
+def _matrix(b, ptr, dt: str, offset) -> ir.Value:
+    return element(b, ptr, MEM[dt], offset)
+
+
+def _cholesky(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """potrf of a's lower triangle, in the output; the upper triangle is then zeroed."""
+    (a,) = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    n = out.type.shape[-1]
+    _copy_in(mb, b, ptrs, loads, a, ptrs[out], out.type.shape)
+    with _each_matrix(b, out.type.shape) as (m, at):
+        info = _lapack(mb, b, "potrf", dt, ["L", n, _matrix(b, ptrs[out], dt, at), n])
+        _failed(b, status, info, NOT_POSITIVE_DEFINITE, m)
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        with b.if_then(b.icmp_signed("<", ii[-2], ii[-1])):
+            mb.store(b, constant(dt, 0.0), ptrs[out], mb.affine(b, full, ii), dt)
+
+
+def _triangular_solve(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """trtrs of a's triangle (copied: a may be a view) with the right-hand sides in the
+    output."""
+    a, rhs = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    n, k = out.type.shape[-2:]
+    _copy_in(mb, b, ptrs, loads, a, ptrs["a"], a.type.shape)
+    _copy_in(mb, b, ptrs, loads, rhs, ptrs[out], out.type.shape)
+    uplo, trans = "L" if e.params["lower"] else "U", "T" if e.params["transpose"] else "N"
+    with _each_matrix(b, out.type.shape) as (m, at):
+        aa = _matrix(b, ptrs["a"], dt, b.mul(m, ir.Constant(I64, n * n)))
+        info = _lapack(mb, b, "trtrs", dt, [uplo, trans, "N", n, k, aa, n,
+                                            _matrix(b, ptrs[out], dt, at), k])
+        _failed(b, status, info, SINGULAR, m)
+
+
+def _solve(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """gesv: LU with partial pivoting of a copy of a, the right-hand sides in the output."""
+    a, rhs = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    n, k = out.type.shape[-2:]
+    _copy_in(mb, b, ptrs, loads, a, ptrs["a"], a.type.shape)
+    _copy_in(mb, b, ptrs, loads, rhs, ptrs[out], out.type.shape)
+    with _each_matrix(b, out.type.shape) as (m, at):
+        aa = _matrix(b, ptrs["a"], dt, b.mul(m, ir.Constant(I64, n * n)))
+        info = _lapack(mb, b, "gesv", dt, [n, k, aa, n, ptrs["pivots"],
+                                           _matrix(b, ptrs[out], dt, at), k])
+        _failed(b, status, info, SINGULAR, m)
+
+
+def _slogdet(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """getrf of a copy of a; the sign is the product of the pivots' signs and the row swaps',
+    log|det| the sum of log|pivot| (0 and -inf where a pivot is exactly 0, as NumPy). The
+    copy is factorised as the column-major matrix it also is, aᵀ, which has a's
+    determinant: LAPACKE then transposes nothing."""
+    (a,) = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    n = a.type.shape[-1]
+    _copy_in(mb, b, ptrs, loads, a, ptrs["a"], a.type.shape)
+    sign, logdet = _alloca_entry(b, REG[dt], "sign"), _alloca_entry(b, REG[dt], "logdet")
+    with _each_matrix(b, a.type.shape) as (m, at):
+        aa = _matrix(b, ptrs["a"], dt, at)
+        info = _lapack(mb, b, "getrf", dt, [n, n, aa, n, ptrs["pivots"]], LAPACK_COL_MAJOR)
+        # info > 0 is an exact zero pivot: a singular matrix, not an error.
+        with b.if_then(b.icmp_signed("<", info, ir.Constant(I64, 0)), likely=False):
+            _report(b, status, (ir.Constant(I64, LINALG_ERROR), ir.Constant(I64, SINGULAR),
+                                info, m))
+        b.store(constant(dt, 1.0), sign)
+        b.store(constant(dt, 0.0), logdet)
+        with for_range(b, 0, n, "i") as i:
+            d = b.load(element(b, aa, MEM[dt], b.mul(i, ir.Constant(I64, n + 1))), typ=REG[dt])
+            pivot = b.load(element(b, ptrs["pivots"], I64, i), typ=I64)      # 1-based
+            swapped = b.icmp_signed("!=", pivot, b.add(i, ir.Constant(I64, 1)))
+            s = UNARY[P.sign](b, d, dt)
+            s = b.select(swapped, b.fneg(s), s)
+            b.store(b.fmul(b.load(sign, typ=REG[dt]), s), sign)
+            b.store(b.fadd(b.load(logdet, typ=REG[dt]), UNARY[P.log](b, _abs(b, d, dt), dt)),
+                    logdet)
+        s = b.load(sign, typ=REG[dt])
+        s = b.select(_fcmp(b, "==", s, constant(dt, 0.0)), constant(dt, 0.0), s)   # not -0.0
+        for j, v in enumerate((s, b.load(logdet, typ=REG[dt]))):
+            mb.store(b, v, ptrs[out], b.add(b.mul(m, ir.Constant(I64, 2)), ir.Constant(I64, j)),
+                     dt)
+
+
+def _eigh(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """syevd of a copy of a (its lower triangle) in rows 1..n of each output matrix, which
+    become the eigenvectors; the eigenvalues go to row 0."""
+    (a,) = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    n = a.type.shape[-1]
+    _copy_in(mb, b, ptrs, loads, a, ptrs[out], a.type.shape, rows=1)
+    with _each_matrix(b, a.type.shape, rows=1) as (m, at):
+        w = _matrix(b, ptrs[out], dt, at)
+        vectors = _matrix(b, ptrs[out], dt, b.add(at, ir.Constant(I64, n)))
+        info = _lapack(mb, b, "syevd", dt, ["V", "L", n, vectors, n, w])
+        _failed(b, status, info, NO_CONVERGENCE, m)
+
+
+def _svd(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """gesdd of a copy of a, writing U, the singular values and Vᵀ straight into their rows
+    of the packed output (zeroed first: the packing has unused entries)."""
+    (a,) = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    m, n = a.type.shape[-2:]
+    k, ku, kv, width = P._svd_layout(a.type.shape, e.params["full"])
+    rows = m + 1 + kv
+    _copy_in(mb, b, ptrs, loads, a, ptrs["a"], a.type.shape)
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        mb.store(b, constant(dt, 0.0), ptrs[out], mb.affine(b, full, ii), dt)
+    with _offsets(b, math.prod(a.type.shape[:-2]), rows * width) as (m_, at):
+        aa = _matrix(b, ptrs["a"], dt, b.mul(m_, ir.Constant(I64, m * n)))
+        u = _matrix(b, ptrs[out], dt, at)
+        s = _matrix(b, ptrs[out], dt, b.add(at, ir.Constant(I64, m * width)))
+        vt = _matrix(b, ptrs[out], dt, b.add(at, ir.Constant(I64, (m + 1) * width)))
+        info = _lapack(mb, b, "gesdd", dt, ["A" if e.params["full"] else "S", m, n, aa, n, s,
+                                            u, width, vt, width])
+        _failed(b, status, info, NO_CONVERGENCE, m_)
+
+
+def _qr(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
+    """geqrf of a copy of a: R is its upper triangle (copied out), then orgqr turns the
+    reflectors into Q's k columns (copied out). The scratch "pivots" holds the k scalars tau."""
+    (a,) = e.inputs
+    out, dt = e.out, e.out.type.dtype
+    m, n = a.type.shape[-2:]
+    k = min(m, n)
+    width = out.type.shape[-1]
+    _copy_in(mb, b, ptrs, loads, a, ptrs["a"], a.type.shape)
+    full = IndexMap.contiguous(out.type.shape)
+    with _nest(b, out.type.shape) as ii:
+        mb.store(b, constant(dt, 0.0), ptrs[out], mb.affine(b, full, ii), dt)
+    c = lambda v: ir.Constant(I64, v)  # noqa: E731
+
+    def copy(src, dst, rows: int, cols: int, first_row: int, upper: bool) -> None:
+        with for_range(b, 0, rows, "i") as i:
+            with for_range(b, i if upper else 0, cols, "j") as j:
+                v = b.load(element(b, src, MEM[dt], b.add(b.mul(i, c(n)), j)), typ=MEM[dt])
+                b.store(v, element(b, dst, MEM[dt], b.add(b.mul(b.add(i, c(first_row)),
+                                                                c(width)), j)))
+
+    with _offsets(b, math.prod(a.type.shape[:-2]), (m + k) * width) as (mat, at):
+        aa = _matrix(b, ptrs["a"], dt, b.mul(mat, c(m * n)))
+        o = _matrix(b, ptrs[out], dt, at)
+        info = _lapack(mb, b, "geqrf", dt, [m, n, aa, n, ptrs["pivots"]])
+        _failed(b, status, info, SINGULAR, mat)
+        copy(aa, o, k, n, m, upper=True)
+        info = _lapack(mb, b, "orgqr", dt, [m, k, k, aa, n, ptrs["pivots"]])
+        _failed(b, status, info, SINGULAR, mat)
+        copy(aa, o, m, k, 0, upper=False)
+
+
+def _linalg_scratch(e: Eqn) -> list[tuple[str, int]]:
+    """A copy of the matrices LAPACK overwrites, and one matrix's pivots."""
+    a = e.inputs[0]
+    return [("a", a.type.nbytes), ("pivots", 8 * max(a.type.shape[-1], 1))]
+
+
 #: primitive → the lowering of its kernel of its own: every primitive with `own_kernel`.
 OWN_KERNELS = {P.gather: _gather, P.scatter_add: _scatter_add, P.concatenate: _concatenate,
                P.pad: _pad, P.argmax: _arg_reduce, P.argmin: _arg_reduce,
-               P.cumsum: _cumulative, P.cumprod: _cumulative, P.sort: _sort, P.argsort: _sort}
+               P.cumsum: _cumulative, P.cumprod: _cumulative, P.sort: _sort, P.argsort: _sort,
+               P.cholesky: _cholesky, P.triangular_solve: _triangular_solve, P.solve: _solve,
+               P.slogdet: _slogdet, P.eigh: _eigh, P.svd: _svd, P.qr: _qr}
 
 #: primitive → (role, bytes) of the arena scratch its kernel of its own needs, which the
 #: lowering finds in its pointers under `role`.
-OWN_SCRATCH = {P.sort: _sort_scratch, P.argsort: _sort_scratch}
+OWN_SCRATCH = {P.sort: _sort_scratch, P.argsort: _sort_scratch,
+               P.triangular_solve: _linalg_scratch, P.solve: _linalg_scratch,
+               P.slogdet: _linalg_scratch, P.svd: _linalg_scratch, P.qr: _linalg_scratch}
 
 
 class Lowering:

@@ -8,18 +8,23 @@ result is never returned); after the call the runtime raises the exception NumPy
     status[0]   0, or the code of the first error (set by a compare-and-swap from 0, so the
                 first error reported wins, whatever the threads)
     status[1:]  INDEX_ERROR: the index, the axis and its size;
+                LINALG_ERROR: the kind (LINALG_ERRORS), LAPACK's info and the matrix;
                 a code of VALUE_ERRORS: the site, the number of the equation in
                 `sites(program)` (whose source line the message names)
 
 What is checked is one table, `CHECKS`: primitive → the checks of an equation. A check tests
 one operand elementwise against a bound with one of the IR's comparison primitives; each
 backend lowers it with its own scalar table, so both check exactly the same thing. Kernels of
-the indexing primitives (gather, scatter_add) check their indices and report INDEX_ERROR.
+the indexing primitives (gather, scatter_add) check their indices and report INDEX_ERROR; the
+LINALG kernels report LAPACK's failures (a matrix not positive definite, singular, ...) as
+LINALG_ERROR, which the runtime raises as NumPy's np.linalg.LinAlgError.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from tracejit import primitives as P
 from tracejit.errors import where
@@ -29,6 +34,12 @@ from tracejit.kernels import Kernel, Program
 STATUS_WORDS = 4
 INDEX_ERROR = 1
 NEGATIVE_POWER = 2
+LINALG_ERROR = 3
+
+#: status[1] of a LINALG_ERROR → NumPy's message for it (raised as np.linalg.LinAlgError).
+LINALG_ERRORS = {0: "Matrix is not positive definite", 1: "Singular matrix",
+                 2: "Eigenvalues did not converge"}   # (gesdd's: "SVD did not converge")
+NOT_POSITIVE_DEFINITE, SINGULAR, NO_CONVERGENCE = 0, 1, 2
 
 #: code → (exception class, NumPy's message) of the value errors reported with their site.
 VALUE_ERRORS = {
@@ -76,7 +87,7 @@ def may_fail(kernel: Kernel) -> bool:
     """Whether `kernel` can report an error in the status words: it checks its indices (a
     kernel of an indexing primitive) or values (an equation with checks)."""
     prim = kernel.own_primitive
-    return (prim is not None and prim.category is P.INDEXING) or any(
+    return (prim is not None and prim.category in (P.INDEXING, P.LINALG)) or any(
         checks_of(e) for e in kernel.body)
 
 
@@ -97,6 +108,8 @@ def status_error(words, program_sites: list[Eqn]) -> Exception:
     if code == INDEX_ERROR:
         return IndexError(f"index {words[1]} is out of bounds for axis {words[2]} with size "
                           f"{words[3]}")
+    if code == LINALG_ERROR:
+        return np.linalg.LinAlgError(LINALG_ERRORS[int(words[1])])
     cls, message = VALUE_ERRORS[code]
     loc = program_sites[int(words[1])].loc
     return cls(f"{where(loc)}: {message}" if loc is not None else message)

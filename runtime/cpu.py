@@ -17,7 +17,9 @@ the versions of tracejit, llvmlite and LLVM, the CPU name and features, and the 
 
 Dots call the BLAS bundled with NumPy (OpenBLAS, ILP64 `scipy_cblas_?gemm64_`) through its
 function addresses, registered as the symbols `tj_cblas_sgemm` / `tj_cblas_dgemm`
-(`TRACEJIT_BLAS=0` turns that off: dots become loop nests).
+(`TRACEJIT_BLAS=0` turns that off: dots become loop nests). The factorisations of numpy.linalg
+call the LAPACK of the same library the same way (`scipy_LAPACKE_?potrf64_`, ..., registered as
+`tj_lapacke_?potrf`, ...), whatever TRACEJIT_BLAS says: there is no loop-nest twin of them.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ import numpy as np
 from tracejit.ir import Literal
 from tracejit.kernels import Program
 
-from tracejit import settings
-from tracejit.codegen.llvm import (BLAS_SYMBOLS, MAX_THREADS, NP_ARRAY_DATA, PY_TUPLE_ITEMS,
-                                   STATUS_WORDS, Lowering)
+from tracejit import errors, settings
+from tracejit import primitives as P
+from tracejit.codegen.llvm import (BLAS_SYMBOLS, LAPACK_ROUTINES, MAX_THREADS, NP_ARRAY_DATA,
+                                   PY_TUPLE_ITEMS, STATUS_WORDS, Lowering)
 from tracejit.codegen.lowering import source_hash
 from tracejit.codegen.status import sites, status_error
 from .cache import DiskCache
@@ -60,6 +63,7 @@ def _start() -> dict:
             _state["features"] = llvm.get_host_cpu_features().flatten()
             _state["llvm"] = ".".join(map(str, llvm.llvm_version_info))
             _state["blas"] = _register_blas()
+            _state["lapack"] = _register_lapack()
             _state["target"] = llvm.Target.from_default_triple()
     return _state
 
@@ -93,8 +97,7 @@ def _register_blas() -> str:
     library's file name, or '' when none is found or TRACEJIT_BLAS=0."""
     if not settings.flag("TRACEJIT_BLAS", True):
         return ""
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so*"))):
+    for path in _openblas():
         try:
             lib = ctypes.CDLL(path)
             addresses = {dt: ctypes.cast(getattr(lib, f"scipy_cblas_{dt[0]}gemm64_"),
@@ -104,6 +107,30 @@ def _register_blas() -> str:
             continue
         llvm.add_symbol(BLAS_SYMBOLS["f32"], addresses["s"])
         llvm.add_symbol(BLAS_SYMBOLS["f64"], addresses["d"])
+        return os.path.basename(path)
+    return ""
+
+
+def _openblas() -> list[str]:
+    """The OpenBLAS libraries bundled with NumPy (ILP64, `scipy_`-prefixed symbols)."""
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    return sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so*")))
+
+
+def _register_lapack() -> str:
+    """Register the LAPACKE routines of NumPy's bundled OpenBLAS that the LINALG kernels call
+    as `tj_lapacke_<s|d><routine>`; returns the library's file name, or '' when none has
+    them (compiling a factorisation then raises UnsupportedError)."""
+    for path in _openblas():
+        try:
+            lib = ctypes.CDLL(path)
+            addresses = {f"tj_lapacke_{p}{r}": ctypes.cast(
+                getattr(lib, f"scipy_LAPACKE_{p}{r}64_"), ctypes.c_void_p).value
+                for p in "sd" for r in LAPACK_ROUTINES}
+        except (OSError, AttributeError):
+            continue
+        for name, address in addresses.items():
+            llvm.add_symbol(name, address)
         return os.path.basename(path)
     return ""
 
@@ -232,6 +259,14 @@ class CpuProgram:
         tm = _compiler_machine()
         t0 = time.perf_counter()
         self.program = program
+        if not _start()["lapack"]:
+            needs = [k.own_primitive.name for k in program.kernels
+                     if k.own_primitive is not None and k.own_primitive.category is P.LINALG]
+            if needs:
+                raise errors.UnsupportedError(
+                    f"{needs[0]} on the cpu backend calls the LAPACK of the OpenBLAS that "
+                    "NumPy bundles (numpy.libs/libscipy_openblas64_*), which this NumPy "
+                    "does not have")
         self._lowering = Lowering(program, blas=bool(host()["blas"]),
                                   name=name or program.fn.name)
         self.plan = self._lowering.plan

@@ -25,6 +25,7 @@ __all__ = [
     "broadcast_in_dim", "reshape", "transpose", "slice", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
     "cumsum", "cumprod", "sort", "argsort", "dot", "iota",
+    "cholesky", "triangular_solve", "solve", "slogdet", "eigh", "svd", "qr",
 ]
 
 # elementwise: op(x) and op(x, y); select(pred, x, y); cast(x, dtype)
@@ -55,6 +56,13 @@ argmax, argmin, dot, iota = P.argmax, P.argmin, P.dot, P.iota
 
 # along one axis: cumsum(x, axis), cumprod(x, axis), sort(x, axis), argsort(x, axis)
 cumsum, cumprod, sort, argsort = P.cumsum, P.cumprod, P.sort, P.argsort
+
+# linear algebra on stacks of matrices: cholesky(a), triangular_solve(a, b, lower, transpose),
+# solve(a, b), slogdet(a) ([..., 0] the sign, [..., 1] log|det|), eigh(a) (row 0 the
+# eigenvalues, rows 1.. the eigenvectors as columns), svd(a, full) (U, the singular values
+# and Vᵀ packed in rows), qr(a) (Q's rows, then R's)
+cholesky, triangular_solve, solve, slogdet, eigh, svd, qr = (
+    P.cholesky, P.triangular_solve, P.solve, P.slogdet, P.eigh, P.svd, P.qr)
 
 
 def broadcast_to(x, shape):

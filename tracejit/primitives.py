@@ -26,15 +26,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import UnsupportedError
 from .ir import DTYPES, Type, is_float, is_int
-from .tracer import (ALONG_AXIS, CONTRACTION, ELEMENTWISE, INDEXING, REDUCTION, REGISTRY, SOURCE, STRUCTURAL,
-                     VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
+from .tracer import (ALONG_AXIS, CONTRACTION, ELEMENTWISE, INDEXING, LINALG, REDUCTION,
+                     REGISTRY, SOURCE, STRUCTURAL, VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
                      of_category, scalar, type_of)
 
 __all__ = [
     # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
     "Category", "ELEMENTWISE", "REDUCTION", "VIEW", "STRUCTURAL", "INDEXING", "SOURCE",
-    "CONTRACTION", "ALONG_AXIS", "Primitive", "REGISTRY", "of_category", "constant",
+    "CONTRACTION", "ALONG_AXIS", "LINALG", "Primitive", "REGISTRY", "of_category", "constant",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
@@ -43,7 +44,8 @@ __all__ = [
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
-    "cumsum", "cumprod", "sort", "argsort", "dot",
+    "cumsum", "cumprod", "sort", "argsort", "dot", "cholesky", "triangular_solve", "solve",
+    "slogdet", "eigh", "svd", "qr",
     # how they are made, and the compositions the VJP rules use
     "unary", "binary", "full", "zeros",
 ]
@@ -1005,3 +1007,330 @@ def _dot_call(prim, lhs, rhs, contract, batch=((), ())):
 #: dot(lhs, rhs, contract=((lhs axes), (rhs axes)), batch=((lhs axes), (rhs axes))):
 #: a general tensor contraction; output axes are batch, then lhs free, then rhs free.
 dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION, call=_dot_call)
+
+
+# ---------------------------------------------------------------------------------------------
+# linear algebra: the matrices in the last two axes, batched over the others (of one batch
+# shape for every operand: the NumPy layer broadcasts)
+
+
+def _square(name: str, a: Type) -> None:
+    _check_dtype(name, a.dtype, "float")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise TypeError(f"{name}: {a} is not a stack of square matrices")
+
+
+def _mT(x):
+    """x with its last two axes swapped."""
+    n = type_of(x).ndim
+    return transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _matmul(a, b):
+    """a @ b for stacks of matrices of one batch shape."""
+    n = type_of(a).ndim
+    batch = tuple(range(n - 2))
+    return dot(a, b, ((n - 1,), (n - 2,)), (batch, batch))
+
+
+def _triangle(x, lower: bool, diagonal_scale: float = 1.0):
+    """The lower (or upper) triangle of each matrix of x, zeros elsewhere, its diagonal times
+    `diagonal_scale`."""
+    t = type_of(x)
+    rows, cols = iota(t.shape, t.ndim - 2, "i64"), iota(t.shape, t.ndim - 1, "i64")
+    inside = select((ge if lower else le)(rows, cols), x, 0.0)
+    if diagonal_scale == 1.0:
+        return inside
+    return select(eq(rows, cols), mul(x, diagonal_scale), inside)
+
+
+def _identity_like(a):
+    t = type_of(a)
+    return cast(eq(iota(t.shape, t.ndim - 2, "i64"), iota(t.shape, t.ndim - 1, "i64")), t.dtype)
+
+
+def _cholesky_rule(a: Type) -> Type:
+    _square("cholesky", a)
+    return a
+
+
+def _cholesky_vjp(g, a, out):
+    # Murray (2016): with P = Φ(Lᵀ L̄) (Φ: the lower triangle, its diagonal halved), the
+    # cotangent is S = L⁻ᵀ P L⁻¹, symmetrised (the factorisation reads a symmetric matrix).
+    p = _triangle(_matmul(_mT(out), g), lower=True, diagonal_scale=0.5)
+    y = triangular_solve(out, p, lower=True, transpose=True)              # L⁻ᵀ P
+    s = _mT(triangular_solve(out, _mT(y), lower=True, transpose=True))    # (L⁻ᵀ (L⁻ᵀ P)ᵀ)ᵀ
+    return [mul(add(s, _mT(s)), 0.5)]
+
+
+#: cholesky(a): the lower-triangular L with L Lᵀ = a, from a's lower triangle (NumPy's); an
+#: error (LinAlgError) where a is not positive definite.
+cholesky = Primitive("cholesky", _cholesky_rule, np.linalg.cholesky, _cholesky_vjp,
+                     category=LINALG, own_kernel=True)
+
+
+def _solve_shapes(name: str, a: Type, b: Type) -> None:
+    _square(name, a)
+    if b.dtype != a.dtype or b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1]:
+        raise TypeError(f"{name}: {b} does not fit {a} (right-hand sides: (..., n, k) of one "
+                        "batch shape and dtype)")
+
+
+def _trsolve_rule(a: Type, b: Type, lower, transpose) -> Type:
+    _solve_shapes("triangular_solve", a, b)
+    return b
+
+
+def _trsolve_impl(a, b, lower, transpose):
+    t = np.tril(a) if lower else np.triu(a)
+    return np.linalg.solve(np.swapaxes(t, -1, -2) if transpose else t, b)
+
+
+def _trsolve_vjp(g, a, b, out, lower, transpose):
+    # op(A) X = B: B̄ = op(A)⁻ᵀ X̄, and op(A)'s cotangent is -B̄ Xᵀ, on A's triangle.
+    gb = triangular_solve(a, g, lower=lower, transpose=not transpose)
+    ga = neg(_matmul(gb, _mT(out)))
+    return [_triangle(_mT(ga) if transpose else ga, lower), gb]
+
+
+def _trsolve_call(prim, a, b, lower: bool, transpose: bool = False):
+    """triangular_solve(a, b, lower, transpose=False): X with op(a) X = b, op(a) = a or aᵀ,
+    a read as its lower (or upper) triangle."""
+    return bind(prim, a, b, lower=bool(lower), transpose=bool(transpose))
+
+
+#: triangular_solve(a, b, lower, transpose): X with op(a) X = b for a triangular a (only its
+#: lower or upper triangle is read); an error (LinAlgError) where a diagonal entry is 0.
+triangular_solve = Primitive("triangular_solve", _trsolve_rule, _trsolve_impl, _trsolve_vjp,
+                             category=LINALG, own_kernel=True, call=_trsolve_call)
+
+
+def _solve_rule(a: Type, b: Type) -> Type:
+    _solve_shapes("solve", a, b)
+    return b
+
+
+def _solve_vjp(g, a, b, out):
+    # A X = B: B̄ = A⁻ᵀ X̄ and Ā = -B̄ Xᵀ.
+    gb = solve(_mT(a), g)
+    return [neg(_matmul(gb, _mT(out))), gb]
+
+
+#: solve(a, b): X with a X = b, b of shape (..., n, k); an error (LinAlgError) where a is
+#: singular.
+solve = Primitive("solve", _solve_rule, np.linalg.solve, _solve_vjp, category=LINALG,
+                  own_kernel=True)
+
+
+def _slogdet_rule(a: Type) -> Type:
+    _square("slogdet", a)
+    return Type(a.shape[:-2] + (2,), a.dtype)
+
+
+def _slogdet_impl(a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.stack([sign, logdet], axis=-1).astype(np.asarray(a).dtype)
+
+
+def _slogdet_vjp(g, a, out):
+    # d log|det A| = tr(A⁻¹ dA): Ā = ḡ A⁻ᵀ; the sign is piecewise constant.
+    t = type_of(a)
+    nb = t.ndim - 2
+    g_log = slice_(g, (0,) * nb + (1,), (1,) * (nb + 1), t.shape[:-2] + (1,))
+    g_log = broadcast_in_dim(reshape(g_log, t.shape[:-2]), t.shape, tuple(range(nb)))
+    return [mul(g_log, solve(_mT(a), _identity_like(a)))]
+
+
+#: slogdet(a)[..., 0] is the sign of det(a) (0 for a singular a) and [..., 1] log|det(a)|
+#: (-inf for a singular a), from an LU factorisation.
+slogdet = Primitive("slogdet", _slogdet_rule, _slogdet_impl, _slogdet_vjp, category=LINALG,
+                    own_kernel=True)
+
+
+def _eigh_rule(a: Type) -> Type:
+    _square("eigh", a)
+    return Type(a.shape[:-2] + (a.shape[-1] + 1, a.shape[-1]), a.dtype)
+
+
+def _eigh_impl(a):
+    w, v = np.linalg.eigh(a)
+    return np.concatenate([w[..., None, :], v], axis=-2)
+
+
+def _eigh_vjp(g, a, out):
+    # With A = V diag(w) Vᵀ: Ā = V (diag(w̄) + F ∘ (Vᵀ V̄)) Vᵀ, F_ij = 1 / (w_j - w_i) off the
+    # diagonal, symmetrised. Where two eigenvalues are equal F_ij is taken as 0: the gradient
+    # of a function that does not depend on the basis chosen in a degenerate eigenspace.
+    t = type_of(a)
+    n, nb = t.shape[-1], t.ndim - 2
+    ones = (1,) * (nb + 2)
+    rows = lambda x, start, count: slice_(x, (0,) * nb + (start, 0), ones,   # noqa: E731
+                                          t.shape[:-2] + (count, n))
+    w, v = rows(out, 0, 1), rows(out, 1, n)
+    gw, gv = rows(g, 0, 1), rows(g, 1, n)
+    w_cols = broadcast_in_dim(reshape(w, t.shape[:-2] + (n,)), t.shape,
+                              tuple(range(nb)) + (nb + 1,))      # [i, j] = w_j
+    diff = sub(w_cols, _mT(w_cols))                              # w_j - w_i
+    same = eq(diff, 0.0)
+    f = select(same, 0.0, div(1.0, select(same, 1.0, diff)))
+    gw_diag = mul(_identity_like(a), broadcast_in_dim(reshape(gw, t.shape[:-2] + (n,)),
+                                                      t.shape, tuple(range(nb)) + (nb + 1,)))
+    inner = add(gw_diag, mul(f, _matmul(_mT(v), gv)))
+    ga = _matmul(_matmul(v, inner), _mT(v))
+    return [mul(add(ga, _mT(ga)), 0.5)]
+
+
+#: eigh(a): the eigenvalues (ascending, row 0) and the eigenvectors (columns of rows 1..n) of
+#: the symmetric matrices a, from their lower triangles (NumPy's UPLO='L').
+eigh = Primitive("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, category=LINALG, own_kernel=True)
+
+
+def _svd_layout(shape, full: bool):
+    """(k, columns of U, rows of Vᵀ, width) of svd's packed output for matrices of `shape`
+    (..., m, n): U in rows 0..m-1, the singular values in row m, Vᵀ in the rows after it."""
+    m, n = shape[-2:]
+    k = min(m, n)
+    ku, kv = (m, n) if full else (k, k)
+    return k, ku, kv, max(ku, n, k, 1)
+
+
+def _svd_rule(a: Type, full) -> Type:
+    _check_dtype("svd", a.dtype, "float")
+    if a.ndim < 2:
+        raise TypeError(f"svd: {a} is not a stack of matrices")
+    m, n = a.shape[-2:]
+    _, _, kv, width = _svd_layout(a.shape, full)
+    return Type(a.shape[:-2] + (m + 1 + kv, width), a.dtype)
+
+
+def _svd_impl(a, full):
+    a = np.asarray(a)
+    m, n = a.shape[-2:]
+    k, ku, kv, width = _svd_layout(a.shape, full)
+    out = np.zeros(a.shape[:-2] + (m + 1 + kv, width), a.dtype)
+    u, s, vt = np.linalg.svd(a, full_matrices=full)
+    out[..., :m, :ku] = u
+    out[..., m, :k] = s
+    out[..., m + 1:, :n] = vt
+    return out
+
+
+def _svd_vjp(g, a, out, full):
+    # Townsend (2016), for A = U S Vᵀ with U m × k, V n × k: with F_ij = 1 / (s_j² - s_i²)
+    # off the diagonal (0 where two singular values are equal: the gradient of a function
+    # that does not depend on the basis of their singular subspace) and S⁻¹ taken as 0 where
+    # a singular value is 0,
+    #   Ā = U [(F ∘ (UᵀŪ - ŪᵀU)) S + diag(S̄) + S (F ∘ (VᵀV̄ - V̄ᵀV))] Vᵀ
+    #       + (I - UUᵀ) Ū S⁻¹ Vᵀ + U S⁻¹ V̄ᵀ (I - VVᵀ).
+    t = type_of(a)
+    m, n = t.shape[-2:]
+    k, ku, kv, _ = _svd_layout(t.shape, full)
+    if full and m != n:
+        raise UnsupportedError("the gradient of svd with full_matrices=True of non-square "
+                               "matrices is not defined (the extra singular vectors are not "
+                               "unique): use full_matrices=False")
+    nb = t.ndim - 2
+    batch = t.shape[:-2]
+
+    def block(x, row, rows, cols):
+        return slice_(x, (0,) * nb + (row, 0), (1,) * (nb + 2), batch + (rows, cols))
+
+    u, vt = block(out, 0, m, k), block(out, m + 1, k, n)
+    gu, gvt = block(g, 0, m, k), block(g, m + 1, k, n)
+    s = reshape(block(out, m, 1, k), batch + (k,))
+    gs = reshape(block(g, m, 1, k), batch + (k,))
+    v, gv = _mT(vt), _mT(gvt)
+    cols = lambda x: broadcast_in_dim(x, batch + (k, k), tuple(range(nb)) + (nb + 1,))  # noqa
+    s_cols = cols(s)                                           # [i, j] = s_j
+    s2 = mul(s_cols, s_cols)
+    diff = sub(s2, _mT(s2))                                    # s_j² - s_i²
+    same = eq(diff, 0.0)
+    f = select(same, 0.0, div(1.0, select(same, 1.0, diff)))
+    eye = _identity_like(f)
+    utgu = _matmul(_mT(u), gu)
+    vtgv = _matmul(_mT(v), gv)
+    inner = add(add(mul(mul(f, sub(utgu, _mT(utgu))), s_cols), mul(eye, cols(gs))),
+                mul(_mT(s_cols), mul(f, sub(vtgv, _mT(vtgv)))))
+    ga = _matmul(_matmul(u, inner), vt)
+    zero = eq(s_cols, 0.0)
+    s_inv = select(zero, 0.0, div(1.0, select(zero, 1.0, s_cols)))     # [i, j] = 1 / s_j
+    if m > k:       # (I - UUᵀ) Ū S⁻¹ Vᵀ
+        gu_s = mul(gu, _rows_like(s_inv, m))
+        ga = add(ga, _matmul(sub(gu_s, _matmul(u, _matmul(_mT(u), gu_s))), vt))
+    if n > k:       # U S⁻¹ V̄ᵀ (I - VVᵀ)
+        gv_s = mul(gv, _rows_like(s_inv, n))
+        ga = add(ga, _matmul(u, _mT(sub(gv_s, _matmul(v, _matmul(_mT(v), gv_s))))))
+    return [ga]
+
+
+def _rows_like(s_inv, rows: int):
+    """The first row of s_inv ([i, j] = 1 / s_j), repeated `rows` times."""
+    t = type_of(s_inv)
+    nb = t.ndim - 2
+    k = t.shape[-1]
+    first = reshape(slice_(s_inv, (0,) * (nb + 2), (1,) * (nb + 2), t.shape[:-2] + (1, k)),
+                    t.shape[:-2] + (k,))
+    return broadcast_in_dim(first, t.shape[:-2] + (rows, k), tuple(range(nb)) + (nb + 1,))
+
+
+def _svd_call(prim, a, full: bool = False):
+    """svd(a, full=False): the packed factors (see _svd_layout)."""
+    return bind(prim, a, full=bool(full))
+
+
+#: svd(a, full): U, the singular values (descending) and Vᵀ of each matrix of a (NumPy's, from
+#: the same LAPACK routine), packed: U in rows 0..m-1, the values in row m, Vᵀ after it
+#: (zeros elsewhere); full=True gives the square U and Vᵀ of full_matrices.
+svd = Primitive("svd", _svd_rule, _svd_impl, _svd_vjp, category=LINALG, own_kernel=True,
+                call=_svd_call)
+
+
+def _qr_rule(a: Type) -> Type:
+    _check_dtype("qr", a.dtype, "float")
+    if a.ndim < 2:
+        raise TypeError(f"qr: {a} is not a stack of matrices")
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    return Type(a.shape[:-2] + (m + k, max(k, n, 1)), a.dtype)
+
+
+def _qr_impl(a):
+    a = np.asarray(a)
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    out = np.zeros(_qr_rule(Type(a.shape, dtype_of(a))).shape, a.dtype)
+    q, r = np.linalg.qr(a)
+    out[..., :m, :k] = q
+    out[..., m:, :n] = r
+    return out
+
+
+def _qr_vjp(g, a, out):
+    # For m >= n (Walter & Lehmann; as JAX): with M = R R̄ᵀ - Q̄ᵀ Q,
+    #   Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ, copyltu(M) = tril(M) + tril(M, -1)ᵀ.
+    t = type_of(a)
+    m, n = t.shape[-2:]
+    if m < n:
+        raise UnsupportedError("the gradient of qr of matrices with more columns than rows "
+                               "is not implemented")
+    nb = t.ndim - 2
+    batch = t.shape[:-2]
+
+    def block(x, row, rows, cols):
+        return slice_(x, (0,) * nb + (row, 0), (1,) * (nb + 2), batch + (rows, cols))
+
+    q, r = block(out, 0, m, n), block(out, m, n, n)
+    gq, gr = block(g, 0, m, n), block(g, m, n, n)
+    mm = sub(_matmul(r, _mT(gr)), _matmul(_mT(gq), q))
+    low = _triangle(mm, lower=True)
+    strict = sub(low, _triangle(mm, lower=True, diagonal_scale=0.0))   # the diagonal alone
+    copyltu = add(low, _mT(sub(low, strict)))
+    x = add(gq, _matmul(q, copyltu))
+    # X R⁻ᵀ = (R⁻¹ Xᵀ)ᵀ
+    return [_mT(triangular_solve(r, _mT(x), lower=False))]
+
+
+#: qr(a): Q (m × k, orthonormal columns) and R (k × n, upper triangular) of each matrix of a,
+#: k = min(m, n) (NumPy's 'reduced' mode, from the same LAPACK routines), packed: Q in rows
+#: 0..m-1, R in the k rows after them (zeros elsewhere).
+qr = Primitive("qr", _qr_rule, _qr_impl, _qr_vjp, category=LINALG, own_kernel=True)

@@ -61,6 +61,8 @@ STRUCTURAL = Category("structural", "moves elements without arithmetic (pad, con
 INDEXING = Category("indexing", "integer-array indexing (gather, scatter_add)")
 SOURCE = Category("source", "no array operands: iota, constant")
 CONTRACTION = Category("contraction", "a tensor contraction (dot)")
+LINALG = Category("linalg", "a factorisation or solve of the matrices in the last two axes, "
+                  "batched over the others, in a kernel of its own (LAPACK on the cpu)")
 ALONG_AXIS = Category("along-axis", "each line of its operand along one axis on its own, in a "
                       "kernel of its own (cumsum, cumprod, sort, argsort)")
 

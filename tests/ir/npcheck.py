@@ -132,9 +132,10 @@ def finite_differences(loss, x, eps=1e-6):
     return want
 
 
-def grad_check(f, x, second=True, rtol=1e-6, atol=1e-8):
+def grad_check(f, x, second=True, rtol=1e-6, atol=1e-8, cuda=True):
     """tj.grad of sum(f(x) * r), with fixed random weights r, against float64 central finite
-    differences: the cpu backend fused and unfused and the CUDA backend (`cuda_backend()`).
+    differences: the cpu backend fused and unfused and the CUDA backend (`cuda_backend()`,
+    unless `cuda` is false).
     With `second`, the gradient of sum(grad(x) * s) too (second order), against the central
     differences of the first."""
     x = np.asarray(x, np.float64)
@@ -144,8 +145,8 @@ def grad_check(f, x, second=True, rtol=1e-6, atol=1e-8):
     def loss(x):
         return np.sum(f(x) * r)
 
-    backends = [("cpu", True), ("cpu", False)] + ([(cuda_backend(), True)] if cuda_backend()
-                                                  else [])
+    backends = [("cpu", True), ("cpu", False)] + ([(cuda_backend(), True)]
+                                                  if cuda and cuda_backend() else [])
     want = finite_differences(loss, x)
     for backend, fuse in backends:
         got = host(tj.jit(tj.grad(loss), backend=backend, fuse=fuse)(x))

@@ -62,6 +62,23 @@ SAMPLES = {
     "rtol": [0.1],
     "atol": [0.5],
     "equal_nan": [True, False],
+    "kind": [None, "stable", "quicksort"],
+    "stable": [None, True],
+    "kth": [1],
+    "q": [0.5, [0.25, 1.0]],
+    "method": ["linear", "nearest", "midpoint"],
+    "overwrite_input": [False, True],
+    "weights": [None],
+    "UPLO": ["L", "U"],
+    "upper": [False, True],
+    "full_matrices": [True, False],
+    "compute_uv": [True, False],
+    "hermitian": [False],
+    "rcond": [None, 0.1],
+    "tol": [None, 0.5],
+    "ord": [None, 1, "fro"],
+    "p": [None, 1],
+    "einsum_call": [False],
 }
 
 #: NumPy function → its positional arguments, on the array x.
@@ -85,6 +102,16 @@ FUNCTION_ARGS = {
     np.column_stack: lambda x: ([x, x],), np.dstack: lambda x: ([x, x],),
     np.kron: lambda x: (x, x), np.cross: lambda x: (x, x), np.select: lambda x: ([x > 0], [x]),
     np.isclose: lambda x: (x, x + 0.3), np.allclose: lambda x: (x, x + 0.3),
+    np.pad: lambda x: (x, ((1, 2), (3, 1))),
+    np.partition: lambda x: (x, 1), np.argpartition: lambda x: (x, 1),
+    np.quantile: lambda x: (x, 0.3), np.percentile: lambda x: (x, 30),
+    np.einsum_path: lambda x: ("ij,kj->ik", x, x),
+    **{f: lambda x: (x @ x.T + 3 * np.eye(2),) for f in (
+        np.linalg.cholesky, np.linalg.inv, np.linalg.det, np.linalg.slogdet, np.linalg.eigh,
+        np.linalg.eigvalsh, np.linalg.cond)},
+    np.linalg.solve: lambda x: (x @ x.T + 3 * np.eye(2), x),
+    np.linalg.matrix_power: lambda x: (x @ x.T, 2),
+    np.linalg.multi_dot: lambda x: ([x, x.T, x],),
 }
 
 #: ufunc → its operands; the keywords of every ufunc call.

@@ -173,3 +173,19 @@ def test_select_nan_to_num_isclose(dtype):
 ])
 def test_gradients(name, f, shape):
     fd_check(f, np.random.default_rng(7).uniform(-2, 2, shape))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_pad_and_nan_reductions(dtype):
+    """np.pad and the nan* reductions, forward (tests/ir/test_pad_and_where.py has the rest:
+    every mode and form, where=, errors and gradients)."""
+    x = rand((3, 4), dtype)
+    x[0, 1] = x[2, 2] = np.nan
+    x[1, :] = np.nan
+    check(lambda x: (np.pad(x, 2), np.pad(x, ((1, 0), (5, 2)), mode="reflect"),
+                     np.pad(x, 3, mode="wrap"), np.pad(x, (1, 2), constant_values=(4, -1))), x)
+    check(lambda x: (np.nansum(x, axis=0), np.nanprod(x), np.nanmean(x, axis=1),
+                     np.nanmax(x, axis=1), np.nanmin(x, axis=0), np.nanvar(x, axis=0, ddof=1),
+                     np.nanstd(x, axis=1, keepdims=True)), x)
+    y = np.where(np.isnan(x[[0, 2]]), x[[0, 2]], x[[0, 2]] * 2)
+    check(lambda y: (np.nanargmax(y, axis=1), np.nanargmin(y, axis=1), np.nanargmax(y)), y)

@@ -111,16 +111,21 @@ def _name(u):
 
 def test_tables_are_covered():
     """Every ufunc of the UFUNCS table is exercised here, and every function of the FUNCTIONS
-    table is called as np.<name> in this file, test_indexing.py, test_numpy_arrays.py or
-    test_numpy_sorting.py."""
+    table is called as np.<name> (np.linalg.<name>) in this file, test_indexing.py,
+    test_numpy_arrays.py, test_numpy_sorting.py, test_numpy_linalg.py or test_einsum.py."""
     from tracejit.numpy_api import FUNCTIONS, UFUNCS
     assert set(UFUNCS) <= set(UNARY) | set(BINARY)
     here = Path(__file__).parent
     source = "".join((here / f).read_text() for f in ("test_numpy_forward.py",
                                                         "test_indexing.py",
                                                         "test_numpy_arrays.py",
-                                                        "test_numpy_sorting.py"))
-    missing = [f.__name__ for f in FUNCTIONS if f"np.{f.__name__}(" not in source]
+                                                        "test_numpy_sorting.py",
+                                                        "test_numpy_linalg.py",
+                                                        "test_einsum.py"))
+
+    def spelling(f):
+        return ("np.linalg." if f.__module__ == "numpy.linalg" else "np.") + f.__name__ + "("
+    missing = [f.__name__ for f in FUNCTIONS if spelling(f) not in source]
     assert not missing
 
 

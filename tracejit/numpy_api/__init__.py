@@ -14,14 +14,17 @@ operators and methods call the same implementations. By topic:
 - `ufuncs`: the ufuncs (`UFUNCS`), the promotion they define, clip, astype, result_type;
 - `reductions`: sum, mean, var, max, argmax, ... and the ufuncs' reduce;
 - `shapes`: reshape, transpose, broadcasting, concatenate, stack, where, indexing, *_like;
-- `linalg`: dot, matmul, einsum, tensordot, ..., and the place for `np.linalg`;
+- `linalg`: dot, matmul, tensordot, ...;
+- `einsum`: einsum (every form NumPy accepts) and einsum_path;
+- `linear_algebra`: `numpy.linalg` (cholesky, solve, inv, det, eigh, norm, ...);
 - `sorting`: cumsum, cumprod, sort, argsort, median, quantile, percentile;
 - `arrays`: NumPy's compositions of those (roll, repeat, tile, split, diagonal, tril, diff,
   kron, cross, select, isclose, ...), written as NumPy writes them.
 """
 
-from . import arrays, linalg, reductions, shapes, sorting, ufuncs
+from . import arrays, einsum, linalg, linear_algebra, reductions, shapes, sorting, ufuncs
 from ..tracer import FUNCTIONS
 from .ufuncs import UFUNCS
 
-__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "linalg", "reductions", "shapes", "sorting", "ufuncs"]
+__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "einsum", "linalg", "linear_algebra", "reductions",
+           "shapes", "sorting", "ufuncs"]

@@ -1,11 +1,13 @@
 """NumPy's array functions that are compositions of the others: dimensions (atleast_*d),
 flipping and rotating, rolling, repeating and tiling, splitting and joining, diagonals and
-triangles, differences, kron, cross, select, nan_to_num, isclose.
+triangles, differences, kron, cross, select, nan_to_num, isclose, pad.
 
 Each is written as NumPy writes it (numpy/lib), in NumPy calls on tracers that dispatch back
 to the implementations of this package: the same dtypes, shapes, errors and values, and their
 gradients by composition. Every size, shift, section and offset is static (a Python int or a
-NumPy array known while tracing), as the shapes that depend on it must be.
+NumPy array known while tracing), as the shapes that depend on it must be; so are np.pad's
+widths. np.pad's other modes are slices and concatenations; its constant mode is the pad
+primitive itself.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import warnings
 
 import numpy as np
 
-from .. import errors
+from .. import errors, ops
 from ..tracer import Tracer
-from ._common import as_operand, implements, static_axes, static_ints, unsupported
+from ._common import as_operand, implements, leaves, static_axes, static_ints, unsupported
 
 
 def _array(x):
@@ -500,3 +502,260 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """numpy.allclose, as a traced boolean (NumPy's Python bool needs the values)."""
     return np.all(isclose(a, b, rtol, atol, equal_nan))
+
+
+# ---------------------------------------------------------------------------------------------
+# padding
+
+
+#: np.pad's modes and the keywords each takes (NumPy's table).
+_PAD_KEYWORDS = {
+    "constant": ("constant_values",), "edge": (), "wrap": (), "empty": (),
+    "linear_ramp": ("end_values",), "maximum": ("stat_length",), "mean": ("stat_length",),
+    "median": ("stat_length",), "minimum": ("stat_length",),
+    "reflect": ("reflect_type",), "symmetric": ("reflect_type",),
+}
+
+
+def _as_pairs(x: np.ndarray, ndim: int) -> list[tuple]:
+    """NumPy's broadcast of pad_width or constant_values (a NumPy array) to `ndim` pairs
+    (before, after): one value for every side, one pair for every axis, or a pair per axis."""
+    if x.ndim < 3:
+        if x.size == 1:
+            v = x.ravel()[0]
+            return [(v, v)] * ndim
+        if x.size == 2 and x.shape != (2, 1):
+            # (before, after) for every axis; but [[b0], [b1]] is one value per axis.
+            b, a = x.ravel()
+            return [(b, a)] * ndim
+    try:
+        pairs = np.broadcast_to(x, (ndim, 2))
+    except ValueError:
+        raise errors.user_error(ValueError, f"numpy.pad: operands could not be broadcast "
+                                f"together with shape {x.shape} and ({ndim}, 2)") from None
+    return [tuple(p) for p in pairs]
+
+
+def _pad_widths(pad_width, ndim: int) -> list[tuple[int, int]]:
+    """np.pad's pad_width in any of NumPy's forms (an int, (before, after), a pair per axis,
+    a dict of axis -> width) as `ndim` static pairs of non-negative ints."""
+    if isinstance(pad_width, Tracer) or isinstance(pad_width, (list, tuple, dict)) and any(
+            isinstance(v, Tracer) for v in leaves(
+                list(pad_width.values()) if isinstance(pad_width, dict) else pad_width)):
+        raise errors.user_error(
+            errors.ConcretizationError, "numpy.pad: pad_width must be static (Python ints or a "
+            "NumPy array), as the padded shape depends on it, but it depends on a traced value; "
+            "use shapes (x.shape) or pass it with static_argnums")
+    if isinstance(pad_width, dict):
+        seq = [(0, 0)] * ndim
+        for axis, width in pad_width.items():
+            (axis,) = static_axes(axis, ndim, "pad")
+            pair = tuple(width) if isinstance(width, (tuple, list)) else (width, width)
+            if len(pair) != 2:
+                raise errors.user_error(ValueError, f"numpy.pad: pad_width[{axis}] must be an "
+                                        f"int or a (before, after) pair, got {width!r}")
+            seq[axis] = pair
+        pad_width = seq
+    widths = np.asarray(pad_width)
+    if widths.dtype.kind != "i":
+        raise errors.user_error(TypeError, "numpy.pad: `pad_width` must be of integral type.")
+    pairs = [(int(b), int(a)) for b, a in _as_pairs(widths, ndim)]
+    if any(b < 0 or a < 0 for b, a in pairs):
+        raise errors.user_error(ValueError, "numpy.pad: index can't contain negative values")
+    return pairs
+
+
+def _pad_values(values, ndim: int, dtype: np.dtype) -> list[tuple]:
+    """constant_values in any of NumPy's forms as `ndim` pairs of scalars of `dtype`: NumPy
+    scalars when static (converted as NumPy assigns them: 1.7 is 1 in an integer array, NaN
+    there an error), tracers cast to `dtype` when traced."""
+    traced = isinstance(values, Tracer) or isinstance(values, (list, tuple)) and any(
+        isinstance(v, Tracer) for v in leaves(values))
+    if not traced:
+        pairs = _as_pairs(np.asarray(values), ndim)
+        out = []
+        for pair in pairs:
+            cast = []
+            for v in pair:
+                box = np.empty((), dtype)
+                try:
+                    box[()] = v
+                except (ValueError, OverflowError, TypeError) as exc:
+                    raise errors.user_error(type(exc), f"numpy.pad: constant_values {v!r}: "
+                                            f"{exc}") from None
+                cast.append(box[()])
+            out.append(tuple(cast))
+        return out
+    # Traced: pick the items by the same broadcast applied to their flat positions.
+    values = as_operand(values)
+    flat = np.ravel(values)
+    positions = _as_pairs(np.arange(np.size(values)).reshape(np.shape(values)), ndim)
+    items: dict[int, object] = {}
+    for pair in positions:
+        for k in pair:
+            if int(k) not in items:
+                items[int(k)] = flat[int(k)].astype(dtype)
+    return [tuple(items[int(k)] for k in pair) for pair in positions]
+
+
+def _at(axis: int, index) -> tuple:
+    """An index applying `index` (a slice) along `axis`, every other axis whole."""
+    return (slice(None),) * axis + (index,)
+
+
+def _same_value(u, v) -> bool:
+    """True when two padding values are one: the same tracer, or equal static bits."""
+    if isinstance(u, Tracer) or isinstance(v, Tracer):
+        return u is v
+    return np.asarray(u).tobytes() == np.asarray(v).tobytes()
+
+
+def _pad_constant(a, widths, values):
+    """a padded with constant values: one pad primitive per distinct value. As NumPy fills the
+    axes in order, each over the earlier axes' padding too, a corner takes the value of its
+    last axis."""
+    shape = list(np.shape(a))
+    nd = len(shape)
+    if not any(b or e for b, e in widths):
+        return a
+    flat_values = [v for pair in values for v in pair]
+    if all(_same_value(v, flat_values[0]) for v in flat_values):
+        # One value everywhere: one pad of every axis at once.
+        out = tuple(n + b + e for n, (b, e) in zip(shape, widths))
+        return ops.pad(a, flat_values[0], tuple(b for b, _ in widths), (1,) * nd, out)
+    for axis, ((b, e), (vb, ve)) in enumerate(zip(widths, values)):
+        sides = [(b, e, vb)] if _same_value(vb, ve) else [(b, 0, vb), (0, e, ve)]
+        for before, after, value in sides:
+            if before or after:
+                starts = [0] * nd
+                starts[axis] = before
+                shape[axis] += before + after
+                a = ops.pad(a, value, tuple(starts), (1,) * nd, tuple(shape))
+    return a
+
+
+def _edge_copies(a, axis: int, index: int, width: int):
+    """`width` copies along `axis` of a's slice `index` of that axis."""
+    shape = list(np.shape(a))
+    shape[axis] = width
+    return np.broadcast_to(a[_at(axis, slice(index, index + 1))], tuple(shape))
+
+
+def _pad_edge(a, axis: int, before: int, after: int):
+    """a extended along `axis` by copies of its first and last slices."""
+    n = np.shape(a)[axis]
+    parts = [a]
+    if before:
+        parts.insert(0, _edge_copies(a, axis, 0, before))
+    if after:
+        parts.append(_edge_copies(a, axis, n - 1, after))
+    return np.concatenate(parts, axis=axis)
+
+
+def _pad_reflect(a, axis: int, before: int, after: int, odd: bool, include_edge: bool):
+    """NumPy's reflect (include_edge False: the edge is the mirror) and symmetric (True: the
+    mirror lies beyond the edge) along `axis`, repeated as NumPy repeats it while the padding
+    is wider than the values: each round mirrors the values padded so far (whole periods of
+    them, NumPy's `old_length`), so that widths beyond the axis give NumPy's answer. 'odd'
+    reflects 2 * edge - value about the current edge."""
+    period = np.shape(a)[axis]
+    if period == 1:
+        # NumPy's legacy rule: a single value is extended as 'edge'.
+        return _pad_edge(a, axis, before, after)
+    e = 1 if include_edge else 0
+    dtype = a.dtype
+    while before > 0 or after > 0:
+        length = np.shape(a)[axis]
+        # The values that may be mirrored this round: whole periods (reflect: of period - 1,
+        # the edge excluded).
+        old = length // period * period if include_edge else \
+            (length - 1) // (period - 1) * (period - 1)
+        left = right = None
+        if before > 0:
+            c = min(old, before)
+            # valid[c - e], ..., valid[1 - e]: mirrored about (reflect) or beside (symmetric)
+            # the first value.
+            left = np.flip(a[_at(axis, slice(1 - e, c + 1 - e))], axis)
+            if odd:
+                left = (2 * a[_at(axis, slice(0, 1))] - left).astype(dtype)
+            before -= c
+        if after > 0:
+            c = min(old, after)
+            # valid[L - 2 + e], ..., valid[L - 1 - c + e], about the last value.
+            right = np.flip(a[_at(axis, slice(length - 1 - c + e, length - 1 + e))], axis)
+            if odd:
+                right = (2 * a[_at(axis, slice(length - 1, length))] - right).astype(dtype)
+            after -= c
+        a = np.concatenate([p for p in (left, a, right) if p is not None], axis=axis)
+    return a
+
+
+def _pad_wrap(a, axis: int, before: int, after: int):
+    """NumPy's wrap along `axis`: the last values before the start, the first after the end,
+    repeated as NumPy repeats it (whole periods of the values padded so far each round)."""
+    period = np.shape(a)[axis]
+    while before > 0 or after > 0:
+        length = np.shape(a)[axis]
+        span = length // period * period
+        left = right = None
+        if before > 0:
+            c = min(span, before)
+            left = a[_at(axis, slice(span - c, span))]
+            before -= c
+        if after > 0:
+            c = min(span, after)
+            right = a[_at(axis, slice(length - span, length - span + c))]
+            after -= c
+        a = np.concatenate([p for p in (left, a, right) if p is not None], axis=axis)
+    return a
+
+
+@implements(np.pad)
+def pad(array, pad_width, mode="constant", **kwargs):
+    """numpy.pad with static pad_width, in the modes 'constant' (constant_values static or
+    traced, in each of NumPy's forms), 'edge', 'reflect' and 'symmetric' (reflect_type 'even'
+    or 'odd'), 'wrap', and 'empty', whose values NumPy leaves undefined: tracejit fills zeros.
+    Reflections and wraps wider than the axis repeat as NumPy's do. The statistic modes
+    ('maximum', 'mean', 'median', 'minimum'), 'linear_ramp' and a padding function are
+    refused (UnsupportedError)."""
+    a = _array(array)
+    nd = np.ndim(a)
+    widths = _pad_widths(pad_width, nd)
+    if callable(mode):
+        raise unsupported("numpy.pad", "mode", why="a padding function modifies the array in "
+                          "place, which a traced value cannot be; use one of the modes "
+                          "'constant', 'edge', 'reflect', 'symmetric', 'wrap' or 'empty'")
+    if not isinstance(mode, str) or mode not in _PAD_KEYWORDS:
+        raise errors.user_error(ValueError, f"numpy.pad: mode {mode!r} is not supported")
+    extra = set(kwargs) - set(_PAD_KEYWORDS[mode])
+    if extra:
+        raise errors.user_error(ValueError, f"numpy.pad: unsupported keyword arguments for "
+                                f"mode '{mode}': {extra}")
+    if mode in ("linear_ramp", "maximum", "mean", "median", "minimum"):
+        raise unsupported("numpy.pad", "mode", why=f"mode={mode!r} is not implemented; the "
+                          "modes tracejit pads with are 'constant', 'edge', 'reflect', "
+                          "'symmetric', 'wrap' and 'empty'")
+    dtype = a.dtype
+    if mode in ("constant", "empty"):
+        values = _pad_values(kwargs.get("constant_values", 0), nd, dtype)
+        return _pad_constant(a, widths, values)
+    if np.size(a) == 0:
+        # As NumPy: only 'constant' and 'empty' extend an empty axis; the result is empty.
+        for axis, (b, e) in enumerate(widths):
+            if np.shape(a)[axis] == 0 and (b or e):
+                raise errors.user_error(ValueError, f"numpy.pad: can't extend empty axis "
+                                        f"{axis} using modes other than 'constant' or 'empty'")
+        return _pad_constant(a, widths, _pad_values(0, nd, dtype))
+    odd = kwargs.get("reflect_type", "even") == "odd"     # NumPy: anything else is 'even'
+    # Axis by axis, each over the earlier axes' padding (NumPy's order, which the corners
+    # show).
+    for axis, (b, e) in enumerate(widths):
+        if not (b or e):
+            continue
+        if mode == "edge":
+            a = _pad_edge(a, axis, b, e)
+        elif mode == "wrap":
+            a = _pad_wrap(a, axis, b, e)
+        else:
+            a = _pad_reflect(a, axis, b, e, odd, include_edge=mode == "symmetric")
+    return a

@@ -1,5 +1,5 @@
-"""Linear algebra on tracers: the products dot, matmul (also `@`), inner, outer, tensordot
-and einsum, all lowered to the `dot` primitive.
+"""Linear algebra on tracers: the products dot, matmul (also `@`), inner, outer and tensordot,
+all lowered to the `dot` primitive (einsum, lowered to it too, has its own module: .einsum).
 
 This is the module for linear algebra: the implementations of `np.linalg.*` functions belong
 here too, registered with `@implements(np.linalg.<name>)` like the products (none is supported
@@ -8,16 +8,13 @@ yet: np.linalg.norm(t) is an UnsupportedError that names it).
 
 from __future__ import annotations
 
-import string
-
 import numpy as np
 
 from .. import errors, ops
 from ..tracer import Tracer
-from ._common import (as_operand, check_casting, check_dtype, check_order, convert, implements,
-                      static_axes, strong, unsupported)
+from ._common import as_operand, convert, implements, static_axes, strong, unsupported
 from .shapes import ravel, reshape
-from .ufuncs import apply_ufunc, resolve, result_dtype
+from .ufuncs import apply_ufunc, resolve
 
 
 def _promote_pair(a, b, ufunc=np.matmul, dtype=None, casting="same_kind"):
@@ -120,71 +117,3 @@ def tensordot(a, b, axes=2):
         raise errors.user_error(errors.ShapeError, f"tensordot: shape mismatch for sum over "
                                 f"{ax_a} of {ta} and {ax_b} of {tb}")
     return ops.dot(a, b, (ax_a, ax_b))
-
-
-@implements(np.einsum)
-def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K",
-           casting="safe", **kwargs):
-    """einsum for explicit or implicit subscripts, contracted pairwise from the left (whatever
-    `optimize` asks: it changes the order of the work, not the result)."""
-    if out is not None or kwargs:
-        raise unsupported("numpy.einsum", *(["out"] if out is not None else []), *kwargs)
-    if not isinstance(subscripts, str):
-        raise errors.user_error(errors.UnsupportedError, "numpy.einsum in the sublist form "
-                                "(operand, [axes], ...) is not supported; pass a subscripts "
-                                "string")
-    check_order("numpy.einsum", order)
-    spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise errors.user_error(errors.UnsupportedError, "einsum with '...' is not supported")
-    lhs, _, rhs = spec.partition("->")
-    ins = lhs.split(",")
-    if len(ins) != len(operands):
-        raise errors.user_error(ValueError, f"einsum: {len(ins)} subscripts for "
-                                f"{len(operands)} operands")
-    if "->" not in spec:
-        rhs = "".join(sorted(c for c in set(lhs) if c in string.ascii_letters and
-                             lhs.count(c) == 1))
-    if len(set(rhs)) != len(rhs):
-        raise errors.user_error(errors.UnsupportedError, f"einsum: repeated output index in "
-                                f"{subscripts!r} is not supported")
-    operands = [strong(as_operand(x)) for x in operands]
-    target = check_dtype(dtype) if dtype is not None else result_dtype(*operands)
-    check_casting(operands, target, casting)
-    xs = [convert(as_operand(x), target) for x in operands]
-    sizes: dict[str, int] = {}
-    for sub, x in zip(ins, xs):
-        shape = ops.type_of(x).shape
-        if len(sub) != len(shape) or len(set(sub)) != len(sub):
-            raise errors.user_error(
-                errors.UnsupportedError if len(set(sub)) != len(sub) else errors.ShapeError,
-                f"einsum: subscripts {sub!r} do not fit operand {ops.type_of(x)}"
-                + (" (repeated indices within an operand are not supported)"
-                   if len(set(sub)) != len(sub) else ""))
-        for c, n in zip(sub, shape):
-            if sizes.setdefault(c, n) != n:
-                raise errors.user_error(errors.ShapeError, f"einsum: index {c!r} has sizes "
-                                        f"{sizes[c]} and {n}")
-
-    def sum_unneeded(x, sub, needed):
-        axes = [i for i, c in enumerate(sub) if c not in needed]
-        return ops.reduce_sum(x, axes) if axes else x, "".join(c for c in sub if c in needed)
-
-    later = lambda j: set(rhs).union(*ins[j:]) if j < len(ins) else set(rhs)  # noqa: E731
-    cur, cur_sub = sum_unneeded(xs[0], ins[0], later(1))
-    for j in range(1, len(xs)):
-        b, b_sub = sum_unneeded(xs[j], ins[j], later(j + 1) | set(cur_sub))
-        keep = later(j + 1)
-        common = [c for c in cur_sub if c in b_sub]
-        batch = [c for c in common if c in keep]
-        contract = [c for c in common if c not in keep]
-        cur = ops.dot(cur, b, (tuple(cur_sub.index(c) for c in contract),
-                               tuple(b_sub.index(c) for c in contract)),
-                      (tuple(cur_sub.index(c) for c in batch),
-                       tuple(b_sub.index(c) for c in batch)))
-        cur_sub = ("".join(batch) + "".join(c for c in cur_sub if c not in common)
-                   + "".join(c for c in b_sub if c not in common))
-    cur, cur_sub = sum_unneeded(cur, cur_sub, set(rhs))
-    if isinstance(cur, np.ndarray):
-        cur = np.asarray(cur)
-    return ops.transpose(cur, tuple(cur_sub.index(c) for c in rhs))

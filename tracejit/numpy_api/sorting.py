@@ -125,7 +125,12 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _sorted(ops.argsort, "numpy.argsort", a, axis, kind, order, stable)
 
 
-def _check_kth(name: str, x, axis, kth) -> None:
+def _check_kth(name: str, x, axis, kth, kind) -> None:
+    if not isinstance(kind, str):
+        raise errors.user_error(TypeError, f"select kind must be str, not {type(kind).__name__}")
+    if kind != "introselect":
+        raise errors.user_error(ValueError, f"{name}: select kind must be 'introselect' "
+                                f"(got {kind!r})")
     t = ops.type_of(x)
     n = t.size if axis is None else t.shape[static_axes(axis, t.ndim, name)[0]]
     for k in np.ravel(kth):
@@ -140,16 +145,16 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     """numpy.partition, as the full sort: every kth element is in its sorted place, the
     smaller ones before it and the others after it, as NumPy promises."""
     x = _operand(a)
-    _check_kth("numpy.partition", x, axis, kth)
-    return _sorted(ops.sort, "numpy.partition", x, axis, kind, order, None)
+    _check_kth("numpy.partition", x, axis, kth, kind)
+    return _sorted(ops.sort, "numpy.partition", x, axis, None, order, None)
 
 
 @implements(np.argpartition)
 def argpartition(a, kth, axis=-1, kind="introselect", order=None):
     """numpy.argpartition, as the full (stable) argsort; see partition."""
     x = _operand(a)
-    _check_kth("numpy.argpartition", x, axis, kth)
-    return _sorted(ops.argsort, "numpy.argpartition", x, axis, kind, order, None)
+    _check_kth("numpy.argpartition", x, axis, kth, kind)
+    return _sorted(ops.argsort, "numpy.argpartition", x, axis, None, order, None)
 
 
 @implements_method(np.ndarray.sort)
