@@ -122,6 +122,17 @@ def numpy_rejects(f, *args) -> bool:
     return False
 
 
+def rand(shape, dtype="float64", seed=0, low=-3.0, high=3.0):
+    """Random data of `dtype`: uniform floats, small integers, or coin flips."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return rng.uniform(low, high, shape).astype(dt)
+    if dt.kind == "b":
+        return rng.random(shape) < 0.5
+    return rng.integers(int(low), int(high) + 1, shape).astype(dt)
+
+
 def finite_differences(loss, x, eps=1e-6):
     """The gradient of scalar `loss` at float64 `x` by central differences."""
     want = np.zeros_like(x)

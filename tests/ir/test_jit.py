@@ -16,6 +16,7 @@ import pytest
 
 import tracejit as tj
 from tracejit.pytree import flatten
+from npcheck import finite_differences
 
 Params = namedtuple("Params", "w b")
 
@@ -347,16 +348,6 @@ def test_scalar_results_are_numpy_scalars():
 # composition: nested jit, grad inside jit
 
 
-def central_diff(f, x, eps=1e-6):
-    """The gradient of scalar f at float64 x by central differences."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
-
-
 def test_jit_inside_jit():
     inner = tj.jit(lambda a, b: np.tanh(a) * b)
 
@@ -383,7 +374,7 @@ def test_grad_inside_jit_matches_finite_differences():
     w, x, y = rand((4, 2), np.float64), rand((6, 4), np.float64, 1), rand((6, 2), np.float64, 2)
     g = tj.jit(tj.grad(loss))(w, x, y)
     assert g.shape == w.shape and g.dtype == np.float64
-    np.testing.assert_allclose(g, central_diff(lambda v: loss(v, x, y), w), rtol=1e-6,
+    np.testing.assert_allclose(g, finite_differences(lambda v: loss(v, x, y), w), rtol=1e-6,
                                atol=1e-9)
 
 
@@ -396,7 +387,7 @@ def test_value_and_grad_step_inside_jit():
     w, x, y = rand((4, 2), np.float64), rand((6, 4), np.float64, 1), rand((6, 2), np.float64, 2)
     new_w, value = step(w, x, y, 0.1)
     np.testing.assert_allclose(value, loss(w, x, y), rtol=1e-12)
-    want = w - 0.1 * central_diff(lambda v: loss(v, x, y), w)
+    want = w - 0.1 * finite_differences(lambda v: loss(v, x, y), w)
     np.testing.assert_allclose(new_w, want, rtol=1e-6, atol=1e-9)
     assert step.trace_count == 1
     step(w, x, y, 0.2)
@@ -408,7 +399,7 @@ def test_jitted_calls_jitted_under_grad():
     f = lambda v: np.sum(inner(v) ** 2)                       # noqa: E731
     x = rand((5,), np.float64)
     g = tj.jit(tj.grad(f))(x)
-    np.testing.assert_allclose(g, central_diff(lambda v: np.sum((np.sin(v) * v) ** 2), x),
+    np.testing.assert_allclose(g, finite_differences(lambda v: np.sum((np.sin(v) * v) ** 2), x),
                                rtol=1e-6, atol=1e-9)
 
 

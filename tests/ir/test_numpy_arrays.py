@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from npcheck import check
+from npcheck import check, rand
 
 FLOATS = ["float32", "float64"]
-
-
-def rand(shape, dtype="float64", seed=0):
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return rng.uniform(-3, 3, shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(-5, 6, shape).astype(dt)
 
 
 def fd_check(f, x, eps=1e-6):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tracejit as tj
-from npcheck import assert_same, check, numpy_rejects, numpy_result
+from npcheck import assert_same, check, numpy_rejects, numpy_result, rand
 
 FLOATS = ["float32", "float64"]
 DTYPES = ["float32", "float64", "int32", "int64", "bool"]
@@ -28,17 +28,6 @@ SUPPORTED = [np.dtype(d) for d in DTYPES]
 
 SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.0, 1e-30,
             -1e-30, 1e30, -1e30, 7.25, -100.0, 100.0, 0.7853981]
-
-
-def rand(shape, dtype="float64", seed=0, low=-3.0, high=3.0):
-    """Random data of `dtype`: uniform floats, small integers, or coin flips."""
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return rng.uniform(low, high, shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(int(low), int(high) + 1, shape).astype(dt)
 
 
 def positive(shape, dtype="float64", seed=0):

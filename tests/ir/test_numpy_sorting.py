@@ -12,20 +12,10 @@ import pytest
 
 import tracejit as tj
 from tracejit import errors
-from npcheck import check, grad_check
+from npcheck import check, grad_check, rand
 
 FLOATS = ["float32", "float64"]
 DTYPES = FLOATS + ["int32", "int64", "bool"]
-
-
-def rand(shape, dtype="float64", seed=0, low=-3.0, high=3.0):
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return rng.uniform(low, high, shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(-5, 6, shape).astype(dt)
 
 
 def specials(dtype, n=40, seed=0):

@@ -9,22 +9,12 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from npcheck import check, numpy_result
+from npcheck import check, numpy_result, rand
 
 FLOATS = ["float32", "float64"]
 DTYPES = FLOATS + ["int64", "bool"]
 #: float32 sums are summed in another order than NumPy's (pairwise): cancellation shows.
 F32_SUMS = {"float32": dict(rtol=2e-5, atol=1e-5)}
-
-
-def rand(shape, dtype="float64", seed=0):
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return rng.uniform(-3, 3, shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(-5, 6, shape).astype(dt)
 
 
 def with_nans(shape, dtype="float64", seed=0):

@@ -38,11 +38,17 @@ def _float(name: str, *xs):
     return [ops.cast(x, name_) if isinstance(x, Tracer) else np.asarray(x, dtype) for x in xs]
 
 
-def _square(name: str, a) -> Type:
+def _matrices(name: str, a) -> Type:
+    """a's type, or NumPy's LinAlgError where a is no stack of matrices."""
     t = ops.type_of(a)
     if t.ndim < 2:
         raise errors.user_error(np.linalg.LinAlgError, f"{t.ndim}-dimensional array given. "
                                 "Array must be at least two-dimensional")
+    return t
+
+
+def _square(name: str, a) -> Type:
+    t = _matrices(name, a)
     if t.shape[-1] != t.shape[-2]:
         raise errors.user_error(np.linalg.LinAlgError, "Last 2 dimensions of the array must "
                                 "be square")
@@ -176,10 +182,7 @@ def eigvalsh(a, UPLO="L"):
 def _svd(name: str, a, full: bool):
     """(U, S, Vᵀ) of a (U and Vᵀ square when `full`)."""
     (a,) = _float(name, a)
-    t = ops.type_of(a)
-    if t.ndim < 2:
-        raise errors.user_error(np.linalg.LinAlgError, f"{t.ndim}-dimensional array given. "
-                                "Array must be at least two-dimensional")
+    t = _matrices(name, a)
     m, n = t.shape[-2:]
     k = min(m, n)
     ku, kv = (m, n) if full else (k, k)
@@ -248,10 +251,7 @@ def qr(a, mode="reduced"):
     if mode not in ("reduced", "complete", "r", "raw"):
         raise errors.user_error(ValueError, f"{name}: Unrecognized mode '{mode}'")
     (a,) = _float(name, a)
-    t = ops.type_of(a)
-    if t.ndim < 2:
-        raise errors.user_error(np.linalg.LinAlgError, f"{t.ndim}-dimensional array given. "
-                                "Array must be at least two-dimensional")
+    t = _matrices(name, a)
     m, n = t.shape[-2:]
     k = min(m, n)
     if mode == "raw" or (mode == "complete" and m > n):
