@@ -124,28 +124,28 @@ def test_concretization(name, entry):
 # unsupported NumPy
 
 
-def uses_svd(x):
-    u, s, vt = np.linalg.svd(x)  # ERR:svd
-    return s
+def uses_lstsq(x):
+    solution, *_ = np.linalg.lstsq(x, x[:, :1])  # ERR:lstsq
+    return solution
 
 
-def uses_cumsum(x):
-    return np.cumsum(x, axis=0)  # ERR:cumsum
+def uses_fft(x):
+    return np.fft.fft(x, axis=0)  # ERR:fft
 
 
-def uses_sort(x):
-    return np.sort(x)  # ERR:sort
+def uses_unique(x):
+    return np.unique(x)  # ERR:unique
 
 
 def uses_accumulate(x):
-    return np.add.accumulate(x)  # ERR:accumulate
+    return np.maximum.accumulate(x)  # ERR:accumulate
 
 
 UNSUPPORTED = {
-    "svd": (uses_svd, "numpy.linalg.svd is not supported"),
-    "cumsum": (uses_cumsum, "numpy.cumsum is not supported"),
-    "sort": (uses_sort, "numpy.sort is not supported"),
-    "accumulate": (uses_accumulate, "numpy.add.accumulate is not supported"),
+    "lstsq": (uses_lstsq, "numpy.linalg.lstsq is not supported"),
+    "fft": (uses_fft, "numpy.fft.fft is not supported"),
+    "unique": (uses_unique, "numpy.unique is not supported"),
+    "accumulate": (uses_accumulate, "numpy.maximum.accumulate is not supported"),
 }
 
 

@@ -78,7 +78,7 @@ SAMPLES = {
     "tol": [None, 0.5],
     "ord": [None, 1, "fro"],
     "p": [None, 1],
-    "einsum_call": [False],
+    "einsum_call": [False, True],
 }
 
 #: NumPy function → its positional arguments, on the array x.
@@ -105,7 +105,6 @@ FUNCTION_ARGS = {
     np.pad: lambda x: (x, ((1, 2), (3, 1))),
     np.partition: lambda x: (x, 1), np.argpartition: lambda x: (x, 1),
     np.quantile: lambda x: (x, 0.3), np.percentile: lambda x: (x, 30),
-    np.einsum_path: lambda x: ("ij,kj->ik", x, x),
     **{f: lambda x: (x @ x.T + 3 * np.eye(2),) for f in (
         np.linalg.cholesky, np.linalg.inv, np.linalg.det, np.linalg.slogdet, np.linalg.eigh,
         np.linalg.eigvalsh, np.linalg.cond)},
