@@ -252,6 +252,7 @@ def _broadcast_scalar(eqn: Eqn, args: list[str], index) -> str:
 OTHER = {
     P.cast: lambda eqn, args, index: cast(args[0], eqn.inputs[0].type.dtype, eqn.out.type.dtype),
     P.select: lambda eqn, args, index: f"({args[0]} ? {args[1]} : {args[2]})",
+    P.check: lambda eqn, args, index: args[0],          # its check is codegen.status's
     P.broadcast_in_dim: _broadcast_scalar,
     P.iota: lambda eqn, args, index: cast(index[eqn.params["dimension"]], "i64",
                                           eqn.out.type.dtype),

@@ -490,6 +490,7 @@ OTHER = {
     P.cast: lambda b, eqn, args, index: _cast(b, args[0], eqn.inputs[0].type.dtype,
                                               eqn.out.type.dtype),
     P.select: lambda b, eqn, args, index: b.select(args[0], args[1], args[2]),
+    P.check: lambda b, eqn, args, index: args[0],      # its check is codegen.status's
     P.broadcast_in_dim: _broadcast_scalar,
     P.iota: lambda b, eqn, args, index: _cast(b, index[eqn.params["dimension"]], "i64",
                                               eqn.out.type.dtype),

@@ -12,7 +12,8 @@ result is never returned); after the call the runtime raises the exception NumPy
                 a code of VALUE_ERRORS: the site, the number of the equation in
                 `sites(program)` (whose source line the message names)
 
-What is checked is one table, `CHECKS`: primitive → the checks of an equation. A check tests
+What is checked is one table, `CHECKS`: primitive → the checks of an equation (the `check`
+primitive exists for this alone: its operand, reported where it is true). A check tests
 one operand elementwise against a bound with one of the IR's comparison primitives; each
 backend lowers it with its own scalar table, so both check exactly the same thing. Kernels of
 the indexing primitives (gather, scatter_add) check their indices and report INDEX_ERROR; the
@@ -41,9 +42,13 @@ LINALG_ERRORS = {0: "Matrix is not positive definite", 1: "Singular matrix",
                  2: "Eigenvalues did not converge"}   # (gesdd's: "SVD did not converge")
 NOT_POSITIVE_DEFINITE, SINGULAR, NO_CONVERGENCE = 0, 1, 2
 
+#: The codes of the errors of the `check` primitive (primitives.CHECK_ERRORS), after these.
+CHECK_CODES = {name: 8 + i for i, name in enumerate(P.CHECK_ERRORS)}
+
 #: code → (exception class, NumPy's message) of the value errors reported with their site.
 VALUE_ERRORS = {
     NEGATIVE_POWER: (ValueError, "Integers to negative integer powers are not allowed."),
+    **{CHECK_CODES[name]: error for name, error in P.CHECK_ERRORS.items()},
 }
 
 
@@ -66,6 +71,7 @@ def _pow_checks(eqn: Eqn) -> tuple[Check, ...]:
 #: primitive → rule giving the checks of an equation of it.
 CHECKS = {
     P.pow_: _pow_checks,
+    P.check: lambda eqn: (Check(0, P.eq, True, CHECK_CODES[eqn.params["error"]]),),
 }
 
 

@@ -39,7 +39,7 @@ __all__ = [
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
-    "not_", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
+    "not_", "check", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
     "hypot", "atan2",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
@@ -197,6 +197,36 @@ signbit = unary("signbit", np.signbit, lambda g, x, out: [None], out_dtype="bool
 floor = unary("floor", np.floor, lambda g, x, out: [None])
 ceil = unary("ceil", np.ceil, lambda g, x, out: [None])
 not_ = unary("not", np.invert, lambda g, x, out: [None], allowed="logic")
+
+#: The errors `check` raises: name → (exception class, NumPy's message).
+CHECK_ERRORS = {
+    "all_nan_slice": (ValueError, "All-NaN slice encountered"),
+}
+
+
+def _check_rule(pred: Type, error) -> Type:
+    if pred.dtype != "bool" or error not in CHECK_ERRORS:
+        raise TypeError(f"check: a boolean operand and an error of {sorted(CHECK_ERRORS)}, "
+                        f"got {pred} and {error!r}")
+    return pred
+
+
+def _check_impl(pred, error):
+    if np.any(pred):
+        cls, message = CHECK_ERRORS[error]
+        raise cls(message)
+    return np.asarray(pred)
+
+
+def _check_call(prim, pred, error: str):
+    """check(pred, error): pred itself, an error where it is true."""
+    return bind(prim, pred, error=error)
+
+
+#: check(pred, error): pred itself; where it is true the program raises CHECK_ERRORS[error]
+#: (through the status words: codegen.status), as NumPy raises on a value it computes with.
+check = Primitive("check", _check_rule, _check_impl, lambda g, pred, out, error: [None],
+                  category=ELEMENTWISE, call=_check_call)
 
 
 def _cast_rule(x: Type, dtype: str) -> Type:

@@ -42,7 +42,7 @@ def _arity(prim: P.Primitive) -> int:
 
 def _body_table(tables, prim):
     """The scalar-lowering table a primitive belongs in, by arity."""
-    if prim in BODY_EXTRAS or prim in (P.cast, P.select):
+    if prim in BODY_EXTRAS or prim in (P.cast, P.select, P.check):
         return tables["other"]
     return tables["unary"] if _arity(prim) == 1 else tables["binary"]
 
@@ -142,7 +142,7 @@ def _operand(prim: P.Primitive, dtype: str, k: int) -> np.ndarray:
     return (lo + (hi - lo) * rng.random((3, 4))).astype(dtype.replace("f", "float"))
 
 
-GENERIC = [p for p in ELEMENTWISE if p not in (P.cast, P.select)]
+GENERIC = [p for p in ELEMENTWISE if p not in (P.cast, P.select, P.check)]
 
 
 @pytest.mark.parametrize("backend", ["cpu", "cuda-emulator"])
@@ -157,3 +157,16 @@ def test_each_elementwise_primitive_matches_its_numpy_implementation(prim, backe
         np.testing.assert_allclose(got, want, rtol=4e-7 if dtype == "f64" else 4e-6)
     else:
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda-emulator", "interpret"])
+@pytest.mark.parametrize("fuse", [True, False])
+def test_check_passes_its_operand_and_raises_where_it_is_true(backend, fuse):
+    def f(x):
+        return np.where(bind(P.check, x > 2.0, error="all_nan_slice"), 1.0, x)
+
+    x = np.array([0.5, 1.5, 2.5])
+    with pytest.raises(ValueError, match="All-NaN slice encountered"):
+        tj.jit(f, backend=backend, fuse=fuse)(x)
+    np.testing.assert_array_equal(tj.to_host(tj.jit(f, backend=backend, fuse=fuse)(x - 1.0)),
+                                  x - 1.0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from npcheck import check, numpy_result, rand
+from npcheck import check, cuda_backend, numpy_result, rand
 
 FLOATS = ["float32", "float64"]
 DTYPES = FLOATS + ["int64", "bool"]
@@ -407,16 +407,15 @@ def test_nanargmax_nanargmin(dtype):
     check(lambda x: (np.nanargmax(x), np.nanargmin(x), np.nanargmax(x, keepdims=True)), x)
     x[3, 0] = np.nan
     x[2, :] = np.nan
-    # A slice of NaN only: NumPy raises (it sees the data); tracejit returns -1 for it.
-    with pytest.raises(ValueError, match="All-NaN slice"):
-        np.nanargmax(x, axis=0)
-    got = tj.jit(lambda x: (np.nanargmax(x, axis=0), np.nanargmin(x, axis=0)))(x)
-    for g, arg in zip(got, (np.argmax, np.argmin)):
-        filled = np.where(np.isnan(x), -np.inf if arg is np.argmax else np.inf, x)
-        np.testing.assert_array_equal(g, np.where(np.isnan(x).all(0), -1, arg(filled, 0)))
-    got = tj.jit(lambda x: np.nanargmin(x, axis=1))(x)
-    np.testing.assert_array_equal(got, np.where(np.isnan(x).all(1), -1,
-                                                np.argmin(np.where(np.isnan(x), np.inf, x), 1)))
+    # A slice of NaN only: NumPy raises, and so does the compiled program when it runs (on
+    # every backend, fused or not), naming the user's line.
+    for f in (lambda x: np.nanargmax(x, axis=0), lambda x: np.nanargmin(x, axis=1)):
+        with pytest.raises(ValueError, match="All-NaN slice"):
+            f(x)
+        for backend, fuse in [("cpu", True), ("cpu", False)] + (
+                [(cuda_backend(), True)] if cuda_backend() else []):
+            with pytest.raises(ValueError, match=r"test_pad_and_where.py:\d+.*All-NaN slice"):
+                tj.jit(f, backend=backend, fuse=fuse)(x)
 
 
 def test_nan_errors():

@@ -411,8 +411,7 @@ def nanmin(a, axis=None, out=None, keepdims=False, initial=None, where=None):
 def _nan_arg(kind: str, a, axis, out, keepdims):
     """nanargmax / nanargmin: argmax / argmin with NaN as -inf / +inf (NumPy's way: the first
     extremum, which may be a NaN's position in a slice of NaN and infinities). A slice of NaN
-    only, where NumPy raises ValueError (data that tracing cannot see), gives -1, which no
-    valid result is."""
+    only raises NumPy's ValueError when the program runs (the `check` primitive)."""
     a, floating = _float_operand(a)
     if not floating:
         return arg_reduction(kind, a, axis, out, keepdims)
@@ -420,20 +419,20 @@ def _nan_arg(kind: str, a, axis, out, keepdims):
     r = arg_reduction(kind, ops.select(nan, -np.inf if kind == "argmax" else np.inf, a), axis,
                       out, keepdims)
     all_nan = reduction("all", nan, axis=axis, keepdims=keepdims)
-    return strong(ops.select(all_nan, -1, r))
+    return strong(ops.select(ops.check(all_nan, "all_nan_slice"), -1, r))
 
 
 @implements(np.nanargmax)
 def nanargmax(a, axis=None, out=None, *, keepdims=False):
-    """numpy.nanargmax: the index of the maximum, NaN ignored (-1 for a slice of NaN only,
-    where NumPy raises)."""
+    """numpy.nanargmax: the index of the maximum, NaN ignored (ValueError for a slice of NaN
+    only, as NumPy)."""
     return _nan_arg("argmax", a, axis, out, keepdims)
 
 
 @implements(np.nanargmin)
 def nanargmin(a, axis=None, out=None, *, keepdims=False):
-    """numpy.nanargmin: the index of the minimum, NaN ignored (-1 for a slice of NaN only,
-    where NumPy raises)."""
+    """numpy.nanargmin: the index of the minimum, NaN ignored (ValueError for a slice of NaN
+    only, as NumPy)."""
     return _nan_arg("argmin", a, axis, out, keepdims)
 
 
