@@ -41,6 +41,10 @@ CORPUS = [
     (lambda x: np.sum(np.exp(x - x.max(axis=1, keepdims=True)), axis=1), (X,)),
     (lambda x: np.sum(x * x), (rng.standard_normal(1 << 16).astype(np.float32),)),
     (tj.value_and_grad(_mlp, argnums=(1, 2)), (X, W, B)),
+    # kernels of their own along an axis, and the check primitive's status report
+    (lambda x: (np.cumsum(x, axis=1), np.cumprod(x, axis=0), np.sort(x, axis=0),
+                np.argsort(x.astype(np.float64)), np.nanargmax(x, axis=1)), (X,)),
+    (tj.grad(lambda x: np.sum(np.sort(x, axis=1) * np.cumsum(x, axis=0))), (X,)),
 ]
 
 

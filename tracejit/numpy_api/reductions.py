@@ -315,24 +315,20 @@ def _check_nan_dtype(name: str, dtype):
                                 "inexact")
 
 
-@implements(np.nansum)
-def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    """numpy.nansum: the sum with NaN counted as zero."""
-    a, floating = _float_operand(a)
-    if floating:
-        a = ops.select(ops.eq(a, a), a, 0)
-    return reduction("sum", a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
-                     initial=initial, where=where)
+def _nan_as_identity(kind: str, identity: int):
+    """nansum / nanprod: the reduction with NaN counted as its identity."""
+    def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        a, floating = _float_operand(a)
+        if floating:
+            a = ops.select(ops.eq(a, a), a, identity)
+        return reduction(kind, a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+                         initial=initial, where=where)
+    fn.__doc__ = f"numpy.nan{kind}: the {kind} with NaN counted as {identity}."
+    return fn
 
 
-@implements(np.nanprod)
-def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    """numpy.nanprod: the product with NaN counted as one."""
-    a, floating = _float_operand(a)
-    if floating:
-        a = ops.select(ops.eq(a, a), a, 1)
-    return reduction("prod", a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
-                     initial=initial, where=where)
+nansum = implements(np.nansum)(_nan_as_identity("sum", 0))
+nanprod = implements(np.nanprod)(_nan_as_identity("prod", 1))
 
 
 @implements(np.nanmean)
