@@ -49,7 +49,7 @@ import numpy as np
 
 from tracejit import primitives as P
 from tracejit.errors import UnsupportedError, where
-from tracejit.ir import DTYPES, Eqn, Type, Var, format_eqn, is_float
+from tracejit.ir import DTYPES, Eqn, Type, Var, format_eqn, is_float, is_int
 from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Program, copy_as_loop,
                               program_names, value_scopes)
 
@@ -67,7 +67,13 @@ INT32_LIMIT = 1 << 30     # sizes from which index arithmetic is 64-bit
 GEMM_TILE, GEMM_DEPTH = 64, 16
 WMMA_TILE, WMMA_DEPTH = 64, 8
 
-CTYPE = {"f32": "float", "f64": "double", "i32": "int", "i64": "long long", "bool": "bool"}
+#: C types of the IR's dtypes. The half types are structs of their bits (the preamble's
+#: tj_half and tj_bfloat16) that convert to and from float: their values are computed in
+#: float (the widen pass), and C never mistakes their bits for a number.
+CTYPE = {"f32": "float", "f64": "double", "i32": "int", "i64": "long long", "bool": "bool",
+         "i8": "signed char", "i16": "short", "u8": "unsigned char", "u16": "unsigned short",
+         "u32": "unsigned int", "u64": "unsigned long long", "f16": "tj_half",
+         "bf16": "tj_bfloat16"}
 # Vector types of 2 and 4 lanes for 16-byte (or 8-byte) loads and stores.
 VECTOR = {("f32", 4): "float4", ("f32", 2): "float2", ("f64", 2): "double2",
           ("i32", 4): "int4", ("i32", 2): "int2", ("i64", 2): "longlong2",
@@ -120,11 +126,15 @@ def literal(dtype: str, value) -> str:
     """A C literal of `dtype` (NaN, infinities and -0.0 exactly)."""
     if dtype == "bool":
         return "true" if value else "false"
-    if dtype in ("i32", "i64"):
+    if dtype in ("f16", "bf16"):
+        return f"{CTYPE[dtype]}({literal('f32', value)})"
+    if is_int(dtype):
         v = int(value)
         if dtype == "i32":
             return str(v) if v != -(1 << 31) else "(-2147483647 - 1)"
-        return f"{v}LL" if v != -(1 << 63) else "(-9223372036854775807LL - 1)"
+        if dtype == "i64":
+            return f"{v}LL" if v != -(1 << 63) else "(-9223372036854775807LL - 1)"
+        return f"({CTYPE[dtype]}){v}{'ULL' if dtype == 'u64' else ''}"
     v = float(np.float32(value)) if dtype == "f32" else float(value)
     if math.isnan(v):
         return "__int_as_float(0x7fc00000)" if dtype == "f32" else \
@@ -233,12 +243,24 @@ BINARY = {
 
 
 def cast(x: str, src: str, dst: str) -> str:
+    """x of `src` as `dst`, as NumPy's astype (and the cpu backend's `_cast`) converts."""
     if src == dst:
         return x
+    if src in ("f16", "bf16"):                          # the float of the same value
+        x, src = f"(float){x}", "f32"
+        if dst == "f32":
+            return x
     if dst == "bool":
         return f"({x} != {literal(src, 0)})"          # NaN is true
-    if dst in ("i32", "i64") and is_float(src):
-        return f"tj_to_{dst}({x})"
+    if dst in ("f16", "bf16"):                          # one rounding, from float or double
+        return f"{CTYPE[dst]}({x if is_float(src) else f'(float){x}'})"
+    if is_int(dst) and is_float(src):
+        # Through int32 for the integers that it holds, else through int64 (or uint64's
+        # own), then wrapped: C's conversions, with x86's value where C's are undefined.
+        if dst in ("i64", "u64", "i32"):
+            return f"tj_to_{dst}({x})" if dst != "u64" else f"tj_to_u64({x})"
+        via = "i64" if dst == "u32" else "i32"
+        return f"({CTYPE[dst]})tj_to_{via}({x})"
     return f"({CTYPE[dst]}){x}"
 
 

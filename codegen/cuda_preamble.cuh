@@ -122,6 +122,81 @@ __device__ __forceinline__ long long tj_to_i64(double x) {
                ? (long long)x : (long long)0x8000000000000000ULL;
 }
 
+__device__ __forceinline__ unsigned long long tj_to_u64(float x) {
+    // [2**63, 2**64): the conversion of x - 2**63 with the top bit set; else as int64.
+    return (x >= 9223372036854775808.0f && x < 18446744073709551616.0f)
+               ? (unsigned long long)(long long)(x - 9223372036854775808.0f) ^ (1ULL << 63)
+               : (unsigned long long)tj_to_i64(x);
+}
+__device__ __forceinline__ unsigned long long tj_to_u64(double x) {
+    return (x >= 9223372036854775808.0 && x < 18446744073709551616.0)
+               ? (unsigned long long)(long long)(x - 9223372036854775808.0) ^ (1ULL << 63)
+               : (unsigned long long)tj_to_i64(x);
+}
+
+// -- float16 and bfloat16: stored as their 16 bits, computed in float ---------------------------
+// Every conversion to them rounds once to nearest even, as NumPy's and ml_dtypes' do; from a
+// double through the float rounded to odd (exact: float keeps more than two extra bits).
+__device__ __forceinline__ float tj_round_to_odd(double x) {
+    const float r = (float)x;
+    const double w = (double)r;
+    if (w == x || x != x) return r;
+    unsigned bits = __float_as_uint(r);
+    if (fabs(w) > fabs(x)) bits -= 1u;                 // one step toward zero
+    return __uint_as_float(bits | 1u);
+}
+__device__ __forceinline__ unsigned short tj_f16_bits(float f) {
+#ifdef __CUDA_ARCH__
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#else
+    const unsigned x = __float_as_uint(f), a = x & 0x7fffffffu;
+    const unsigned sign = (x >> 16) & 0x8000u;
+    if (a > 0x7f800000u) return (unsigned short)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
+    if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);     // |f| >= 65520: inf
+    if (a < 0x38800000u)             // below 2**-14: a multiple of 2**-24, rounded (exact scaling)
+        return (unsigned short)(sign | (unsigned)rintf(__uint_as_float(a) * 16777216.0f));
+    const unsigned r = a + 0xfffu + ((a >> 13) & 1u);   // round the 13 dropped bits to even
+    return (unsigned short)(sign | ((r >> 13) - (112u << 10)));   // rebias 127 -> 15
+#endif
+}
+__device__ __forceinline__ float tj_f16_value(unsigned short h) {
+#ifdef __CUDA_ARCH__
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    const unsigned sign = (unsigned)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {                                       // zero and the subnormals: m * 2**-24
+        const float v = (float)m * 5.9604644775390625e-08f;
+        return sign ? -v : v;
+    }
+    return __uint_as_float(sign | (e == 31 ? 0x7f800000u : (e + 112u) << 23) | (m << 13));
+#endif
+}
+__device__ __forceinline__ unsigned short tj_bf16_bits(float f) {
+    const unsigned x = __float_as_uint(f);
+    if (f != f) return (unsigned short)((x | 0x00400000u) >> 16);             // a quiet NaN
+    return (unsigned short)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+struct tj_half {                   // float16: converts to and from float (and from double)
+    unsigned short bits;
+    tj_half() = default;
+    __device__ __forceinline__ tj_half(float f) : bits(tj_f16_bits(f)) {}
+    __device__ __forceinline__ tj_half(double d) : bits(tj_f16_bits(tj_round_to_odd(d))) {}
+    __device__ __forceinline__ operator float() const { return tj_f16_value(bits); }
+};
+struct tj_bfloat16 {               // bfloat16: the top half of a float
+    unsigned short bits;
+    tj_bfloat16() = default;
+    __device__ __forceinline__ tj_bfloat16(float f) : bits(tj_bf16_bits(f)) {}
+    __device__ __forceinline__ tj_bfloat16(double d) : bits(tj_bf16_bits(tj_round_to_odd(d))) {}
+    __device__ __forceinline__ operator float() const {
+        return __uint_as_float((unsigned)bits << 16);
+    }
+};
+
 // -- reductions -------------------------------------------------------------------------------
 struct TjSum {
     template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return tj_add(a, b); }

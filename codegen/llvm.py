@@ -57,7 +57,7 @@ from contextlib import ExitStack, contextmanager
 import llvmlite.ir as ir
 
 from tracejit import primitives as P
-from tracejit.ir import Eqn, Var, is_float
+from tracejit.ir import Eqn, Var, is_float, is_unsigned
 from tracejit.kernels import (COPY, DOT, LOOP, IndexMap, Kernel, Load, Program, copy_as_loop,
                               program_names, value_scopes)
 
@@ -68,16 +68,23 @@ from .lowering import (DotPlan, Matrix, Reduction, affine_terms, own_primitive, 
 from .status import (INDEX_ERROR, LINALG_ERROR, NO_CONVERGENCE, NOT_POSITIVE_DEFINITE, SINGULAR,
                      STATUS_WORDS, checks_of, may_fail, sites)
 
-F32, F64 = ir.FloatType(), ir.DoubleType()
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 # An opaque pointer: every load, store and getelementptr names the type it reads or steps
 # over. (Allocas stay typed, as llvmlite builds them; LLVM reads both as `ptr`.)
 PTR = ir.PointerType()
 VOID = ir.VoidType()
 
-#: Register types of the IR's dtypes (bool is i1 in registers, one byte in memory).
-REG = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I1}
-MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
+#: Register types of the IR's dtypes: their compute dtype's (bool is i1 in registers, one
+#: byte in memory). A narrow dtype's value is held exactly in its register type: the small
+#: integers sign- or zero-extended, the half types as the float32 of the same value; `load`
+#: and `store` convert, and `_cast` rounds or wraps into them.
+REG = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I1,
+       "i8": I32, "i16": I32, "u8": I32, "u16": I32, "u32": I64, "u64": I64,
+       "f16": F32, "bf16": F32}
+MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8,
+       "i8": I8, "i16": I16, "u8": I8, "u16": I16, "u32": I32, "u64": I64,
+       "f16": F16, "bf16": I16}
 
 PARALLEL_MIN = 1 << 20        # elements of a kernel's domain before it is split over threads
 MAX_THREADS = 64
@@ -104,7 +111,8 @@ def constant(dtype: str, value) -> ir.Constant:
         return ir.Constant(I1, int(bool(value)))
     if is_float(dtype):
         return ir.Constant(t, float(value))
-    return ir.Constant(t, int(value))
+    bits = t.width                         # uint64's values as int64's bits
+    return ir.Constant(t, (int(value) + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +262,9 @@ def _compare(b, op, x, y, dt):
 
 
 def _cast(b: ir.IRBuilder, x, src: str, dst: str):
+    """x (a register of `src`) converted to `dst` as NumPy's astype does: rounded to nearest
+    even once, integers wrapped; NaN and out-of-range floats give x86's integer (the minimum
+    int32 or int64, wrapped), as NumPy shows (C leaves them undefined; NumPy warns)."""
     if src == dst:
         return x
     if dst == "bool":
@@ -262,21 +273,86 @@ def _cast(b: ir.IRBuilder, x, src: str, dst: str):
         return b.icmp_signed("!=", x, constant(src, 0))
     if is_float(dst):
         if is_float(src):
-            return b.fpext(x, REG[dst]) if dst == "f64" else b.fptrunc(x, REG[dst])
-        return b.uitofp(x, REG[dst]) if src == "bool" else b.sitofp(x, REG[dst])
+            return _round_float(b, x, dst)
+        value = b.uitofp(x, REG[dst]) if src in ("bool", "u64") else b.sitofp(x, REG[dst])
+        # f32's rounding of an integer is the half type's too: the integers that f32 rounds
+        # lie beyond float16's range, and bfloat16 keeps fewer bits (as ml_dtypes rounds).
+        return _round_float(b, value, dst)
     if is_float(src):
-        # x86's conversion gives the minimum integer for NaN and out-of-range values, and
-        # NumPy shows it; LLVM's fptosi would be poison there, so saturate and select.
-        bits = REG[dst].width
-        lo, hi = constant(src, -2.0 ** (bits - 1)), constant(src, 2.0 ** (bits - 1))
-        ok = b.and_(_fcmp(b, ">=", x, lo), _fcmp(b, "<", x, hi))
-        converted = _intrinsic(b, "llvm.fptosi.sat", [x], REG[dst])
-        return b.select(ok, converted, ir.Constant(REG[dst], -(1 << (bits - 1))))
+        return _float_to_int(b, x, src, dst)
     if src == "bool":
         return b.zext(x, REG[dst])
-    if REG[src].width < REG[dst].width:
-        return b.sext(x, REG[dst])
-    return b.trunc(x, REG[dst])
+    # Integers: truncate (or sign-extend: a register holds its value exactly) to dst's bits,
+    # then extend to dst's register as dst's signedness says.
+    bits = MEM[dst].width
+    if REG[src].width > bits:
+        x = b.trunc(x, ir.IntType(bits))
+    elif REG[src].width < bits:
+        x = b.sext(x, ir.IntType(bits))
+    return _extend(b, x, dst)
+
+
+def _extend(b: ir.IRBuilder, x, dt: str):
+    """An integer of dt's memory width in dt's register (sign- or zero-extended)."""
+    if x.type.width == REG[dt].width:
+        return x
+    return b.zext(x, REG[dt]) if is_unsigned(dt) else b.sext(x, REG[dt])
+
+
+def _float_to_int(b: ir.IRBuilder, x, src: str, dst: str):
+    # Through int32 for the integers of up to 32 bits that int32 holds, else through int64,
+    # then wrapped, as C compilers convert (and NumPy shows). uint64 from [2**63, 2**64):
+    # the conversion of x - 2**63 with the top bit set.
+    wide = "i32" if MEM[dst].width < 32 or dst == "i32" else "i64"
+    bits = REG[wide].width
+    # x86's conversion gives the minimum integer for NaN and out-of-range values, and
+    # NumPy shows it; LLVM's fptosi would be poison there, so saturate and select.
+    lo, hi = constant(src, -2.0 ** (bits - 1)), constant(src, 2.0 ** (bits - 1))
+    ok = b.and_(_fcmp(b, ">=", x, lo), _fcmp(b, "<", x, hi))
+    converted = _intrinsic(b, "llvm.fptosi.sat", [x], REG[wide])
+    value = b.select(ok, converted, ir.Constant(REG[wide], -(1 << (bits - 1))))
+    if dst == "u64":
+        top = b.and_(_fcmp(b, ">=", x, hi), _fcmp(b, "<", x, constant(src, 2.0 ** 64)))
+        high = b.xor(_intrinsic(b, "llvm.fptosi.sat", [b.fsub(x, hi)], I64),
+                     ir.Constant(I64, -(1 << 63)))
+        value = b.select(top, high, value)
+    if MEM[dst].width < bits:
+        value = b.trunc(value, MEM[dst])
+    return _extend(b, value, dst)
+
+
+def _round_float(b: ir.IRBuilder, x, dst: str):
+    """A float register (f32 or f64) rounded to float dtype `dst`, once, to nearest even, in
+    dst's register. To the half types from f64 through f32 rounded to odd: rounding twice is
+    then exact, as f32 keeps more than two bits beyond either's (and LLVM's double -> half
+    would be a library call on hosts without AVX512-FP16)."""
+    if dst in ("f32", "f64"):
+        if x.type == REG[dst]:
+            return x
+        return b.fpext(x, F64) if dst == "f64" else b.fptrunc(x, F32)
+    if x.type == F64:
+        x = _round_to_odd_f32(b, x)
+    if dst == "f16":
+        return b.fpext(b.fptrunc(x, F16), F32)
+    # bfloat16: the top 16 bits of the float32, rounded to nearest even; NaN stays a quiet NaN.
+    bits = b.bitcast(x, I32)
+    lsb = b.and_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
+    rounded = b.add(bits, b.add(ir.Constant(I32, 0x7FFF), lsb))
+    nan = b.fcmp_unordered("uno", x, x)
+    bits = b.select(nan, b.or_(bits, ir.Constant(I32, 0x00400000)), rounded)
+    return b.bitcast(b.and_(bits, ir.Constant(I32, -0x10000)), F32)
+
+
+def _round_to_odd_f32(b: ir.IRBuilder, x):
+    """The f32 nearest x toward zero, with its last bit set where it is inexact."""
+    r = b.fptrunc(x, F32)
+    wide = b.fpext(r, F64)
+    inexact = b.fcmp_ordered("!=", wide, x)                 # false for NaN
+    over = _fcmp(b, ">", _intrinsic(b, "llvm.fabs", [wide]), _intrinsic(b, "llvm.fabs", [x]))
+    bits = b.bitcast(r, I32)
+    bits = b.select(over, b.sub(bits, ir.Constant(I32, 1)), bits)   # one step toward zero
+    bits = b.select(inexact, b.or_(bits, ir.Constant(I32, 1)), bits)
+    return b.bitcast(bits, F32)
 
 
 def _add(b, x, y, dt):
@@ -658,16 +734,32 @@ class ModuleBuilder:
 
     @staticmethod
     def load(b: ir.IRBuilder, ptr, index, dtype: str, name: str) -> ir.Value:
+        """Element `index` of `ptr` in dtype's register type."""
+        same = MEM[dtype] == REG[dtype]
         value = b.load(element(b, ptr, MEM[dtype], index), typ=MEM[dtype],
-                       name=name if dtype != "bool" else "")
+                       name=name if same else "")
+        if same:
+            return value
         if dtype == "bool":
-            value = b.icmp_unsigned("!=", value, ir.Constant(I8, 0), name=name)
-        return value
+            return b.icmp_unsigned("!=", value, ir.Constant(I8, 0), name=name)
+        if dtype == "f16":
+            return b.fpext(value, F32, name=name)
+        if dtype == "bf16":             # bfloat16 is the top half of a float32
+            return b.bitcast(b.shl(b.zext(value, I32), ir.Constant(I32, 16)), F32, name=name)
+        return b.zext(value, REG[dtype], name=name) if is_unsigned(dtype) else \
+            b.sext(value, REG[dtype], name=name)
 
     @staticmethod
     def store(b: ir.IRBuilder, value, ptr, index, dtype: str) -> None:
+        """Store a register of `dtype` (holding a value of dtype: exact) as element `index`."""
         if dtype == "bool":
             value = b.zext(value, I8)
+        elif dtype == "f16":
+            value = b.fptrunc(value, F16)
+        elif dtype == "bf16":
+            value = b.trunc(b.lshr(b.bitcast(value, I32), ir.Constant(I32, 16)), I16)
+        elif MEM[dtype] != REG[dtype]:
+            value = b.trunc(value, MEM[dtype])
         b.store(value, element(b, ptr, MEM[dtype], index))
 
     @staticmethod

@@ -28,15 +28,40 @@ import numpy as np
 #: The dtypes of the IR, by their short names, and the NumPy dtype of each.
 DTYPES: dict[str, np.dtype] = {
     "bool": np.dtype(np.bool_),
+    "i8": np.dtype(np.int8),
+    "i16": np.dtype(np.int16),
     "i32": np.dtype(np.int32),
     "i64": np.dtype(np.int64),
+    "u8": np.dtype(np.uint8),
+    "u16": np.dtype(np.uint16),
+    "u32": np.dtype(np.uint32),
+    "u64": np.dtype(np.uint64),
+    "f16": np.dtype(np.float16),
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
 }
+try:                                    # bfloat16 is NumPy's through the optional ml_dtypes
+    import ml_dtypes
+    DTYPES["bf16"] = np.dtype(ml_dtypes.bfloat16)
+except ImportError:                     # pragma: no cover - depends on the environment
+    ml_dtypes = None
 _NAME_OF = {dt: name for name, dt in DTYPES.items()}
 
-FLOAT_DTYPES = ("f32", "f64")
-INT_DTYPES = ("i32", "i64")
+FLOAT_DTYPES = ("f16", "bf16", "f32", "f64")
+SIGNED_DTYPES = ("i8", "i16", "i32", "i64")
+UNSIGNED_DTYPES = ("u8", "u16", "u32", "u64")
+INT_DTYPES = SIGNED_DTYPES + UNSIGNED_DTYPES
+
+#: Where a dtype is only stored, the dtype its arithmetic is computed in: the `widen` pass
+#: (tracejit.passes) computes every operation on a narrow dtype in its compute dtype and
+#: rounds (or wraps) the result back, so the backends compute only in bool, i32, i64, f32 and
+#: f64 and convert the narrow dtypes where they load, store and cast them. Half precision
+#: computes in float32, as NumPy's own float16 loops do, and its sums and products accumulate
+#: there; the narrow integers compute in a type that holds every value of theirs, and the
+#: wrap-around of their arithmetic is the truncation back (exact: arithmetic modulo 2**n).
+#: uint64 has no wider type: it computes in int64's bits (see the pass for what that allows).
+COMPUTE_DTYPE = {"f16": "f32", "bf16": "f32", "i8": "i32", "i16": "i32", "u8": "i32",
+                 "u16": "i32", "u32": "i64", "u64": "i64"}
 
 
 class UnsupportedDTypeError(TypeError):
@@ -47,13 +72,22 @@ def dtype_name(dt: Any) -> str:
     """The IR name ('f32', ...) of a NumPy dtype or dtype-like; raises for unsupported ones."""
     if isinstance(dt, str) and dt in DTYPES:
         return dt
-    npdt = np.dtype(dt)
+    try:
+        npdt = np.dtype(dt)
+    except TypeError:
+        if isinstance(dt, str) and dt == "bfloat16" and ml_dtypes is None:
+            raise UnsupportedDTypeError(
+                "dtype bfloat16 needs the optional package ml_dtypes (pip install ml_dtypes)") \
+                from None
+        raise
     try:
         return _NAME_OF[npdt]
     except KeyError:
+        hint = " (bfloat16 needs the optional package ml_dtypes)" \
+            if npdt.name == "bfloat16" else ""
         raise UnsupportedDTypeError(
-            f"dtype {npdt} is not supported (tracejit supports float32, float64, int32, int64 "
-            f"and bool)") from None
+            f"dtype {npdt} is not supported: tracejit supports bool, the signed and unsigned "
+            f"integers of 8 to 64 bits, float16, float32, float64 and bfloat16{hint}") from None
 
 
 def is_float(dtype: str) -> bool:
@@ -62,6 +96,15 @@ def is_float(dtype: str) -> bool:
 
 def is_int(dtype: str) -> bool:
     return dtype in INT_DTYPES
+
+
+def is_unsigned(dtype: str) -> bool:
+    return dtype in UNSIGNED_DTYPES
+
+
+def compute_dtype(dtype: str) -> str:
+    """The dtype `dtype`'s arithmetic is computed in (itself, unless it is only stored)."""
+    return COMPUTE_DTYPE.get(dtype, dtype)
 
 
 # ---------------------------------------------------------------------------------------------

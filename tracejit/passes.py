@@ -7,6 +7,8 @@
                     literals as broadcast literals, reshapes moved below elementwise work,
                     chains of views composed
     cse             one equation for each distinct (primitive, inputs, params)
+    widen           operations on narrow dtypes (float16, bfloat16, small and unsigned
+                    integers) computed in float32, int32 or int64, converted back
 
 Every rewrite in `simplify` is exact for every input, NaN, infinities and signed zeros
 included, with one documented exception: a sum over axes along which the operand is a
@@ -25,7 +27,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import primitives as P
-from .ir import Atom, Eqn, Function, Literal, Type, Var, is_float, verify
+from . import errors
+from .ir import (DTYPES, Atom, Eqn, Function, Literal, Type, Var, compute_dtype, is_float,
+                 verify)
 
 Pass = Callable[[Function], Function]
 
@@ -95,8 +99,11 @@ def _same_bits(value, target) -> bool:
     if value is None:
         return False
     v = np.asarray(value)
+    if not np.can_cast(np.min_scalar_type(target), v.dtype) and (
+            v.dtype.kind in "iu" and not np.iinfo(v.dtype).min <= target <= np.iinfo(v.dtype).max):
+        return False                            # -1 is no uint8: it is not the value
     t = np.asarray(target, dtype=v.dtype)
-    return bool(v == t) and (v.dtype.kind != "f" or np.signbit(v) == np.signbit(t))
+    return bool(v == t) and (v.dtype.kind not in "fV" or np.signbit(v) == np.signbit(t))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +480,79 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
 
 # ---------------------------------------------------------------------------------------------
+# narrow dtypes computed in wide ones
+
+
+# Primitives that only move, select or convert elements: their narrow operands stay narrow
+# (the backends load and store every dtype and convert it in `cast`). Every other primitive
+# on a narrow dtype is computed in its compute dtype (ir.COMPUTE_DTYPE).
+_MOVES = (P.VIEW, P.STRUCTURAL)
+_MOVING = {P.cast, P.select, P.gather, P.constant}
+# uint64 computes in int64's bits: sums, products and dots are the same bits (arithmetic
+# modulo 2**64), order is int64's once the sign bit is flipped, and these have no such form.
+_NO_UINT64 = {P.floordiv, P.mod, P.fmod, P.pow_}
+_ORDERED = {P.lt, P.le, P.gt, P.ge, P.max_, P.min_, P.reduce_max, P.reduce_min, P.argmax,
+            P.argmin, P.sort, P.argsort}
+_SIGN_BIT = np.int64(-(1 << 63))
+
+
+def _moves_only(eqn: Eqn) -> bool:
+    return eqn.prim in _MOVING or eqn.prim.category in _MOVES
+
+
+def _is_narrow(a: Atom) -> bool:
+    return compute_dtype(a.type.dtype) != a.type.dtype
+
+
+def _widened(a: Atom, rw: Rewriter, like: Eqn, flip: bool) -> Atom:
+    """`a` in its compute dtype (uint64 with the sign bit flipped where `flip`)."""
+    wide = compute_dtype(a.type.dtype)
+    if isinstance(a, Literal):
+        value = np.asarray(a.value).astype(DTYPES[wide])[()]
+        return Literal(value ^ _SIGN_BIT if flip else value)
+    out = rw.emit(P.cast, (a,), {"dtype": wide}, like)
+    return rw.emit(P.xor, (out, Literal(_SIGN_BIT)), {}, like) if flip else out
+
+
+def _widen_rule(eqn: Eqn, rw: Rewriter):
+    dtype = eqn.out.type.dtype
+    if _moves_only(eqn) or not (_is_narrow(eqn.out) or any(map(_is_narrow, eqn.inputs))):
+        return None
+    unsigned64 = [a.type.dtype == "u64" for a in eqn.inputs]
+    if any(unsigned64) and eqn.prim in _NO_UINT64:
+        raise errors.user_error(errors.UnsupportedError, f"{eqn.prim.name} of uint64 values "
+                                "is not supported (it computes in int64's bits): cast to "
+                                "int64, or to float64, first", eqn.loc)
+    if any(unsigned64) and eqn.prim in (P.abs_, P.sign):     # unsigned: |x| = x, sign in {0, 1}
+        x = eqn.inputs[0]
+        return x if eqn.prim is P.abs_ else \
+            rw.emit(P.cast, (rw.emit(P.ne, (_widened(x, rw, eqn, False), Literal(np.int64(0))),
+                                     {}, eqn),), {"dtype": dtype}, eqn)
+    flip = eqn.prim in _ORDERED
+    inputs = tuple(_widened(a, rw, eqn, flip and u) for a, u in zip(eqn.inputs, unsigned64))
+    if eqn.prim in (P.max_, P.min_) and dtype == "f16":
+        # NumPy's float16 maximum keeps its first operand where they tie (0.0 and -0.0), its
+        # float32 maximum the second: the same function of the swapped operands.
+        inputs = inputs[::-1]
+    params = dict(eqn.params)
+    if params.get("dtype") is not None:                       # iota
+        params["dtype"] = compute_dtype(params["dtype"])
+    out = rw.emit(eqn.prim, inputs, params, eqn)
+    if flip and dtype == "u64":
+        out = rw.emit(P.xor, (out, Literal(_SIGN_BIT)), {}, eqn)
+    return out if out.type == eqn.out.type else rw.emit(P.cast, (out,), {"dtype": dtype}, eqn)
+
+
+def widen(fn: Function) -> Function:
+    """Compute every operation on a narrow dtype (float16, bfloat16, the integers of 8 and 16
+    bits, the unsigned ones) in its compute dtype, and convert the result back: rounded to
+    the half type after every operation, as NumPy's float16 loops do, and wrapped for the
+    integers. Sums, products and dots of half inputs so accumulate in float32. Moves and
+    selections of elements keep their dtype."""
+    return Rewriter(fn).run(_widen_rule)
+
+
+# ---------------------------------------------------------------------------------------------
 # the pipeline
 
 
@@ -485,6 +565,8 @@ def pipeline(fast_math: bool = False) -> list[tuple[str, Pass]]:
         ("simplify", simp),
         ("cse", cse),
         ("simplify_again", simp),
+        ("widen", widen),
+        ("cse_widened", cse),
         ("dce_final", dce),
     ]
 

@@ -14,8 +14,17 @@ import warnings
 import numpy as np
 
 import tracejit as tj
+from tracejit.ir import DTYPES
 
-RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
+RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12,
+        np.dtype(np.float16): 1e-3}
+if "bf16" in DTYPES:
+    RTOL[DTYPES["bf16"]] = 8e-3
+
+
+def is_float_dtype(dt) -> bool:
+    """A float dtype of NumPy's or ml_dtypes' (bfloat16's kind is "V")."""
+    return np.dtype(dt).kind == "f" or np.dtype(dt) == DTYPES.get("bf16")
 
 
 def leaves(tree, path="result"):
@@ -43,8 +52,10 @@ def assert_same(got, want, rtol=None, atol=0.0, signed_zeros=True, where="result
     if g.ndim == 0:
         # Documented: rank-0 results come back as NumPy scalars, like np.sum's.
         assert isinstance(got, np.generic), f"{where}: a 0-d result should be a NumPy scalar"
-    if w.dtype.kind == "f":
+    if is_float_dtype(w.dtype):
         tol = RTOL[w.dtype] if rtol is None else rtol
+        if w.dtype.itemsize == 2:                # compared as the float32 of the same values
+            g, w = g.astype(np.float32), w.astype(np.float32)
         np.testing.assert_allclose(g, w, rtol=tol, atol=atol, equal_nan=True, err_msg=where)
         if signed_zeros:
             zero = w == 0
@@ -126,7 +137,7 @@ def rand(shape, dtype="float64", seed=0, low=-3.0, high=3.0):
     """Random data of `dtype`: uniform floats, small integers, or coin flips."""
     rng = np.random.default_rng(seed)
     dt = np.dtype(dtype)
-    if dt.kind == "f":
+    if is_float_dtype(dt):
         return rng.uniform(low, high, shape).astype(dt)
     if dt.kind == "b":
         return rng.random(shape) < 0.5

@@ -306,7 +306,7 @@ def identity(a):
     return a
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.uint8, np.complex64])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, "datetime64[s]"])
 def test_unsupported_dtype_argument_jit(dtype):
     bad = np.ones(3, dtype)
     with pytest.raises(errors.DTypeError) as ei:
@@ -317,17 +317,17 @@ def test_unsupported_dtype_argument_jit(dtype):
 
 def test_unsupported_dtype_argument_trace():
     with pytest.raises(errors.DTypeError) as ei:
-        tj.trace(identity, (np.ones(2, np.float32), np.ones(2, np.uint8)))  # ERR:dtype_trace
-    check_error(ei, errors.DTypeError, "dtype_trace", "uint8", "argument 0")
+        tj.trace(identity, (np.ones(2, np.float32), np.ones(2, np.complex64)))  # ERR:dtype_trace
+    check_error(ei, errors.DTypeError, "dtype_trace", "complex64", "argument 0")
 
 
 def test_unsupported_dtype_inside_the_function():
     def f(x):
-        return x + np.ones(4, np.float16)  # ERR:dtype_inner
+        return x + np.ones(4, np.complex64)  # ERR:dtype_inner
 
     with pytest.raises(errors.DTypeError) as ei:
         tj.jit(f)(x34())
-    check_error(ei, errors.DTypeError, "dtype_inner", "float16")
+    check_error(ei, errors.DTypeError, "dtype_inner", "complex64")
 
 
 def test_string_argument_suggests_static_argnums():

@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tracejit as tj
+from tracejit.ir import DTYPES as IR_DTYPES
 from npcheck import assert_same, check, numpy_rejects, numpy_result, rand
 
 FLOATS = ["float32", "float64"]
 DTYPES = ["float32", "float64", "int32", "int64", "bool"]
-SUPPORTED = [np.dtype(d) for d in DTYPES]
+SUPPORTED = list(IR_DTYPES.values())
 
 SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.0, 1e-30,
             -1e-30, 1e30, -1e30, 7.25, -100.0, 100.0, 0.7853981]
@@ -40,7 +41,7 @@ def specials(dtype):
 
 def check_or_raise(f, *args, **kw):
     """check(f, *args), or, where NumPy rejects the inputs (or gives a dtype tracejit does not
-    support, like float16 or int8), that tracejit raises as well."""
+    support, like complex numbers), that tracejit raises as well."""
     if numpy_rejects(f, *args):
         with pytest.raises((TypeError, ValueError, IndexError)):
             tj.jit(f)(*args)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
+from tracejit.ir import DTYPES as IR_DTYPES
 import npcheck
 from npcheck import assert_same
 
@@ -58,7 +59,7 @@ def _supported_by_numpy(f, *args) -> bool:
             r = f(*args)
     except TypeError:
         return False
-    return np.asarray(r).dtype.name in DTYPES
+    return np.asarray(r).dtype in IR_DTYPES.values()
 
 
 @pytest.mark.parametrize("op", OPS, ids=str)
@@ -280,8 +281,8 @@ def test_python_int_at_int32_limits_is_fine():
 def test_unsupported_dtypes_are_rejected():
     x = arr("float32", seed=15)
     with pytest.raises(tj.DTypeError):
-        tj.jit(lambda x: x + np.ones(3, np.float16))(x)
+        tj.jit(lambda x: x + np.ones(3, np.complex64))(x)
     with pytest.raises(tj.DTypeError):
-        tj.jit(lambda x: x * np.uint8(2))(x[0])
+        tj.jit(lambda x: x * np.complex128(2))(x[0])
     with pytest.raises(tj.DTypeError):
-        tj.jit(lambda x: x)(x.astype(np.float16))
+        tj.jit(lambda x: x)(x.astype(np.complex64))

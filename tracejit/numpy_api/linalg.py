@@ -14,12 +14,17 @@ from .. import errors, ops
 from ..tracer import Tracer
 from ._common import as_operand, convert, implements, static_axes, strong, unsupported
 from .shapes import ravel, reshape
-from .ufuncs import apply_ufunc, resolve
+from .ufuncs import apply_ufunc, resolve, result_dtype
 
 
 def _promote_pair(a, b, ufunc=np.matmul, dtype=None, casting="same_kind"):
+    """a and b in the dtypes of `ufunc`'s loop (np.matmul's), or where `ufunc` is None in
+    their result type (np.dot's, which differs for bfloat16: ml_dtypes' matmul gives f32)."""
     a, b = strong(as_operand(a)), strong(as_operand(b))
-    (da, db), _, weak = resolve(ufunc, [a, b], dtype, casting)
+    if ufunc is None:
+        da = db = result_dtype(a, b)
+    else:
+        (da, db), _, weak = resolve(ufunc, [a, b], dtype, casting)
     a, b = convert(a, da), convert(b, db)
     if ops.dtype_of(a) == "bool":
         raise errors.user_error(errors.UnsupportedError, "matrix products of booleans are not "
@@ -73,7 +78,7 @@ def dot(a, b, out=None):
     """numpy.dot."""
     if out is not None:
         raise errors.user_error(errors.UnsupportedError, "dot with out= is not supported")
-    a, b = _promote_pair(a, b)
+    a, b = _promote_pair(a, b, ufunc=None)
     ta, tb = ops.type_of(a), ops.type_of(b)
     if ta.ndim == 0 or tb.ndim == 0:
         return apply_ufunc(np.multiply, a, b)
@@ -96,7 +101,7 @@ def outer(a, b, out=None):
 @implements(np.inner)
 def inner(a, b):
     """numpy.inner."""
-    a, b = _promote_pair(a, b)
+    a, b = _promote_pair(a, b, ufunc=None)
     ta, tb = ops.type_of(a), ops.type_of(b)
     if ta.ndim == 0 or tb.ndim == 0:
         return apply_ufunc(np.multiply, a, b)
@@ -106,7 +111,7 @@ def inner(a, b):
 @implements(np.tensordot)
 def tensordot(a, b, axes=2):
     """numpy.tensordot."""
-    a, b = _promote_pair(a, b)
+    a, b = _promote_pair(a, b, ufunc=None)
     ta, tb = ops.type_of(a), ops.type_of(b)
     if isinstance(axes, (int, np.integer)):
         ax_a, ax_b = tuple(range(ta.ndim - axes, ta.ndim)), tuple(range(axes))

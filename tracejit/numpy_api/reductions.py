@@ -44,8 +44,11 @@ def _keep(x, reduced, axes, keepdims: bool, in_shape):
 
 
 def _sum_dtype(dtype: str) -> str:
-    # NumPy sums and multiplies booleans and small integers in the default integer (int64).
-    return "i64" if dtype in ("bool", "i32") else dtype
+    # NumPy sums and multiplies booleans and the integers narrower than 64 bits in the default
+    # integer (int64), or in uint64 where they are unsigned.
+    if dtype in ("bool", "i8", "i16", "i32"):
+        return "i64"
+    return "u64" if dtype in ("u8", "u16", "u32") else dtype
 
 
 def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=None,
@@ -111,6 +114,8 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
                 errors.UnsupportedError, f"{name} with an integer dtype= (NumPy truncates the "
                 "mean and every squared deviation) is not supported; use a float dtype")
         fdtype = src if is_float(src) else "f64"
+        if kind == "mean" and src in ("f16", "bf16"):
+            fdtype = "f32"          # NumPy's mean of float16: in float32, rounded at the end
         xf = ops.cast(x, fdtype)
         # n: the number of elements of each slice (the selected ones, with a mask; a NaN mean
         # where there are none, 0 / 0, as NumPy's).
@@ -118,7 +123,8 @@ def reduction(kind: str, x, axis=None, dtype=None, keepdims=False, ddof=0, out=N
         mean = ops.div(ops.reduce_sum(_select(mask, xf, 0), axes), n)
         if kind == "mean":
             # NumPy casts the quotient back to an integer dtype= (truncating).
-            r = mean if fdtype == src else ops.cast(mean, src) if dtype is not None else mean
+            r = mean if fdtype == src or (dtype is None and not is_float(src)) \
+                else ops.cast(mean, src)
         else:
             d = ops.sub(xf, ops.broadcast_in_dim(
                 mean, t.shape, tuple(i for i in range(t.ndim) if i not in axes)))

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .. import errors, ops
-from ..ir import is_float, is_int, is_python_scalar
+from ..ir import DTYPES, is_float, is_int, is_python_scalar
 from ..tracer import FUNCTIONS, Tracer
 from ._common import (as_operand, broadcast_all, broadcast_shape, check_casting, check_device,
                       check_dtype, check_order, convert, implements, implements_method,
@@ -35,7 +35,8 @@ _LN10 = math.log(10.0)
 def promotion_key(x):
     """What NumPy's promotion sees: a dtype, or the Python type of a weak scalar."""
     if isinstance(x, Tracer):
-        return py_type({"f32": 0.0, "f64": 0.0, "i32": 0, "i64": 0}.get(x.type.dtype, False)) \
+        d = x.type.dtype
+        return py_type(0.0 if is_float(d) else 0 if is_int(d) else False) \
             if x.weak else x.dtype
     if is_python_scalar(x):
         return py_type(x)
@@ -67,9 +68,7 @@ def resolve(ufunc, xs, dtype=None, casting="same_kind") -> tuple[list[str], str,
             errors.DTypeError, f"numpy.{ufunc.__name__} is not defined for ({names}){asked}"
             + (f": {exc}" if asked else "")) from None
     out = check_dtype(dts[ufunc.nin])
-    # Bools meet a float-only predicate (np.signbit) in NumPy's float16 loop: 0 and 1 are
-    # exact in float32, and the result (a bool) is the same.
-    ins = [check_dtype(np.dtype(np.float32) if d == np.float16 else d) for d in dts[:ufunc.nin]]
+    ins = [check_dtype(d) for d in dts[:ufunc.nin]]
     return ins, out, all_weak and any(isinstance(x, Tracer) for x in xs)
 
 
@@ -141,9 +140,17 @@ def _heaviside(x, h0):
 
 
 def _reciprocal(x):
-    if not is_float(ops.dtype_of(x)):
-        raise errors.user_error(errors.UnsupportedError,
-                                "numpy.reciprocal of integers is not supported")
+    dtype = ops.dtype_of(x)
+    if dtype == "bool":                 # NumPy's bool loop: 1 // True = True, 1 // False = 0
+        return x
+    if is_int(dtype):
+        # 1 // x truncated toward zero: 1 at 1, -1 at -1, 0 elsewhere; at 0 what NumPy gives
+        # on x86 (with a warning): the minimum of int32 and int64, 0 of the others.
+        at_zero = np.iinfo(np.dtype(DTYPES[dtype])).min if dtype in ("i32", "i64") else 0
+        one = ops.select(ops.eq(x, 1), 1, 0)
+        if dtype.startswith("i"):
+            one = ops.select(ops.eq(x, -1), -1, one)
+        return ops.select(ops.eq(x, 0), at_zero, one)
     return ops.div(1.0, x)
 
 
@@ -277,6 +284,22 @@ _BOOL_LOOPS: dict[np.ufunc, Callable] = {
 }
 
 
+# A comparison with its operands swapped.
+_MIRRORED = {np.less: np.greater, np.less_equal: np.greater_equal, np.greater: np.less,
+             np.greater_equal: np.less_equal, np.equal: np.equal, np.not_equal: np.not_equal}
+
+
+def _compare_int64_uint64(ufunc, x, y):
+    """NumPy 2 compares int64 with uint64 exactly (no common dtype holds both): a negative
+    int64 is below every uint64; the others compare as uint64."""
+    if ops.dtype_of(x) == "u64":
+        return _compare_int64_uint64(_MIRRORED[ufunc], y, x)
+    same = UFUNCS[ufunc](ops.cast(x, "u64"), y)
+    if ufunc in (np.less, np.less_equal, np.not_equal):
+        return ops.or_(ops.lt(x, 0), same)
+    return ops.and_(ops.ge(x, 0), same)
+
+
 def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None, casting="same_kind"):
     """Apply a ufunc to traced operands with NumPy's promotion and broadcasting (and its
     dtype= and casting= keywords)."""
@@ -290,6 +313,8 @@ def apply_ufunc(ufunc: np.ufunc, *inputs, dtype=None, casting="same_kind"):
     broadcast_shape(xs)          # shape errors name the operands as the user wrote them
     in_dtypes, out_dtype, weak = resolve(ufunc, xs, dtype, casting)
     xs = broadcast_all([convert(x, d) for x, d in zip(xs, in_dtypes)])
+    if ufunc in _MIRRORED and len(set(in_dtypes)) > 1:
+        return _compare_int64_uint64(ufunc, *xs)
     if in_dtypes[0] == "bool":
         impl = _BOOL_LOOPS.get(ufunc, impl)
     result = impl(*xs)
@@ -357,9 +382,11 @@ def round_(a, decimals=0, out=None):
     decimals = int(decimals)
     dtype = ops.dtype_of(x)
     if dtype == "bool":
-        # NumPy rounds booleans in float16 (and cannot cast back for negative decimals).
-        raise errors.user_error(errors.DTypeError, "numpy.round of booleans gives float16, "
-                                "which tracejit does not support; cast to float32 first")
+        # NumPy rounds booleans in float16: 0 and 1 stay; other decimals cannot cast back.
+        if decimals != 0:
+            raise errors.user_error(TypeError, "numpy.round of booleans: Cannot cast ufunc "
+                                    "output from dtype('float64') to dtype('bool')")
+        return ops.cast(x, "f16")
     if not is_float(dtype):
         if decimals >= 0:
             return strong(x)
