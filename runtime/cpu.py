@@ -30,6 +30,7 @@ import glob
 import hashlib
 import os
 import sys
+import platform
 import threading
 import time
 from dataclasses import dataclass, field
@@ -210,6 +211,12 @@ class CompileInfo:
 
 
 @functools.lru_cache(maxsize=None)
+def _uses_float16(program: Program) -> bool:
+    fn = program.fn
+    values = [*fn.params, *fn.results, *(e.out for e in fn.eqns)]
+    return any(v.type.dtype == "f16" for v in values)
+
+
 def _runtime_hash() -> str:
     """A hash of this module's source: how it loads and calls object code."""
     with open(__file__, "rb") as f:
@@ -267,6 +274,12 @@ class CpuProgram:
                     f"{needs[0]} on the cpu backend calls the LAPACK of the OpenBLAS that "
                     "NumPy bundles (numpy.libs/libscipy_openblas64_*), which this NumPy "
                     "does not have")
+        features = host()["features"]
+        if platform.machine() in ("x86_64", "AMD64") and "+f16c" not in features and \
+                _uses_float16(program):      # no F16C: LLVM would call a missing library
+            raise errors.UnsupportedError(
+                "float16 on the cpu backend needs the processor's F16C conversions, which "
+                "this x86 processor lacks; cast to float32 before the jitted function")
         self._lowering = Lowering(program, blas=bool(host()["blas"]),
                                   name=name or program.fn.name)
         self.plan = self._lowering.plan

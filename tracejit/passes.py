@@ -519,7 +519,9 @@ def _widen_rule(eqn: Eqn, rw: Rewriter):
     if _moves_only(eqn) or not (_is_narrow(eqn.out) or any(map(_is_narrow, eqn.inputs))):
         return None
     unsigned64 = [a.type.dtype == "u64" for a in eqn.inputs]
-    if any(unsigned64) and eqn.prim in _NO_UINT64:
+    known_power = eqn.prim is P.pow_ and isinstance(eqn.inputs[1], Literal) and \
+        int(eqn.inputs[1].value) < 1 << 63       # int64's bits hold the exponent
+    if any(unsigned64) and eqn.prim in _NO_UINT64 and not known_power:
         raise errors.user_error(errors.UnsupportedError, f"{eqn.prim.name} of uint64 values "
                                 "is not supported (it computes in int64's bits): cast to "
                                 "int64, or to float64, first", eqn.loc)

@@ -168,8 +168,8 @@ def test_uint64_above_int64_compares_and_orders_as_unsigned():
     y = np.array([1, 2**63 + 1, 2**64 - 2, 2**63, 0, 3], np.uint64)
     check(lambda x, y: (x < y, x >= y, np.maximum(x, y), np.minimum(x, y), x.max(), x.min(),
                         np.argmax(x), np.argmin(x), np.sort(x), np.argsort(x, stable=True),
-                        x.astype(np.float64), x.astype(np.float32), np.abs(x), np.sign(x)),
-          x, y)
+                        x.astype(np.float64), x.astype(np.float32), np.abs(x), np.sign(x),
+                        x ** 3, x * y, x - y), x, y)
 
 
 def test_uint64_division_is_refused_at_the_users_line():

@@ -110,6 +110,11 @@ UNARY: dict[str, tuple[Callable, bool]] = {
     "relu": (lambda x: np.maximum(x, 0.0), False),
     "clip": (lambda x: np.clip(x, -1.0, 1.0), False),
     "f32_round_trip": (lambda x: x.astype(np.float32).astype(x.dtype), False),
+    # the narrow dtypes inside: rounded to half precision, wrapped in 8 bits, counted in 16
+    "f16_round_trip": (lambda x: x.astype(np.float16).astype(x.dtype) + 0.5 * x, False),
+    "int8_wrap": (lambda x: (x * 40).astype(np.int8).astype(x.dtype) * 0.01 + x, False),
+    "uint16_count": (lambda x: x + (np.sum((x > 0).astype(np.uint16)) * np.uint16(3))
+                     .astype(x.dtype), False),
     # integer and boolean values inside: argmax, iota, comparisons, int sums, casts
     "onehot_argmax": (lambda x: x * (np.arange(x.size) == np.argmax(x)).reshape(x.shape),
                       False),

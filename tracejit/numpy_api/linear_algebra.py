@@ -14,7 +14,7 @@ import numpy as np
 from .. import errors, ops
 from ..ir import Type
 from ..tracer import Tracer
-from ._common import as_operand, implements, static_axes, strong, unsupported
+from ._common import as_operand, check_dtype, implements, static_axes, strong, unsupported
 from .linalg import matmul
 
 _SlogdetResult = type(np.linalg.slogdet(np.eye(1)))
@@ -23,18 +23,17 @@ _SVDResult = type(np.linalg.svd(np.eye(1)))
 _QRResult = type(np.linalg.qr(np.eye(1)))
 
 
-def _float(name: str, *xs):
-    """The operands in their common float dtype (integers and booleans in float64)."""
+def _float(name: str, *xs, halves: bool = False):
+    """The operands in their common float dtype (integers and booleans in float64); the half
+    types only with `halves` (LAPACK has none; NumPy's norm takes them)."""
     xs = [strong(as_operand(x)) for x in xs]
     dtype = np.result_type(*[ops.type_of(x).np_dtype for x in xs])
     if dtype.kind in "biu":
         dtype = np.dtype(np.float64)
-    if dtype.kind != "f":
-        raise errors.user_error(errors.DTypeError, f"{name}: arrays of {dtype} are not "
-                                "supported")
-    name_ = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}.get(dtype)
-    if name_ is None:
-        raise errors.user_error(errors.DTypeError, f"{name}: {dtype} is not supported")
+    if dtype not in (np.float32, np.float64) and not (halves and dtype.itemsize == 2):
+        raise errors.user_error(errors.DTypeError, f"{name}: array type {dtype} is "
+                                "unsupported in linalg")
+    name_ = check_dtype(dtype)
     return [ops.cast(x, name_) if isinstance(x, Tracer) else np.asarray(x, dtype) for x in xs]
 
 
@@ -349,7 +348,7 @@ def _matrix_norm(x, ord, axes, keepdims):
 def norm(x, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: vector norms (ord None, ±inf, 0, 1, 2, any p) and matrix norms
     ('fro', 'nuc', ±1, ±2, ±inf), over `axis` as NumPy chooses them."""
-    (x,) = _float("numpy.linalg.norm", x)
+    (x,) = _float("numpy.linalg.norm", x, halves=True)
     t = ops.type_of(x)
     if axis is None:
         if ord is None:
