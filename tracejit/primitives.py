@@ -201,6 +201,11 @@ not_ = unary("not", np.invert, lambda g, x, out: [None], allowed="logic")
 #: The errors `check` raises: name → (exception class, NumPy's message).
 CHECK_ERRORS = {
     "all_nan_slice": (ValueError, "All-NaN slice encountered"),
+    "lstsq_residuals": (np.linalg.LinAlgError,
+                        "numpy.linalg.lstsq: the residuals of a rank-deficient matrix are an "
+                        "empty array in NumPy (a shape that depends on the data), which a "
+                        "compiled function cannot return; use the solution alone, "
+                        "lstsq(a, b)[0]"),
 }
 
 
@@ -1270,8 +1275,11 @@ def _svd_vjp(g, a, out, full):
     s = reshape(block(out, m, 1, k), batch + (k,))
     gs = reshape(block(g, m, 1, k), batch + (k,))
     v, gv = _mT(vt), _mT(gvt)
-    cols = lambda x: broadcast_in_dim(x, batch + (k, k), tuple(range(nb)) + (nb + 1,))  # noqa
-    s_cols = cols(s)                                           # [i, j] = s_j
+
+    def rows(x, count):                                        # [i, j] = x_j, `count` rows
+        return broadcast_in_dim(x, batch + (count, k), tuple(range(nb)) + (nb + 1,))
+
+    s_cols = rows(s, k)                                        # [i, j] = s_j
     s2 = mul(s_cols, s_cols)
     diff = sub(s2, _mT(s2))                                    # s_j² - s_i²
     same = eq(diff, 0.0)
@@ -1279,28 +1287,18 @@ def _svd_vjp(g, a, out, full):
     eye = _identity_like(f)
     utgu = _matmul(_mT(u), gu)
     vtgv = _matmul(_mT(v), gv)
-    inner = add(add(mul(mul(f, sub(utgu, _mT(utgu))), s_cols), mul(eye, cols(gs))),
+    inner = add(add(mul(mul(f, sub(utgu, _mT(utgu))), s_cols), mul(eye, rows(gs, k))),
                 mul(_mT(s_cols), mul(f, sub(vtgv, _mT(vtgv)))))
     ga = _matmul(_matmul(u, inner), vt)
-    zero = eq(s_cols, 0.0)
-    s_inv = select(zero, 0.0, div(1.0, select(zero, 1.0, s_cols)))     # [i, j] = 1 / s_j
+    zero = eq(s, 0.0)
+    s_inv = select(zero, 0.0, div(1.0, select(zero, 1.0, s)))           # 1 / s_j, 0 at 0
     if m > k:       # (I - UUᵀ) Ū S⁻¹ Vᵀ
-        gu_s = mul(gu, _rows_like(s_inv, m))
+        gu_s = mul(gu, rows(s_inv, m))
         ga = add(ga, _matmul(sub(gu_s, _matmul(u, _matmul(_mT(u), gu_s))), vt))
     if n > k:       # U S⁻¹ V̄ᵀ (I - VVᵀ)
-        gv_s = mul(gv, _rows_like(s_inv, n))
+        gv_s = mul(gv, rows(s_inv, n))
         ga = add(ga, _matmul(u, _mT(sub(gv_s, _matmul(v, _matmul(_mT(v), gv_s))))))
     return [ga]
-
-
-def _rows_like(s_inv, rows: int):
-    """The first row of s_inv ([i, j] = 1 / s_j), repeated `rows` times."""
-    t = type_of(s_inv)
-    nb = t.ndim - 2
-    k = t.shape[-1]
-    first = reshape(slice_(s_inv, (0,) * (nb + 2), (1,) * (nb + 2), t.shape[:-2] + (1, k)),
-                    t.shape[:-2] + (k,))
-    return broadcast_in_dim(first, t.shape[:-2] + (rows, k), tuple(range(nb)) + (nb + 1,))
 
 
 def _svd_call(prim, a, full: bool = False):

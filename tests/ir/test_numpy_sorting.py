@@ -161,6 +161,33 @@ def test_median_quantile_nan(dtype):
                      np.median(x)), x)
 
 
+@pytest.mark.parametrize("dtype", FLOATS + ["float16"])
+def test_nanmedian_nanquantile_nanpercentile(dtype):
+    x = rand((5, 7), "float64", seed=11)
+    x[0, [1, 3]] = np.nan             # some NaN
+    x[2] = np.nan                     # all NaN: NaN, as NumPy (which warns)
+    x[3, 6] = np.nan                  # one NaN
+    x = x.astype(dtype)
+    methods = ("linear", "lower", "higher", "nearest", "midpoint")
+    check(lambda x: [(np.nanquantile(x, [0.0, 0.3, 1.0], axis=1, method=m),
+                      np.nanpercentile(x, 45, axis=0, method=m, keepdims=True))
+                     for m in methods] + [np.nanmedian(x), np.nanmedian(x, axis=1),
+                                          np.nanmedian(x, axis=0, keepdims=True)], x,
+          rtol=None if dtype != "float16" else 4e-3, atol=0.0 if dtype != "float16" else 2e-3)
+    check(lambda x: (np.nanmedian(x), np.nanquantile(x, 0.25, axis=1)),
+          rand((3, 4), "int64", seed=12))
+
+
+def test_maximum_minimum_accumulate():
+    x = specials("float64", 36).reshape(4, 9)
+    for f in (np.maximum, np.minimum, np.fmax, np.fmin):
+        check(lambda x: (f.accumulate(x, axis=1), f.accumulate(x), f.accumulate(x, axis=0,
+                                                                           dtype=np.float32)), x)
+    check(lambda x: (np.logical_and.accumulate(x > 0, axis=1), np.logical_or.accumulate(x,
+                                                                                     axis=0)), x)
+    check(lambda x: np.maximum.accumulate(x, axis=1), rand((3, 300), "int32", seed=13))
+
+
 def test_quantile_errors():
     x = rand((4, 5))
     with pytest.raises(ValueError, match=r"Quantiles must be in the range \[0, 1\]"):
@@ -179,8 +206,8 @@ def test_refusals_name_the_replacement():
     x = rand((4, 5))
     with pytest.raises(errors.UnsupportedError, match=r"np.sort\(x, axis\)"):
         tj.jit(lambda x: x.sort())(x)
-    with pytest.raises(errors.UnsupportedError, match="maximum.accumulate"):
-        tj.jit(lambda x: np.maximum.accumulate(x))(x)
+    with pytest.raises(errors.UnsupportedError, match="subtract.accumulate"):
+        tj.jit(lambda x: np.subtract.accumulate(x))(x)
     with pytest.raises(errors.UnsupportedError, match="out="):
         tj.jit(lambda x: np.cumsum(x, out=x))(x)
     with pytest.raises(TypeError, match="axis"):
@@ -220,3 +247,7 @@ def test_sort_and_quantile_gradients():
     grad_check(lambda x: np.median(x, axis=1), x)
     grad_check(lambda x: np.quantile(x, [0.1, 0.65], axis=1), x)
     grad_check(lambda x: np.percentile(x, 30, axis=(0, 1), method="midpoint"), x)
+    x[1, 2] = x[3, 0] = np.nan
+    grad_check(lambda x: np.nanquantile(x, [0.1, 0.65], axis=1), x, second=False)
+    grad_check(lambda x: np.nanmedian(x, axis=0), x, second=False)
+    grad_check(lambda x: np.maximum.accumulate(x, axis=1), rand((4, 5), seed=9))

@@ -242,6 +242,61 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     return np.matmul(np.swapaxes(vt, -1, -2) * inv_s[..., None, :], np.swapaxes(u, -1, -2))
 
 
+@implements(np.linalg.lstsq)
+def lstsq(a, b, rcond=None):
+    """numpy.linalg.lstsq of a (M, N) and b (M,) or (M, K): (x, residuals, rank, s) from the
+    thin SVD, singular values at most rcond · s_max (default max(M, N) · eps) taken as 0, as
+    LAPACK's gelsd does. The residuals are the squared norms of b - a x for M > N, else an
+    empty array; NumPy gives an empty array for a rank-deficient a too, a shape that depends
+    on the data: using those residuals raises LinAlgError when the program runs."""
+    name = "numpy.linalg.lstsq"
+    a, b = _float(name, a, b)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if ta.ndim != 2 or tb.ndim not in (1, 2):
+        raise errors.user_error(np.linalg.LinAlgError, f"{name}: a must be 2-dimensional and "
+                                f"b 1- or 2-dimensional, got {ta} and {tb}")
+    m, n = ta.shape
+    if tb.shape[0] != m:
+        raise errors.user_error(np.linalg.LinAlgError, f"{name}: Incompatible dimensions: a "
+                                f"has {m} rows, b {tb.shape[0]}")
+    if isinstance(rcond, Tracer):
+        raise errors.user_error(errors.ConcretizationError, f"{name}: rcond must be static")
+    eps = np.finfo(ta.np_dtype).eps
+    # LAPACK takes a negative rcond as the machine precision.
+    cutoff = max(m, n) * eps if rcond is None else eps if rcond < 0 else rcond
+    if m == 0 or n == 0:
+        raise unsupported(name, "a", why="an empty matrix")
+    u, s, vt = _svd(name, a, False)
+    keep = s > np.max(s) * cutoff
+    rank = np.sum(keep).astype(np.int32)
+    inv_s = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0).astype(s.dtype)
+    bb = b if tb.ndim == 2 else b[:, None]
+    x = np.swapaxes(vt, -1, -2) @ (inv_s[:, None] * (np.swapaxes(u, -1, -2) @ bb))
+    if m > n:
+        r = bb - a @ x
+        residuals = np.sum(r * r, axis=0)
+        residuals = np.where(ops.check(ops.broadcast_to(ops.ne(rank, n), residuals.shape),
+                                       "lstsq_residuals"), 0.0, residuals).astype(s.dtype)
+    else:
+        residuals = np.zeros((0,), s.dtype)
+    return (x if tb.ndim == 2 else x[:, 0]), residuals, rank, s
+
+
+def _complex_results(name: str, what: str):
+    def refuse(*args, **kwargs):
+        raise errors.user_error(errors.UnsupportedError, f"{name} is not supported: {what}, "
+                                "and tracejit has no complex dtype; for a symmetric matrix "
+                                "use numpy.linalg.eigh (or eigvalsh)")
+    refuse.__doc__ = f"{name}: refused, naming the replacement."
+    return refuse
+
+
+implements(np.linalg.eig)(_complex_results("numpy.linalg.eig", "the eigenvalues and "
+                                           "eigenvectors of a general matrix are complex"))
+implements(np.linalg.eigvals)(_complex_results("numpy.linalg.eigvals", "the eigenvalues of a "
+                                               "general matrix are complex"))
+
+
 @implements(np.linalg.qr)
 def qr(a, mode="reduced"):
     """numpy.linalg.qr, modes 'reduced' (Q m × k, R k × n), 'r' (R alone) and 'complete'

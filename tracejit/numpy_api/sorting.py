@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import errors, ops
-from ..ir import Type, is_float
+from ..ir import DTYPES, Type, is_float
 from ..tracer import Tracer
 from ._common import (as_operand, check_dtype, implements, implements_method,
                       implements_ufunc_method, static_axes, unsupported)
@@ -70,15 +70,33 @@ def cumprod(a, axis=None, dtype=None, out=None):
 
 
 _ACCUMULATE = {np.add: "cumsum", np.multiply: "cumprod"}
+# Accumulated by doubling: after step k, element i combines the 2**k elements ending at i.
+_DOUBLING = (np.maximum, np.minimum, np.fmax, np.fmin, np.logical_and, np.logical_or)
+
+
+def _doubling_scan(ufunc, x, axis: int):
+    """ufunc.accumulate(x, axis) in ceil(log2 n) elementwise steps (Hillis and Steele): the
+    element i - k, where it exists, combined with i (the earlier operand first, as NumPy's
+    accumulate orders them). Differentiable through ufunc: a tie of two equal elements shares
+    the gradient, as np.maximum's does."""
+    n = ops.type_of(x).shape[axis]
+    k = 1
+    while k < n:
+        head = np.take(x, np.arange(k), axis=axis)
+        earlier = np.concatenate([head, np.take(x, np.arange(n - k), axis=axis)], axis=axis)
+        x = ufunc(earlier, x)
+        k *= 2
+    return x
 
 
 @implements_ufunc_method("accumulate")
 def ufunc_accumulate(ufunc: np.ufunc, *inputs, **kwargs):
     """`ufunc.accumulate(x, axis=0, dtype=None, out=None)` for add and multiply."""
     name = f"numpy.{ufunc.__name__}.accumulate"
-    if ufunc not in _ACCUMULATE:
-        raise errors.user_error(errors.UnsupportedError, f"{name} is not supported (add and "
-                                "multiply accumulate: np.cumsum, np.cumprod)")
+    if ufunc not in _ACCUMULATE and ufunc not in _DOUBLING:
+        raise errors.user_error(errors.UnsupportedError, f"{name} is not supported (add, "
+                                "multiply, maximum, minimum, fmax, fmin, logical_and and "
+                                "logical_or accumulate)")
     if len(inputs) != 1:
         raise errors.user_error(TypeError, f"{name} takes one array")
     axis = kwargs.pop("axis", 0)
@@ -90,7 +108,17 @@ def ufunc_accumulate(ufunc: np.ufunc, *inputs, **kwargs):
         raise unsupported(name, *kwargs)
     if axis is None:
         raise errors.user_error(TypeError, f"{name}: axis must be an integer, not None")
-    return cumulative(_ACCUMULATE[ufunc], inputs[0], axis, dtype, out, name)
+    if ufunc in _ACCUMULATE:
+        return cumulative(_ACCUMULATE[ufunc], inputs[0], axis, dtype, out, name)
+    if out is not None:
+        raise unsupported(name, "out")
+    x = _operand(inputs[0])
+    if ops.type_of(x).ndim == 0:
+        raise errors.user_error(ValueError, f"{name}: cannot accumulate on a scalar")
+    x = ufunc(x, x, dtype=dtype) if ufunc in (np.logical_and, np.logical_or) or \
+        dtype is not None else x          # the dtype NumPy's loop gives (logical: bool)
+    axis = static_axes(axis, ops.type_of(x).ndim, name)[0]
+    return _doubling_scan(ufunc, x, axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,8 +254,32 @@ def _lerp(a, b, t, dtype: str):
     return ops.add(a, ops.mul(diff, float(t)))
 
 
-def quantiles(name: str, a, q, axis, method, keepdims: bool, scale: float):
-    """The quantiles q / scale of a along `axis`, with NumPy's methods and dtypes."""
+def _quantile_skipping_nan(s, count, q: float, method: str, takes: bool, dtype: str):
+    """Quantile q of each sorted line s whose first `count` values are not NaN (the NaNs sort
+    last): NumPy's nanquantile, at positions that depend on the data (a gather); NaN where a
+    line has no number."""
+    n = ops.type_of(s).shape[-1]
+    v = _VIRTUAL_INDEX[method](q, count)
+    lo = np.floor(v)
+
+    def at(i):
+        return np.take_along_axis(s, np.expand_dims(i.astype(np.int64), -1), -1)[..., 0]
+
+    r = at(np.clip(lo, 0, n - 1))
+    if not takes:
+        b = at(np.clip(lo + 1, 0, np.maximum(count - 1, 0)))
+        t = (v - lo).astype(DTYPES[dtype])
+        diff, a, b = (b - r).astype(DTYPES[dtype]), r.astype(DTYPES[dtype]), b.astype(
+            DTYPES[dtype])
+        r = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+    # Taken elements keep the operand's dtype, interpolated ones are in `dtype` (NumPy's).
+    return np.where(count == 0, np.nan, r)
+
+
+def quantiles(name: str, a, q, axis, method, keepdims: bool, scale: float,
+              skip_nan: bool = False):
+    """The quantiles q / scale of a along `axis`, with NumPy's methods and dtypes; NaN
+    ignored where `skip_nan` (nanquantile)."""
     if isinstance(q, Tracer):
         raise errors.user_error(errors.ConcretizationError, f"{name}: q must be static (a "
                                 "number or an array of numbers), not a traced value")
@@ -260,8 +312,14 @@ def quantiles(name: str, a, q, axis, method, keepdims: bool, scale: float):
     if n == 0:
         raise errors.user_error(errors.ShapeError, f"{name}: the reduced axes are empty")
     s = ops.sort(lines, ops.type_of(lines).ndim - 1)
+    skip_nan = skip_nan and is_float(t.dtype)
+    if skip_nan:
+        count = np.sum(~np.isnan(lines), axis=-1).astype(np.float64)
     results = []
     for qi in qs.ravel():
+        if skip_nan:
+            results.append(_quantile_skipping_nan(s, count, qi, method, takes, dtype))
+            continue
         v = _VIRTUAL_INDEX[method](qi, n)
         lo = int(np.floor(v))
         if takes:
@@ -304,6 +362,36 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
     _check_quantile_args("numpy.percentile", out, overwrite_input, weights, interpolation,
                          method)
     return quantiles("numpy.percentile", a, q, axis, method, keepdims, 100.0)
+
+
+@implements(np.nanquantile)
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                keepdims=False, *, weights=None, interpolation=None):
+    """numpy.nanquantile: quantile of the numbers of each line, NaN where it has none."""
+    _check_quantile_args("numpy.nanquantile", out, overwrite_input, weights, interpolation,
+                         method)
+    return quantiles("numpy.nanquantile", a, q, axis, method, keepdims, 1.0, skip_nan=True)
+
+
+@implements(np.nanpercentile)
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                  keepdims=False, *, weights=None, interpolation=None):
+    """numpy.nanpercentile: nanquantile(a, q / 100)."""
+    _check_quantile_args("numpy.nanpercentile", out, overwrite_input, weights, interpolation,
+                         method)
+    return quantiles("numpy.nanpercentile", a, q, axis, method, keepdims, 100.0,
+                     skip_nan=True)
+
+
+@implements(np.nanmedian)
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """numpy.nanmedian: the median of the numbers of each line (NaN where it has none)."""
+    x = _operand(a)
+    if not is_float(ops.type_of(x).dtype):
+        return median(x, axis=axis, out=out, keepdims=keepdims)
+    if out is not None:
+        raise unsupported("numpy.nanmedian", "out")
+    return quantiles("numpy.nanmedian", x, 0.5, axis, "linear", keepdims, 1.0, skip_nan=True)
 
 
 @implements(np.median)
