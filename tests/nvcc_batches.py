@@ -102,18 +102,28 @@ class NvccChecker:
                 job, process = self.running
                 if not wait and process.poll() is None:
                     return
-                _, stderr = process.communicate()
+                process.wait()
+                with open(self._log(job)) as log:
+                    stderr = log.read()
                 if process.returncode:
                     self._failed(job, stderr)
                 self.running = None
             if not self.queue:
                 return
             job = self.queue.pop(0)
-            process = subprocess.Popen(command(job[0], job[1]), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True)
+            # nvcc's warnings go to a file: through a pipe that is read only at the end, a
+            # batch's warnings fill it and the compile stops until then.
+            with open(self._log(job), "w") as log:
+                process = subprocess.Popen(command(job[0], job[1]), stdout=subprocess.DEVNULL,
+                                           stderr=log)
             self.running = (job, process)
             if not wait:
                 return
+
+    @staticmethod
+    def _log(job) -> str:
+        """The file of nvcc's messages for a job (a batch and an architecture)."""
+        return f"{job[0]}.{job[1]}.log"
 
     def _failed(self, job, stderr: str) -> None:
         path, arch, kernels = job

@@ -102,7 +102,8 @@ def _name(u):
 def test_tables_are_covered():
     """Every ufunc of the UFUNCS table is exercised here, and every function of the FUNCTIONS
     table is called as np.<name> (np.linalg.<name>) in this file, test_indexing.py,
-    test_numpy_arrays.py, test_numpy_sorting.py, test_numpy_linalg.py or test_einsum.py."""
+    test_numpy_arrays.py, test_numpy_sorting.py, test_numpy_linalg.py, test_numpy_numerics.py
+    or test_einsum.py."""
     from tracejit.numpy_api import FUNCTIONS, UFUNCS
     assert set(UFUNCS) <= set(UNARY) | set(BINARY)
     here = Path(__file__).parent
@@ -111,6 +112,7 @@ def test_tables_are_covered():
                                                         "test_numpy_arrays.py",
                                                         "test_numpy_sorting.py",
                                                         "test_numpy_linalg.py",
+                                                        "test_numpy_numerics.py",
                                                         "test_einsum.py"))
 
     def spelling(f):

@@ -19,12 +19,15 @@ operators and methods call the same implementations. By topic:
 - `linear_algebra`: `numpy.linalg` (cholesky, solve, inv, det, eigh, norm, ...);
 - `sorting`: cumsum, cumprod, sort, argsort, median, quantile, percentile;
 - `arrays`: NumPy's compositions of those (roll, repeat, tile, split, diagonal, tril, diff,
-  kron, cross, select, isclose, ...), written as NumPy writes them.
+  kron, cross, select, isclose, ...), written as NumPy writes them;
+- `numerics`: statistics, polynomials, integration, searches and interpolation (average, cov,
+  corrcoef, polyfit, trapezoid, gradient, interp, searchsorted, ...), written the same way.
 """
 
-from . import arrays, einsum, linalg, linear_algebra, reductions, shapes, sorting, ufuncs
+from . import (arrays, einsum, linalg, linear_algebra, numerics, reductions, shapes, sorting,
+               ufuncs)
 from ..tracer import FUNCTIONS
 from .ufuncs import UFUNCS
 
-__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "einsum", "linalg", "linear_algebra", "reductions",
-           "shapes", "sorting", "ufuncs"]
+__all__ = ["FUNCTIONS", "UFUNCS", "arrays", "einsum", "linalg", "linear_algebra", "numerics",
+           "reductions", "shapes", "sorting", "ufuncs"]

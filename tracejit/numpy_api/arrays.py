@@ -63,6 +63,90 @@ def atleast_3d(*arys):
     return _one_or_all(out)
 
 
+@implements(np.broadcast_arrays)
+def broadcast_arrays(*args, subok=False):
+    """numpy.broadcast_arrays: every operand broadcast to their common shape."""
+    xs = [_array(a) for a in args]
+    shape = np.broadcast_shapes(*(np.shape(x) for x in xs))
+    return tuple(np.broadcast_to(x, shape) for x in xs)
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """numpy.meshgrid: coordinate arrays ('xy': the first two axes swapped, as NumPy), full or
+    sparse (views: tracejit's results never alias)."""
+    if indexing not in ("xy", "ij"):
+        raise errors.user_error(ValueError, "numpy.meshgrid: Valid values for `indexing` are "
+                                "'xy' and 'ij'.")
+    n = len(xi)
+    outs = []
+    for i, x in enumerate(xi):
+        shape = [1] * n
+        shape[i] = -1
+        if indexing == "xy" and n > 1 and i < 2:
+            shape[i], shape[1 - i] = 1, -1
+        outs.append(np.reshape(_array(x), shape))
+    if not sparse:
+        outs = list(np.broadcast_arrays(*outs))
+    return tuple(outs)
+
+
+@implements(np.diagflat)
+def diagflat(v, k=0):
+    """numpy.diagflat: the flattened input on diagonal k."""
+    return diag(np.ravel(_array(v)), k)
+
+
+@implements(np.ediff1d)
+def ediff1d(ary, to_end=None, to_begin=None):
+    """numpy.ediff1d: the differences of the flattened array, with to_begin/to_end around."""
+    d = np.diff(np.ravel(_array(ary)))
+
+    def part(p):
+        return np.ravel(_array(p).astype(d.dtype))
+
+    parts = ([part(to_begin)] if to_begin is not None else []) + [d] + (
+        [part(to_end)] if to_end is not None else [])
+    return np.concatenate(parts) if len(parts) > 1 else d
+
+
+@implements(np.resize)
+def resize(a, new_shape):
+    """numpy.resize: the flattened array repeated (or cut) to `new_shape`."""
+    shape = (new_shape,) if isinstance(new_shape, (int, np.integer)) else tuple(new_shape)
+    flat = np.ravel(_array(a))
+    size = int(np.prod(shape, dtype=np.int64))
+    if flat.shape[0] == 0 or size == 0:
+        return np.zeros(shape, flat.dtype)
+    reps = -(-size // flat.shape[0])
+    return np.reshape(np.tile(flat, reps)[:size], shape)
+
+
+@implements(np.block)
+def block(arrays):
+    """numpy.block: nested lists concatenated, the innermost along the last axis."""
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) and x else (1 if isinstance(x, list)
+                                                                   else 0)
+
+    levels = depth(arrays)
+    if levels == 0:
+        return _array(arrays)
+    ndim = max(levels, max(np.ndim(v) for v in leaves(arrays)))
+
+    def build(x, level):
+        if not isinstance(x, list):
+            if level != levels:
+                raise errors.user_error(ValueError, "numpy.block: List depths are mismatched")
+            v = _array(x)
+            return np.reshape(v, (1,) * (ndim - np.ndim(v)) + np.shape(v))
+        if level == levels:
+            raise errors.user_error(ValueError, "numpy.block: List depths are mismatched")
+        return np.concatenate([build(item, level + 1) for item in x],
+                              axis=-(levels - level))
+    return build(arrays, 0)
+
+
 @implements(np.rollaxis)
 def rollaxis(a, axis, start=0):
     """numpy.rollaxis: axis `axis` moved to before `start`."""

@@ -89,6 +89,17 @@ def dot(a, b, out=None):
     return ops.dot(a, b, ((ta.ndim - 1,), (kb,)))
 
 
+@implements(np.vdot)
+def vdot(a, b, /):
+    """numpy.vdot of real arrays: the dot of the flattened operands."""
+    a, b = _promote_pair(a, b, ufunc=None)
+    ta, tb = ops.type_of(a), ops.type_of(b)
+    if ta.size != tb.size:
+        raise errors.user_error(ValueError, f"numpy.vdot: vectors have different lengths "
+                                f"({ta.size} and {tb.size})")
+    return dot(ravel(a), ravel(b))
+
+
 @implements(np.outer)
 def outer(a, b, out=None):
     """numpy.outer."""

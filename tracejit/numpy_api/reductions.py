@@ -25,12 +25,37 @@ _REDUCE_METHOD = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.mini
 @implements_ufunc_method("reduce")
 def ufunc_reduce(ufunc: np.ufunc, *inputs, **kwargs):
     """`ufunc.reduce(x, **kwargs)` with a traced x: the reduction the ufunc defines."""
+    if ufunc in (np.logaddexp, np.logaddexp2):
+        return _log_add_reduce(ufunc, inputs[0], **kwargs)
     if ufunc not in _REDUCE_METHOD:
         raise errors.user_error(errors.UnsupportedError,
                                 f"numpy.{ufunc.__name__}.reduce is not supported")
     x = inputs[0]
     axis = kwargs.pop("axis", 0)
     return reduction(_REDUCE_METHOD[ufunc], x, axis=axis, **kwargs)
+
+
+def _log_add_reduce(ufunc, x, axis=0, dtype=None, out=None, keepdims=False, **extra):
+    """logaddexp.reduce (logaddexp2.reduce): log(sum(exp(x))) with the maximum taken out (in
+    base 2 for logaddexp2); -inf for an empty axis, as the identity of logaddexp."""
+    name = f"numpy.{ufunc.__name__}.reduce"
+    if out is not None or extra:
+        raise unsupported(name, *(["out"] if out is not None else []), *extra)
+    x = as_operand(x)
+    if dtype is not None:
+        x = np.asarray(x, dtype) if not isinstance(x, Tracer) else x.astype(dtype)
+    x = x if isinstance(x, Tracer) else np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        x = x.astype(np.float64)
+    if np.size(x) == 0:
+        raise unsupported(name, why="an empty axis")
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)                # inf and NaN pass through the sum
+    if ufunc is np.logaddexp:
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    else:
+        r = np.log2(np.sum(np.exp2(x - m), axis=axis, keepdims=True)) + m
+    return r if keepdims else np.squeeze(r, axis=axis if axis is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------

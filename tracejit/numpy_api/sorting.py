@@ -69,6 +69,54 @@ def cumprod(a, axis=None, dtype=None, out=None):
     return cumulative("cumprod", a, axis, dtype, out)
 
 
+@implements(np.cumulative_sum)
+def cumulative_sum(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """numpy.cumulative_sum (the array API's): cumsum, with the 0 before the first sum where
+    include_initial; axis may be omitted only for 1-d x."""
+    return _cumulative_api("cumsum", x, axis, dtype, out, include_initial)
+
+
+@implements(np.cumulative_prod)
+def cumulative_prod(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    """numpy.cumulative_prod: cumprod, with the 1 before the first product where
+    include_initial."""
+    return _cumulative_api("cumprod", x, axis, dtype, out, include_initial)
+
+
+def _cumulative_api(kind, x, axis, dtype, out, include_initial):
+    name = f"numpy.cumulative_{kind[3:]}"
+    x = _operand(x)
+    if axis is None:
+        if ops.type_of(x).ndim > 1:
+            raise errors.user_error(ValueError, f"{name}: For arrays which have more than one "
+                                    "dimension ``axis`` argument is required.")
+        axis = 0
+    r = cumulative(kind, x, axis, dtype, out, name)
+    if not include_initial:
+        return r
+    t = ops.type_of(r)
+    ax = static_axes(axis, t.ndim, name)[0]
+    first = ops.full(Type(tuple(1 if d == ax else n for d, n in enumerate(t.shape)), t.dtype),
+                     0 if kind == "cumsum" else 1)
+    return ops.concatenate([first, r], ax)
+
+
+@implements(np.nancumsum)
+def nancumsum(a, axis=None, dtype=None, out=None):
+    """numpy.nancumsum: cumsum with NaN as 0."""
+    x = _operand(a)
+    return cumulative("cumsum", np.where(np.isnan(x), 0, x) if is_float(ops.type_of(x).dtype)
+                      else x, axis, dtype, out, "numpy.nancumsum")
+
+
+@implements(np.nancumprod)
+def nancumprod(a, axis=None, dtype=None, out=None):
+    """numpy.nancumprod: cumprod with NaN as 1."""
+    x = _operand(a)
+    return cumulative("cumprod", np.where(np.isnan(x), 1, x) if is_float(ops.type_of(x).dtype)
+                      else x, axis, dtype, out, "numpy.nancumprod")
+
+
 _ACCUMULATE = {np.add: "cumsum", np.multiply: "cumprod"}
 # Accumulated by doubling: after step k, element i combines the 2**k elements ending at i.
 _DOUBLING = (np.maximum, np.minimum, np.fmax, np.fmin, np.logical_and, np.logical_or)
