@@ -84,6 +84,13 @@ def test_cumulative_and_nan_cumulative():
           rand((3, 5), seed=8))
 
 
+def test_ufuncs_of_two_results():
+    x = np.concatenate([rand((12,), seed=11), [np.inf, -np.inf, np.nan, -2.0, 0.0, -0.0, 3.5]])
+    check(lambda x: (np.modf(x), np.divmod(x, 0.75), np.divmod(x, -2.0)), x)
+    check(lambda n: (np.divmod(n, 3), np.divmod(n, -4), np.modf(n)), np.arange(-7, 8))
+    grad_check(lambda x: np.modf(x)[0] + np.divmod(x, 0.7)[1], rand((6,), seed=12))
+
+
 def test_errors_are_numpys():
     x = rand((3, 5), seed=9)
     with pytest.raises(TypeError, match="Axis must be specified"):

@@ -346,7 +346,27 @@ def ufunc_options(name: str, kwargs: dict) -> tuple:
 def ufunc_call(ufunc: np.ufunc, *inputs, **kwargs):
     """`ufunc(*inputs, **kwargs)` with a traced operand: a NumPy function's strong result."""
     dtype, casting = ufunc_options(f"numpy.{ufunc.__name__}", kwargs)
+    if ufunc in _TWO_RESULTS:
+        return tuple(strong(r) for r in _TWO_RESULTS[ufunc](*inputs, dtype=dtype,
+                                                               casting=casting))
     return strong(apply_ufunc(ufunc, *inputs, dtype=dtype, casting=casting))
+
+
+def _modf(x, dtype=None, casting="same_kind"):
+    (dt,), out, _ = resolve(np.modf, [as_operand(x)], dtype, casting)
+    x = convert(as_operand(x), dt)
+    integral = UFUNCS[np.trunc](x)
+    # x - trunc(x) is NaN at ±inf (NumPy: ±0) and +0.0 at negative integers (NumPy: -0.0).
+    frac = ops.select(ops.eq(ops.abs(x), np.inf), 0.0, ops.sub(x, integral))
+    return ops.cast(ops.copysign(frac, x), out), ops.cast(integral, out)
+
+
+#: The ufuncs of two results, as pairs of the single-result ufuncs NumPy defines them by.
+_TWO_RESULTS = {
+    np.divmod: lambda x, y, **o: (apply_ufunc(np.floor_divide, x, y, **o),
+                                  apply_ufunc(np.remainder, x, y, **o)),
+    np.modf: _modf,
+}
 
 
 @implements(np.clip)
