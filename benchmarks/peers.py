@@ -23,6 +23,8 @@ import numpy as np
 
 from tracejit.pytree import flatten, tree_map
 
+from .workloads import IMAGE_MEAN, IMAGE_STD
+
 
 @dataclass
 class Peer:
@@ -97,6 +99,7 @@ def _jax():
 
 def _torch_functions(torch):
     F = torch.nn.functional
+    mean, std = torch.from_numpy(IMAGE_MEAN), torch.from_numpy(IMAGE_STD)
 
     def xent(logits, labels):
         picked = logits.gather(1, labels[:, None])[:, 0]
@@ -149,7 +152,10 @@ def _torch_functions(torch):
             ("N2", "sort"): lambda x: torch.sort(x).values,
             **{("N3", size): lambda a, b: torch.linalg.solve(a, b) for size in LINALG_SIZES},
             **{("N4", size): lambda a, b: torch.linalg.cholesky(a) for size in LINALG_SIZES},
-            **{("N5", size): lambda a, b: torch.linalg.svd(a) for size in LINALG_SIZES}}
+            **{("N5", size): lambda a, b: torch.linalg.svd(a) for size in LINALG_SIZES},
+            ("N6", "images"): lambda x: (x.to(torch.float32) / 255 - mean) / std,
+            ("N7", "layer norm"): lambda x: torch.nn.functional.layer_norm(
+                x, x.shape[-1:], eps=1e-5)}
 
 
 def _torch_peer(compiled: bool, cuda: bool = False) -> Peer:
@@ -185,6 +191,7 @@ def _torch_peer(compiled: bool, cuda: bool = False) -> Peer:
 
 def _jax_functions(jax):
     jnp = jax.numpy
+    mean, std = jnp.asarray(IMAGE_MEAN), jnp.asarray(IMAGE_STD)
 
     def xent(logits, labels):
         picked = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
@@ -233,7 +240,9 @@ def _jax_functions(jax):
             ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort,
             **{("N3", size): jnp.linalg.solve for size in LINALG_SIZES},
             **{("N4", size): lambda a, b: jnp.linalg.cholesky(a) for size in LINALG_SIZES},
-            **{("N5", size): lambda a, b: jnp.linalg.svd(a) for size in LINALG_SIZES}}
+            **{("N5", size): lambda a, b: jnp.linalg.svd(a) for size in LINALG_SIZES},
+            ("N6", "images"): lambda x: (x.astype(jnp.float32) / 255 - mean) / std,
+            ("N7", "layer norm"): lambda x: jax.nn.standardize(x, axis=-1, epsilon=1e-5)}
 
 
 def _jax_peer(gpu: bool = False) -> Peer:

@@ -1,4 +1,4 @@
-"""The workloads W1–W7 and N1–N5 of docs/workloads.md: sizes, inputs, the tracejit function, and a
+"""The workloads W1–W7 and N1–N7 of docs/workloads.md: sizes, inputs, the tracejit function, and a
 hand-written NumPy step.
 
 Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
@@ -329,6 +329,33 @@ def _in_and_out_bytes(args):
     return 2 * args[0].nbytes
 
 
+# N6 images: uint8 images to normalised float32; N7 layer norm in float16 (statistics
+# accumulated in float32, as the peers accumulate them)
+
+IMAGE_MEAN = np.array([0.485, 0.456, 0.406], F32).reshape(3, 1, 1)
+IMAGE_STD = np.array([0.229, 0.224, 0.225], F32).reshape(3, 1, 1)
+
+
+def n6_args(quick):
+    shape = (4, 3, 8, 8) if quick else (256, 3, 64, 64)
+    return (_rng().integers(0, 256, shape).astype(np.uint8),)
+
+
+def n6_images(x):
+    return (x.astype(np.float32) / 255 - IMAGE_MEAN) / IMAGE_STD
+
+
+def n7_args(quick):
+    shape = (8, 64) if quick else (4096, 1024)
+    return (_rng().standard_normal(shape).astype(np.float16),)
+
+
+def n7_layer_norm(x):
+    m = x.mean(axis=-1, keepdims=True)
+    d = x - m
+    return d / np.sqrt((d * d).mean(axis=-1, keepdims=True) + 1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -363,4 +390,8 @@ VARIANTS: list[Variant] = [
       for w, name, fn in (("N3", "solve", n_solve), ("N4", "cholesky", n_cholesky),
                           ("N5", "svd", n_svd))
       for size, shape in (("256", (256, 256)), ("64x16x16", (64, 16, 16)))),
+    Variant("N6", "images", "N6 uint8 images", n6_args, n6_images, n6_images, floor="copy",
+            bytes_moved=lambda a: a[0].nbytes * 5, rtol=1e-5),
+    Variant("N7", "layer norm", "N7 float16 layer norm", n7_args, n7_layer_norm, n7_layer_norm,
+            floor="copy", bytes_moved=lambda a: a[0].nbytes * 2, rtol=2e-2),
 ]
