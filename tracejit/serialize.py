@@ -72,6 +72,25 @@ def _leaf_kind(leaf) -> str:
     return "array"
 
 
+def _extension_dtype(a: np.ndarray) -> str | None:
+    """The name of an ml_dtypes dtype (bfloat16, ...), which .npy stores as raw bytes ("V2")."""
+    return a.dtype.name if a.dtype.type.__module__.startswith("ml_dtypes") else None
+
+
+def _as_extension(a: np.ndarray, name: str, path) -> np.ndarray:
+    """The raw bytes `a` seen as ml_dtypes' dtype `name` again."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ValueError(f"{path}: an array of {name} needs the package ml_dtypes to load "
+                         "(pip install ml_dtypes)") from None
+    dtype = getattr(ml_dtypes, name, None)
+    if not (isinstance(dtype, type) and issubclass(dtype, np.generic)) or \
+            np.dtype(dtype).itemsize != a.dtype.itemsize:
+        raise ValueError(f"{path}: a damaged structure record (dtype {name!r})")
+    return a.view(dtype)
+
+
 def save(path: str | os.PathLike, tree: Any) -> None:
     """Save a pytree of arrays and numbers to `path` (.npz), atomically."""
     leaves, treedef = flatten(tree)
@@ -82,7 +101,9 @@ def save(path: str | os.PathLike, tree: Any) -> None:
         if a.dtype == object:
             raise TypeError(f"save: leaf {name[5:]} is not an array or a number")
     meta = json.dumps({"format": _FORMAT, "tree": _encode(treedef),
-                       "leaf_kinds": [_leaf_kind(leaf) for leaf in leaves]})
+                       "leaf_kinds": [_leaf_kind(leaf) for leaf in leaves],
+                       "leaf_dtypes": {name[5:]: _extension_dtype(a) for name, a in
+                                       arrays.items() if _extension_dtype(a)}})
     # Not private: a checkpoint gets the mode open(path, "wb") would give it.
     with atomic_write(path, private=False) as f:
         np.savez(f, __tree__=np.array(meta), **arrays)
@@ -120,5 +141,10 @@ def load(path: str | os.PathLike) -> Any:
         kinds = meta.get("leaf_kinds") or ["array"] * treedef.num_leaves
         if len(kinds) != treedef.num_leaves or any(k not in _REBUILD for k in kinds):
             raise ValueError(f"{path}: a damaged structure record (leaf kinds {kinds!r})")
-        leaves = [_REBUILD[k](data[f"leaf_{i}"]) for i, k in enumerate(kinds)]
+        extension = meta.get("leaf_dtypes") or {}
+        if not isinstance(extension, dict):
+            raise ValueError(f"{path}: a damaged structure record (leaf dtypes)")
+        leaves = [_REBUILD[k](_as_extension(data[f"leaf_{i}"], extension[str(i)], path)
+                              if str(i) in extension else data[f"leaf_{i}"])
+                  for i, k in enumerate(kinds)]
     return unflatten(treedef, leaves)

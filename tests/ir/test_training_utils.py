@@ -161,6 +161,8 @@ def test_mlp_weights_and_dtype():
 
 ALL_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
               np.uint8, np.uint16, np.uint32, np.uint64, np.bool_, np.complex64, np.complex128]
+if "bf16" in tj.ir.DTYPES:              # ml_dtypes' bfloat16: .npy keeps only its bytes
+    ALL_DTYPES.append(tj.ir.DTYPES["bf16"].type)
 
 
 def sample_tree():
