@@ -124,9 +124,9 @@ def test_concretization(name, entry):
 # unsupported NumPy
 
 
-def uses_lstsq(x):
-    solution, *_ = np.linalg.lstsq(x, x[:, :1])  # ERR:lstsq
-    return solution
+def uses_eig(x):
+    values, vectors = np.linalg.eig(x[:, :3])  # ERR:eig
+    return values
 
 
 def uses_fft(x):
@@ -138,14 +138,14 @@ def uses_unique(x):
 
 
 def uses_accumulate(x):
-    return np.maximum.accumulate(x)  # ERR:accumulate
+    return np.subtract.accumulate(x)  # ERR:accumulate
 
 
 UNSUPPORTED = {
-    "lstsq": (uses_lstsq, "numpy.linalg.lstsq is not supported"),
+    "eig": (uses_eig, "numpy.linalg.eig is not supported"),
     "fft": (uses_fft, "numpy.fft.fft is not supported"),
     "unique": (uses_unique, "numpy.unique is not supported"),
-    "accumulate": (uses_accumulate, "numpy.maximum.accumulate is not supported"),
+    "accumulate": (uses_accumulate, "numpy.subtract.accumulate is not supported"),
 }
 
 
