@@ -1436,7 +1436,8 @@ def _cumulative(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
                  mb.affine(b, full, ii), dt)
 
 
-RADIX_BITS = 8                 # the digit of the sort's passes: 256 counts each
+RADIX_BITS = 11                # the digit of the sort's passes: 2048 counts each (3 passes
+                               # for 32-bit keys: fewer passes over the line beat counts in L1)
 
 
 def _sort_key(b: ir.IRBuilder, v, dt: str) -> ir.Value:
@@ -1458,22 +1459,31 @@ def _sort_layout(e: Eqn):
     x = e.inputs[0]
     n = x.type.shape[e.params["axis"]]
     bits = sort_key_bits(x.type.dtype)
-    return n, ir.IntType(bits), I32 if n < 2 ** 31 else I64, bits // RADIX_BITS
+    return n, ir.IntType(bits), I32 if n < 2 ** 31 else I64, -(-bits // RADIX_BITS)
+
+
+def _moves_values(e: Eqn) -> bool:
+    """Whether the sort moves the values themselves (their bits, the key computed from them
+    on each pass): sort does, which needs no positions and no gather at the end; argsort
+    moves the keys and the positions."""
+    return e.prim is P.sort and e.inputs[0].type.dtype != "bool"
 
 
 def _sort_scratch(e: Eqn) -> list[tuple[str, int]]:
-    """One line's keys and positions, twice (each pass moves them from one copy to the
-    other), and every pass's digit counts; the lines are sorted one after another."""
+    """One line's keys (or values) and positions, twice (each pass moves them from one copy
+    to the other), and every pass's digit counts; the lines are sorted one after another."""
     n, kt, pt, passes = _sort_layout(e)
-    return [("keys0", n * kt.width // 8), ("keys1", n * kt.width // 8),
-            ("index0", n * pt.width // 8), ("index1", n * pt.width // 8),
-            ("counts", 8 * passes << RADIX_BITS)]
+    keys = [("keys0", n * kt.width // 8), ("keys1", n * kt.width // 8)]
+    index = [] if _moves_values(e) else [("index0", n * pt.width // 8),
+                                         ("index1", n * pt.width // 8)]
+    return keys + index + [("counts", 8 * passes << RADIX_BITS)]
 
 
 def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     """sort and argsort: a least-significant-digit radix sort of each line's keys, with the
-    positions alongside; a pass whose digit is the same for the whole line is skipped. The
-    positions are argsort's result; sort reads the values at them."""
+    positions alongside (argsort) or of the values' bits, whose keys each pass computes
+    again (sort); a pass whose digit is the same for the whole line is skipped. The
+    positions are argsort's result."""
     (x,) = e.inputs
     out = e.out
     axis = e.params["axis"]
@@ -1481,14 +1491,27 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     if n == 0:
         return
     dt = x.type.dtype
+    values = _moves_values(e)
     size = ir.Constant(I64, n)
     mask = ir.Constant(kt, (1 << RADIX_BITS) - 1)
     counts = ptrs["counts"]
-    copies = {"keys": [ptrs["keys0"], ptrs["keys1"]], "index": [ptrs["index0"], ptrs["index1"]]}
+    copies = {"keys": [ptrs["keys0"], ptrs["keys1"]]}
+    if not values:
+        copies["index"] = [ptrs["index0"], ptrs["index1"]]
     where = {(what, i): _alloca_entry(b, PTR, f"{what}.{'from' if i == 0 else 'to'}")
              for what in copies for i in (0, 1)}
     offset = _alloca_entry(b, I64, "offset")
     kept = [m for d, m in enumerate(x.type.shape) if d != axis]
+    floats = is_float(dt)
+
+    def bits_of(v):                 # a value as the integer its memory holds
+        return b.bitcast(v, kt) if floats else v
+
+    def value_of(bits):
+        return b.bitcast(bits, REG[dt]) if floats else bits
+
+    def key_of(stored):             # the key of what the copies hold
+        return _sort_key(b, value_of(stored), dt) if values else stored
 
     def count(p: int, k) -> ir.Value:
         d = b.and_(b.lshr(k, ir.Constant(kt, RADIX_BITS * p)), mask)
@@ -1508,20 +1531,24 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
 
         with for_range(b, 0, passes << RADIX_BITS, "c") as c:
             b.store(ir.Constant(I64, 0), element(b, counts, I64, c))
-        # One read of the line: its keys, its positions and every pass's digit counts.
+        # One read of the line: its keys (or values), its positions and every pass's counts.
         with for_range(b, 0, n, "j") as j:
-            k = _sort_key(b, _read(mb, b, ptrs, loads[x], point(j)), dt)
-            b.store(k, element(b, copies["keys"][0], kt, j))
-            b.store(b.trunc(j, pt) if pt is I32 else j, element(b, copies["index"][0], pt, j))
+            v = _read(mb, b, ptrs, loads[x], point(j))
+            k = _sort_key(b, v, dt)
+            b.store(bits_of(v) if values else k, element(b, copies["keys"][0], kt, j))
+            if not values:
+                b.store(b.trunc(j, pt) if pt is I32 else j,
+                        element(b, copies["index"][0], pt, j))
             for p in range(passes):
                 increment(count(p, k))
         for what in copies:
             for i in (0, 1):
                 b.store(copies[what][i], where[what, i])
         for p in range(passes):
-            src_k, dst_k, src_i, dst_i = (b.load(where[w, i], typ=PTR)
-                                          for w in copies for i in (0, 1))
-            first = b.load(element(b, src_k, kt, ir.Constant(I64, 0)), typ=kt)
+            src_k, dst_k = (b.load(where["keys", i], typ=PTR) for i in (0, 1))
+            if not values:
+                src_i, dst_i = (b.load(where["index", i], typ=PTR) for i in (0, 1))
+            first = key_of(b.load(element(b, src_k, kt, ir.Constant(I64, 0)), typ=kt))
             with b.if_then(b.icmp_signed("!=", b.load(count(p, first), typ=I64), size)):
                 # The digit's counts become its first places (exclusive prefix sums) ...
                 b.store(ir.Constant(I64, 0), offset)
@@ -1532,19 +1559,25 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
                     b.store(b.add(b.load(offset, typ=I64), c), offset)
                 # ... and each key, in order, goes to the next place of its digit: stable.
                 with for_range(b, 0, n, "j") as j:
-                    k = b.load(element(b, src_k, kt, j), typ=kt)
-                    to = increment(count(p, k))
-                    b.store(k, element(b, dst_k, kt, to))
-                    b.store(b.load(element(b, src_i, pt, j), typ=pt), element(b, dst_i, pt, to))
-                for w, src, dst in (("keys", src_k, dst_k), ("index", src_i, dst_i)):
+                    stored = b.load(element(b, src_k, kt, j), typ=kt)
+                    to = increment(count(p, key_of(stored)))
+                    b.store(stored, element(b, dst_k, kt, to))
+                    if not values:
+                        b.store(b.load(element(b, src_i, pt, j), typ=pt),
+                                element(b, dst_i, pt, to))
+                for w in copies:
+                    src, dst = (b.load(where[w, i], typ=PTR) for i in (0, 1))
                     b.store(dst, where[w, 0])
                     b.store(src, where[w, 1])
         full = IndexMap.contiguous(out.type.shape)
-        order = b.load(where["index", 0], typ=PTR)
+        order = b.load(where["keys" if values else "index", 0], typ=PTR)
         with for_range(b, 0, n, "j") as j:
-            i = b.load(element(b, order, pt, j), typ=pt)
-            i = b.zext(i, I64) if pt is I32 else i
-            value = i if e.prim is P.argsort else _read(mb, b, ptrs, loads[x], point(i))
+            if values:
+                value = value_of(b.load(element(b, order, kt, j), typ=kt))
+            else:
+                i = b.load(element(b, order, pt, j), typ=pt)
+                i = b.zext(i, I64) if pt is I32 else i
+                value = i if e.prim is P.argsort else _read(mb, b, ptrs, loads[x], point(i))
             mb.store(b, value, ptrs[out], mb.affine(b, full, point(j)), out.type.dtype)
 
 
