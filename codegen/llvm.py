@@ -1454,6 +1454,19 @@ def _sort_key(b: ir.IRBuilder, v, dt: str) -> ir.Value:
     return b.select(b.fcmp_unordered("uno", v, v), ir.Constant(kt, -1), key, name="key")
 
 
+def _sort_key_of_bits(b: ir.IRBuilder, bits, dt: str) -> ir.Value:
+    """_sort_key of the float whose bits these are, in integer operations: the sign-magnitude
+    order made unsigned (negative values' bits inverted), -0.0 as 0.0, NaN above all."""
+    kt = bits.type
+    w = kt.width
+    sign = ir.Constant(kt, 1 << (w - 1))
+    key = b.xor(bits, b.or_(b.ashr(bits, ir.Constant(kt, w - 1)), sign))
+    key = b.select(b.icmp_unsigned("==", key, ir.Constant(kt, (1 << (w - 1)) - 1)), sign, key)
+    inf = ir.Constant(kt, 0x7FF0000000000000 if w == 64 else 0x7F800000)
+    magnitude = b.and_(bits, ir.Constant(kt, (1 << (w - 1)) - 1))
+    return b.select(b.icmp_unsigned(">", magnitude, inf), ir.Constant(kt, -1), key)
+
+
 def _sort_layout(e: Eqn):
     """(length, key type, position type, passes) of a sort or argsort's lines."""
     x = e.inputs[0]
@@ -1476,7 +1489,7 @@ def _sort_scratch(e: Eqn) -> list[tuple[str, int]]:
     keys = [("keys0", n * kt.width // 8), ("keys1", n * kt.width // 8)]
     index = [] if _moves_values(e) else [("index0", n * pt.width // 8),
                                          ("index1", n * pt.width // 8)]
-    return keys + index + [("counts", 8 * passes << RADIX_BITS)]
+    return keys + index + [("counts", pt.width // 8 * passes << RADIX_BITS)]
 
 
 def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
@@ -1492,7 +1505,7 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
         return
     dt = x.type.dtype
     values = _moves_values(e)
-    size = ir.Constant(I64, n)
+    size = ir.Constant(pt, n)       # counts and places are positions' type: more stay in L1
     mask = ir.Constant(kt, (1 << RADIX_BITS) - 1)
     counts = ptrs["counts"]
     copies = {"keys": [ptrs["keys0"], ptrs["keys1"]]}
@@ -1500,7 +1513,7 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
         copies["index"] = [ptrs["index0"], ptrs["index1"]]
     where = {(what, i): _alloca_entry(b, PTR, f"{what}.{'from' if i == 0 else 'to'}")
              for what in copies for i in (0, 1)}
-    offset = _alloca_entry(b, I64, "offset")
+    offset = _alloca_entry(b, pt, "offset")
     kept = [m for d, m in enumerate(x.type.shape) if d != axis]
     floats = is_float(dt)
 
@@ -1511,52 +1524,64 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
         return b.bitcast(bits, REG[dt]) if floats else bits
 
     def key_of(stored):             # the key of what the copies hold
-        return _sort_key(b, value_of(stored), dt) if values else stored
+        if not values:
+            return stored
+        return _sort_key_of_bits(b, stored, dt) if floats else _sort_key(b, stored, dt)
 
     def count(p: int, k) -> ir.Value:
         d = b.and_(b.lshr(k, ir.Constant(kt, RADIX_BITS * p)), mask)
         d = b.zext(d, I64) if kt.width < 64 else d
-        return element(b, counts, I64, b.add(ir.Constant(I64, p << RADIX_BITS), d))
+        return element(b, counts, pt, b.add(ir.Constant(I64, p << RADIX_BITS), d))
 
     def increment(at) -> ir.Value:
-        old = b.load(at, typ=I64)
-        b.store(b.add(old, ir.Constant(I64, 1)), at)
+        old = b.load(at, typ=pt)
+        b.store(b.add(old, ir.Constant(pt, 1)), at)
         return old
 
+    full = IndexMap.contiguous(out.type.shape)
+    # Sorting values along the last axis, the passes alternate between a scratch copy and the
+    # output line itself, arranged so that the last pass writes the output: no final copy
+    # (unless a pass is skipped).
+    direct = values and axis == x.type.ndim - 1
     with _nest(b, kept, "l") as ll:
         def point(j):
             p = list(ll)
             p.insert(axis, j)
             return p
 
+        pair = copies["keys"]
+        if direct:
+            line = element(b, ptrs[out], MEM[dt], mb.affine(b, full, point(ir.Constant(I64, 0))))
+            pair = [line, pair[0]] if passes % 2 == 0 else [pair[0], line]
         with for_range(b, 0, passes << RADIX_BITS, "c") as c:
-            b.store(ir.Constant(I64, 0), element(b, counts, I64, c))
+            b.store(ir.Constant(pt, 0), element(b, counts, pt, c))
         # One read of the line: its keys (or values), its positions and every pass's counts.
         with for_range(b, 0, n, "j") as j:
             v = _read(mb, b, ptrs, loads[x], point(j))
-            k = _sort_key(b, v, dt)
-            b.store(bits_of(v) if values else k, element(b, copies["keys"][0], kt, j))
+            k = key_of(bits_of(v)) if values else _sort_key(b, v, dt)
+            b.store(bits_of(v) if values else k, element(b, pair[0], kt, j))
             if not values:
                 b.store(b.trunc(j, pt) if pt is I32 else j,
                         element(b, copies["index"][0], pt, j))
             for p in range(passes):
                 increment(count(p, k))
-        for what in copies:
-            for i in (0, 1):
-                b.store(copies[what][i], where[what, i])
+        for i in (0, 1):
+            b.store(pair[i], where["keys", i])
+            if not values:
+                b.store(copies["index"][i], where["index", i])
         for p in range(passes):
             src_k, dst_k = (b.load(where["keys", i], typ=PTR) for i in (0, 1))
             if not values:
                 src_i, dst_i = (b.load(where["index", i], typ=PTR) for i in (0, 1))
             first = key_of(b.load(element(b, src_k, kt, ir.Constant(I64, 0)), typ=kt))
-            with b.if_then(b.icmp_signed("!=", b.load(count(p, first), typ=I64), size)):
+            with b.if_then(b.icmp_signed("!=", b.load(count(p, first), typ=pt), size)):
                 # The digit's counts become its first places (exclusive prefix sums) ...
-                b.store(ir.Constant(I64, 0), offset)
+                b.store(ir.Constant(pt, 0), offset)
                 with for_range(b, 0, 1 << RADIX_BITS, "d") as d:
-                    at = element(b, counts, I64, b.add(ir.Constant(I64, p << RADIX_BITS), d))
-                    c = b.load(at, typ=I64)
-                    b.store(b.load(offset, typ=I64), at)
-                    b.store(b.add(b.load(offset, typ=I64), c), offset)
+                    at = element(b, counts, pt, b.add(ir.Constant(I64, p << RADIX_BITS), d))
+                    c = b.load(at, typ=pt)
+                    b.store(b.load(offset, typ=pt), at)
+                    b.store(b.add(b.load(offset, typ=pt), c), offset)
                 # ... and each key, in order, goes to the next place of its digit: stable.
                 with for_range(b, 0, n, "j") as j:
                     stored = b.load(element(b, src_k, kt, j), typ=kt)
@@ -1569,9 +1594,9 @@ def _sort(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
                     src, dst = (b.load(where[w, i], typ=PTR) for i in (0, 1))
                     b.store(dst, where[w, 0])
                     b.store(src, where[w, 1])
-        full = IndexMap.contiguous(out.type.shape)
         order = b.load(where["keys" if values else "index", 0], typ=PTR)
-        with for_range(b, 0, n, "j") as j:
+        moved = b.icmp_unsigned("!=", order, line) if direct else ir.Constant(I1, 1)
+        with b.if_then(moved), for_range(b, 0, n, "j") as j:
             if values:
                 value = value_of(b.load(element(b, order, kt, j), typ=kt))
             else:
