@@ -66,7 +66,7 @@ from .buffers import BufferPlan, plan_buffers
 from .lowering import (DotPlan, Matrix, Reduction, affine_terms, own_primitive, reductions_of,
                        sort_key_bits)
 from .status import (INDEX_ERROR, LINALG_ERROR, NO_CONVERGENCE, NOT_POSITIVE_DEFINITE, SINGULAR,
-                     STATUS_WORDS, checks_of, may_fail, sites)
+                     STATUS_WORDS, SVD_NO_CONVERGENCE, checks_of, may_fail, sites)
 
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
@@ -1618,6 +1618,7 @@ LAPACK_ROUTINES = {
     "trtrs": [I8, I8, I8, I64, I64, PTR, I64, PTR, I64],         # uplo trans diag n nrhs a lda b ldb
     "gesv": [I64, I64, PTR, I64, PTR, PTR, I64],                # n nrhs a lda ipiv b ldb
     "getrf": [I64, I64, PTR, I64, PTR],                         # m n a lda ipiv
+    "getrs": [I8, I64, I64, PTR, I64, PTR, PTR, I64],           # trans n nrhs a lda ipiv b ldb
     "syevd": [I8, I8, I64, PTR, I64, PTR],                      # jobz uplo n a lda w
     "gesdd": [I8, I64, I64, PTR, I64, PTR, PTR, I64, PTR, I64],  # jobz m n a lda s u ldu vt ldvt
     "geqrf": [I64, I64, PTR, I64, PTR],                         # m n a lda tau
@@ -1704,7 +1705,11 @@ def _triangular_solve(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
 
 
 def _solve(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
-    """gesv: LU with partial pivoting of a copy of a, the right-hand sides in the output."""
+    """getrf and getrs, column-major: the copy of a is factorised as the column-major matrix
+    it also is, aᵀ = P L U, and getrs('T') solves (aᵀ)ᵀ x = b. A right-hand side of one column
+    is the same in both layouts; wider ones are transposed through the scratch and back
+    (LAPACKE's row-major interface would copy every matrix through the heap, which at 16 × 16
+    costs as much as the solve)."""
     a, rhs = e.inputs
     out, dt = e.out, e.out.type.dtype
     n, k = out.type.shape[-2:]
@@ -1712,9 +1717,25 @@ def _solve(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
     _copy_in(mb, b, ptrs, loads, rhs, ptrs[out], out.type.shape)
     with _each_matrix(b, out.type.shape) as (m, at):
         aa = _matrix(b, ptrs["a"], dt, b.mul(m, ir.Constant(I64, n * n)))
-        info = _lapack(mb, b, "gesv", dt, [n, k, aa, n, ptrs["pivots"],
-                                           _matrix(b, ptrs[out], dt, at), k])
+        info = _lapack(mb, b, "getrf", dt, [n, n, aa, n, ptrs["pivots"]], LAPACK_COL_MAJOR)
         _failed(b, status, info, SINGULAR, m)
+        x = _matrix(b, ptrs[out], dt, at)
+        cols = x if k == 1 else ptrs["rhs"]
+        if k > 1:
+            _transpose_matrix(b, x, cols, n, k, dt)
+        with b.if_then(b.icmp_signed("==", info, ir.Constant(I64, 0))):
+            _lapack(mb, b, "getrs", dt, ["T", n, k, aa, n, ptrs["pivots"], cols, n],
+                    LAPACK_COL_MAJOR)
+        if k > 1:
+            _transpose_matrix(b, cols, x, k, n, dt)
+
+
+def _transpose_matrix(b, src, dst, rows: int, cols: int, dt: str) -> None:
+    """dst (cols × rows, row-major) = srcᵀ (src: rows × cols, row-major)."""
+    t = MEM[dt]
+    with for_range(b, 0, rows, "r") as r, for_range(b, 0, cols, "c") as c:
+        v = b.load(element(b, src, t, b.add(b.mul(r, ir.Constant(I64, cols)), c)), typ=t)
+        b.store(v, element(b, dst, t, b.add(b.mul(c, ir.Constant(I64, rows)), r)))
 
 
 def _slogdet(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
@@ -1740,7 +1761,10 @@ def _slogdet(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
             d = b.load(element(b, aa, MEM[dt], b.mul(i, ir.Constant(I64, n + 1))), typ=REG[dt])
             pivot = b.load(element(b, ptrs["pivots"], I64, i), typ=I64)      # 1-based
             swapped = b.icmp_signed("!=", pivot, b.add(i, ir.Constant(I64, 1)))
-            s = UNARY[P.sign](b, d, dt)
+            # -1, 0 or 1 by comparisons, as NumPy's: a NaN pivot leaves the sign alone.
+            s = b.select(_fcmp(b, "<", d, constant(dt, 0.0)), constant(dt, -1.0),
+                         b.select(_fcmp(b, "==", d, constant(dt, 0.0)), constant(dt, 0.0),
+                                  constant(dt, 1.0)))
             s = b.select(swapped, b.fneg(s), s)
             b.store(b.fmul(b.load(sign, typ=REG[dt]), s), sign)
             b.store(b.fadd(b.load(logdet, typ=REG[dt]), UNARY[P.log](b, _abs(b, d, dt), dt)),
@@ -1785,7 +1809,7 @@ def _svd(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
         vt = _matrix(b, ptrs[out], dt, b.add(at, ir.Constant(I64, (m + 1) * width)))
         info = _lapack(mb, b, "gesdd", dt, ["A" if e.params["full"] else "S", m, n, aa, n, s,
                                             u, width, vt, width])
-        _failed(b, status, info, NO_CONVERGENCE, m_)
+        _failed(b, status, info, SVD_NO_CONVERGENCE, m_)
 
 
 def _qr(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
@@ -1821,9 +1845,14 @@ def _qr(mb: ModuleBuilder, b, e: Eqn, loads, ptrs, status):
 
 
 def _linalg_scratch(e: Eqn) -> list[tuple[str, int]]:
-    """A copy of the matrices LAPACK overwrites, and one matrix's pivots."""
+    """A copy of the matrices LAPACK overwrites, and one matrix's pivots (and for solve, one
+    matrix of right-hand sides in columns)."""
     a = e.inputs[0]
-    return [("a", a.type.nbytes), ("pivots", 8 * max(a.type.shape[-1], 1))]
+    scratch = [("a", a.type.nbytes), ("pivots", 8 * max(a.type.shape[-1], 1))]
+    if e.prim is P.solve:
+        n, k = e.out.type.shape[-2:]
+        scratch.append(("rhs", max(n * k, 1) * e.out.type.np_dtype.itemsize))
+    return scratch
 
 
 #: primitive → the lowering of its kernel of its own: every primitive with `own_kernel`.

@@ -39,8 +39,8 @@ LINALG_ERROR = 3
 
 #: status[1] of a LINALG_ERROR → NumPy's message for it (raised as np.linalg.LinAlgError).
 LINALG_ERRORS = {0: "Matrix is not positive definite", 1: "Singular matrix",
-                 2: "Eigenvalues did not converge"}   # (gesdd's: "SVD did not converge")
-NOT_POSITIVE_DEFINITE, SINGULAR, NO_CONVERGENCE = 0, 1, 2
+                 2: "Eigenvalues did not converge", 3: "SVD did not converge"}
+NOT_POSITIVE_DEFINITE, SINGULAR, NO_CONVERGENCE, SVD_NO_CONVERGENCE = 0, 1, 2, 3
 
 #: The codes of the errors of the `check` primitive (primitives.CHECK_ERRORS), after these.
 CHECK_CODES = {name: 8 + i for i, name in enumerate(P.CHECK_ERRORS)}

@@ -132,6 +132,12 @@ def _register_lapack() -> str:
             continue
         for name, address in addresses.items():
             llvm.add_symbol(name, address)
+        # LAPACKE scans every input for NaN and refuses it (info < 0), where NumPy, calling
+        # LAPACK itself, lets NaN through (det and inv give NaN). This library is NumPy's own,
+        # whose LAPACK calls do not go through LAPACKE: the scan is turned off for it.
+        set_nancheck = getattr(lib, "scipy_LAPACKE_set_nancheck64_", None)
+        if set_nancheck is not None:
+            set_nancheck(ctypes.c_int(0))
         return os.path.basename(path)
     return ""
 

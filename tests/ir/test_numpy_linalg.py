@@ -132,6 +132,21 @@ def test_singular_matrices():
         tj.jit(lambda a: np.linalg.eigh(a, UPLO="X"))(a)
 
 
+def test_nan_inputs_are_numpys():
+    # NaN goes through LAPACK as in NumPy (LAPACKE's NaN scan, which would refuse it, is
+    # off): det, inv and solve give NaN; the SVD does not converge, as NumPy says.
+    a = spd((2, 3, 3))
+    a[0, 1, 1] = np.nan
+    b = rand((2, 3, 2))
+    check(lambda a, b: (np.linalg.det(a), np.linalg.slogdet(a), np.linalg.inv(a[1]),
+                        np.linalg.solve(a[1], b[1])), a, b, cuda=False)
+    # Where NaN spreads inside the factorisation is LAPACK's order of work: NaN, no error.
+    inv, x = tj.jit(lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b)))(a, b)
+    assert np.isnan(inv[0]).any() and np.isnan(x[0]).any()
+    with pytest.raises(np.linalg.LinAlgError, match="SVD did not converge"):
+        tj.jit(lambda a: np.linalg.svd(a))(a)
+
+
 def test_complex_results_say_so():
     a = spd((3, 3))
     for name, f in (("eig", lambda a: np.linalg.eig(a)), ("eigvals", lambda a: np.linalg.eigvals(a))):
