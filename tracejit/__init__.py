@@ -12,7 +12,7 @@
 
 # numpy_api registers NumPy's functions, ufuncs and methods on tracers when it is imported.
 from . import init, numpy_api, optim
-from .api import Jitted, Spec, grad, jit, to_host, trace, value_and_grad, vjp
+from .api import Jitted, Spec, grad, jit, jvp, to_host, trace, value_and_grad, vjp
 from .check import check_grads
 from .serialize import load, save
 from .errors import (ConcretizationError, CudaUnavailableError, DTypeError, EscapedTracerError,
@@ -24,7 +24,7 @@ from .pytree import tree_map
 __version__ = "0.1.0"
 
 __all__ = [
-    "jit", "grad", "value_and_grad", "vjp", "trace", "interpret", "verify", "tree_map", "to_host",
+    "jit", "grad", "value_and_grad", "vjp", "jvp", "trace", "interpret", "verify", "tree_map", "to_host",
     "optim", "init", "numpy_api", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",

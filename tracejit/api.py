@@ -20,6 +20,7 @@ import numpy as np
 from . import errors, random_guard, settings
 from . import primitives as P
 from .autodiff import check_differentiable, inline, vjp_function
+from .forward import jvp_function
 from .interpreter import interpret
 from .ir import Function, Type, dtype_name, is_float, is_python_scalar
 from .compiler import Compiled, Options, compile_function
@@ -373,6 +374,53 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
         return unflatten(t.in_tree, flat)[0]
 
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def jvp(f: Callable, primals, tangents, has_aux: bool = False):
+    """(f(*primals), J·tangents): forward mode, as JAX's jax.jvp. `primals` and `tangents` are
+    tuples (or lists) of the same structure; each tangent has its primal's shape, and float
+    dtype where its primal is float (the tangents of other primals are ignored: they have
+    none). The tangent of a result that is not floating point is None. With has_aux, f
+    returns (output, aux) and jvp returns (output, tangent, aux)."""
+    fname = _function_name(f)
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise errors.user_error(TypeError, "primal and tangent arguments to jvp must be tuples "
+                                f"or lists; found {type(primals).__name__} and "
+                                f"{type(tangents).__name__}")
+    t = trace_callable(f, tuple(primals), name=fname)
+    t_leaves, t_tree = flatten((tuple(tangents), {}))
+    if t_tree != t.in_tree:
+        raise errors.user_error(TypeError, f"jvp of {fname}: the tangents have structure "
+                                f"{t_tree}, the primals {t.in_tree}")
+    params = t.fn.params[:len(t.leaves)]
+    wrt = [k for k, p in enumerate(params) if is_float(p.type.dtype)]
+    tans = []
+    for k in wrt:
+        want, leaf = params[k].type, t_leaves[k]
+        got = _leaf_type(leaf, f"tangent {k}")[0]
+        if got.shape != want.shape:
+            raise errors.user_error(errors.ShapeError, f"jvp of {fname}: tangent {k} has type "
+                                    f"{got}; its primal is {want}")
+        tans.append(leaf if isinstance(leaf, Tracer) else np.asarray(leaf, want.np_dtype))
+    _record_source(t.fn)
+    j_fn = jvp_function(t.fn, wrt, name=f"jvp_{fname}")
+    n_out = len(t.fn.results)
+    if current_trace() is not None:
+        values = _run(j_fn, list(t.leaves) + list(t.captured) + tans, [])
+    else:
+        concrete = [_concrete(leaf, p.type) for leaf, p in zip(t.leaves, t.fn.params)]
+        values = interpret(j_fn, concrete + tans)
+    values = [_user_value(v) for v in values]
+    it = iter(values[n_out:])
+    touts = [next(it) if is_float(r.type.dtype) else None for r in t.fn.results]
+    out = unflatten(t.out_tree, values[:n_out])
+    tout = unflatten(t.out_tree, touts)
+    if not has_aux:
+        return out, tout
+    if t.out_tree.kind not in ("tuple", "list") or len(t.out_tree.children) != 2:
+        raise errors.user_error(errors.GradError, f"{fname} was given to jvp with has_aux=True "
+                                "and must return a pair (output, aux)")
+    return out[0], tout[0], out[1]
 
 
 # ---------------------------------------------------------------------------------------------

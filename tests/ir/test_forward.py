@@ -1,0 +1,150 @@
+"""Forward mode (tracejit/forward.py, tj.jvp): the Jacobian-vector product of every primitive
+against float64 central finite differences (the cases of test_vjp.py and more), every
+primitive of the registry covered, and jvp composed with grad and jit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit import ops
+from test_vjp import PRIMITIVE_CASES, _make_inputs, normal, positive
+from tracejit.primitives import REGISTRY
+
+EPS = 1e-6
+
+
+def central(f, xs, ts):
+    """(f(x + eps t) - f(x - eps t)) / 2 eps, leafwise."""
+    up = f(*[x + EPS * t for x, t in zip(xs, ts)])
+    down = f(*[x - EPS * t for x, t in zip(xs, ts)])
+    return (np.asarray(up) - np.asarray(down)) / (2 * EPS)
+
+
+def spd(rng, shape):
+    x = rng.standard_normal(shape)
+    return x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+# Primitives the cases of test_vjp.py do not reach: (id, f, input makers).
+MORE_CASES = [
+    ("cumsum", lambda x: np.cumsum(x, axis=1), [normal]),
+    ("cumprod", lambda x: np.cumprod(x, axis=0), [normal]),
+    ("sort", lambda x: np.sort(x, axis=1), [normal]),
+    ("cholesky", lambda a: np.linalg.cholesky(a), [spd]),
+    ("solve", lambda a, b: np.linalg.solve(a, b), [spd, normal]),
+    ("slogdet", lambda a: np.linalg.slogdet(a)[1], [spd]),
+    ("eigh", lambda a: np.linalg.eigvalsh(a), [spd]),
+    ("svd", lambda a: np.linalg.svd(a, compute_uv=False), [normal]),
+    ("qr", lambda a: np.abs(np.linalg.qr(a)[1]), [normal]),
+    ("triangular_solve", lambda a, b: ops.triangular_solve(np.tril(a) + 4 * np.eye(4), b,
+                                                           lower=True), [spd, normal]),
+    ("expm1_log1p", lambda x: np.log1p(np.expm1(x) ** 2), [positive]),
+    ("floor_ceil", lambda x: np.floor(x) + np.ceil(x) + x, [normal]),
+    ("sign_signbit", lambda x: np.sign(x) * x + np.signbit(x), [normal]),
+]
+SYMMETRIC = {"cholesky", "eigh"}
+SHAPES = {"qr": (4, 3), "solve": (4, 4), "cholesky": (4, 4), "slogdet": (4, 4), "eigh": (4, 4),
+          "triangular_solve": (4, 4)}
+
+
+def _inputs(name, makers, rng):
+    shape = SHAPES.get(name, (3, 4))
+    if name in ("solve", "triangular_solve"):
+        return [spd(rng, shape), normal(rng, (shape[0], 2))]
+    return [m(rng, shape) for m in makers]
+
+
+# A NumPy reference where the function calls the ops themselves.
+REFERENCES = {"triangular_solve": lambda a, b: np.linalg.solve(np.tril(a) + 4 * np.eye(4), b)}
+CASES = [(c[0], c[2] or c[1], c[1], c[3]) for c in PRIMITIVE_CASES] + \
+        [(name, REFERENCES.get(name, f), f, makers) for name, f, makers in MORE_CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_jvp_of_every_primitive(case):
+    name, ref, f, makers = case
+    rng = np.random.default_rng(3)
+    xs = _make_inputs(makers, rng) if name in {c[0] for c in PRIMITIVE_CASES} else \
+        _inputs(name, makers, rng)
+    ts = [rng.standard_normal(np.shape(x)) for x in xs]
+    if name in SYMMETRIC:       # the functions of a symmetric matrix: symmetric tangents
+        ts[0] = (ts[0] + ts[0].T) / 2
+    out, tangent = tj.jvp(f, tuple(xs), tuple(ts))
+    np.testing.assert_allclose(out, ref(*xs), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tangent, central(ref, xs, ts), rtol=1e-6, atol=1e-7,
+                               err_msg=name)
+    # Compiled, the same numbers (the JVP is IR like any other).
+    got = tj.jit(lambda *a: tj.jvp(f, a[:len(xs)], a[len(xs):]))(*xs, *ts)
+    np.testing.assert_allclose(got[1], tangent, rtol=1e-10, atol=1e-12)
+
+
+# Primitives without a tangent of their own: no float operand, or a float result that does
+# not depend on one (they are constants to forward mode).
+NO_TANGENT = {"iota", "constant", "argmax", "argmin", "argsort", "check", "not", "and", "or",
+              "xor", "eq", "ne", "lt", "le", "gt", "ge", "floordiv", "signbit"}
+
+
+def test_every_primitive_is_covered():
+    covered = set()
+    rng = np.random.default_rng(0)
+    for name, _, f, makers in CASES:
+        xs = _make_inputs(makers, rng) if name in {c[0] for c in PRIMITIVE_CASES} else \
+            _inputs(name, makers, rng)
+        covered |= {e.prim.name for e in tj.trace(f, *xs).eqns}
+    missing = set(REGISTRY) - covered - NO_TANGENT
+    assert not missing, f"no JVP case for {sorted(missing)}"
+
+
+def test_jvp_composes_with_grad_and_jit():
+    rng = np.random.default_rng(4)
+    x, w, t = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
+        rng.standard_normal((3, 2))
+
+    def loss(w):
+        return np.sum(np.tanh(x @ w) ** 2)
+
+    # forward over reverse: the Hessian-vector product
+    hv = tj.jvp(tj.grad(loss), (w,), (t,))[1]
+    np.testing.assert_allclose(hv, central(tj.grad(loss), [w], [t]), rtol=1e-6, atol=1e-8)
+    # reverse over forward: the same product
+    gj = tj.grad(lambda w: tj.jvp(loss, (w,), (t,))[1])(w)
+    np.testing.assert_allclose(gj, hv, rtol=1e-10, atol=1e-12)
+    # under jit, and jit inside
+    jitted = tj.jit(lambda w, t: tj.jvp(tj.grad(loss), (w,), (t,)))(w, t)[1]
+    np.testing.assert_allclose(jitted, hv, rtol=1e-10, atol=1e-12)
+    inner = tj.jvp(tj.jit(loss), (w,), (t,))[1]
+    np.testing.assert_allclose(inner, central(loss, [w], [t]), rtol=1e-6)
+
+
+def test_jvp_pytrees_aux_and_errors():
+    rng = np.random.default_rng(5)
+    p = {"a": rng.standard_normal(3), "b": rng.standard_normal((2, 3))}
+    tp = {"a": np.ones(3), "b": np.zeros((2, 3))}
+    n = np.arange(3)
+
+    def f(p, n):
+        return {"y": p["b"] @ p["a"], "count": np.sum(n > 0)}, p["a"] * 2
+
+    out, tangent, aux = tj.jvp(f, (p, n), (tp, n), has_aux=True)
+    np.testing.assert_allclose(tangent["y"], p["b"] @ tp["a"])
+    assert tangent["count"] is None and out["count"] == 2
+    np.testing.assert_allclose(aux, p["a"] * 2)
+    with pytest.raises(TypeError, match="tuples or lists"):
+        tj.jvp(f, p, tp)
+    with pytest.raises(TypeError, match="structure"):
+        tj.jvp(lambda a: a, (p["a"],), (p["a"], p["a"]))
+    with pytest.raises(tj.ShapeError, match="tangent 0"):
+        tj.jvp(lambda a: a, (p["a"],), (np.ones(4),))
+
+
+def test_jvp_ir_has_no_reverse_pass_left_after_the_passes():
+    # The derived rules run reverse mode on small functions of the cotangent; what they record
+    # is linear in the tangent and the passes leave no work on a zero cotangent.
+    x = np.linspace(0.1, 1, 6)
+    fn = tj.trace(lambda x, t: tj.jvp(np.sin, (x,), (t,)), x, x)
+    tj.verify(fn)
+    opt = tj.jit(lambda x, t: tj.jvp(np.sin, (x,), (t,))).compiled(x, x).optimized
+    names = [e.prim.name for e in opt.eqns]
+    assert names.count("sin") == 1 and names.count("cos") == 1, names
