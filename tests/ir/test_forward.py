@@ -148,3 +148,68 @@ def test_jvp_ir_has_no_reverse_pass_left_after_the_passes():
     opt = tj.jit(lambda x, t: tj.jvp(np.sin, (x,), (t,))).compiled(x, x).optimized
     names = [e.prim.name for e in opt.eqns]
     assert names.count("sin") == 1 and names.count("cos") == 1, names
+
+
+# ---------------------------------------------------------------------------------------------
+# Jacobians and Hessians
+
+
+def numeric_jacobian(f, x):
+    """d f / d x of shape f(x).shape + x.shape, by float64 central differences."""
+    out = np.asarray(f(x))
+    jac = np.zeros(out.shape + x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = EPS
+        jac[(...,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * EPS)
+    return jac
+
+
+def test_jacobians_have_jaxs_shapes_and_values():
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+
+    def f(x, w):
+        return np.tanh(x @ w)
+
+    fwd = tj.jacfwd(f, argnums=(0, 1))(x, w)
+    rev = tj.jacrev(f, argnums=(0, 1))(x, w)
+    assert [j.shape for j in fwd] == [(2, 4, 2, 3), (2, 4, 3, 4)]
+    for j_f, j_r, want in zip(fwd, rev, (numeric_jacobian(lambda x: f(x, w), x),
+                                         numeric_jacobian(lambda w: f(x, w), w))):
+        np.testing.assert_allclose(j_f, want, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(j_r, j_f, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tj.jacobian(f)(x, w), fwd[0], rtol=1e-12)
+    # a scalar function's Jacobian has the argument's shape; of a scalar argument, the output's
+    assert tj.jacfwd(lambda x: np.sum(x ** 2))(x).shape == x.shape
+    assert tj.jacrev(lambda s: s * x)(np.float64(2.0)).shape == x.shape
+
+
+def test_hessian_hvp_linearize():
+    rng = np.random.default_rng(7)
+    x, w, v = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
+        rng.standard_normal((3, 2))
+
+    def loss(w):
+        return np.sum(np.tanh(x @ w) ** 2)
+
+    h = tj.hessian(loss)(w)
+    assert h.shape == (3, 2, 3, 2)
+    np.testing.assert_allclose(h, numeric_jacobian(tj.grad(loss), w), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(h.reshape(6, 6), h.reshape(6, 6).T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tj.hvp(loss, (w,), (v,)), (h.reshape(6, 6) @ v.ravel())
+                               .reshape(3, 2), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tj.jit(tj.hessian(loss))(w), h, rtol=1e-10, atol=1e-12)
+    out, f_jvp = tj.linearize(loss, w)
+    np.testing.assert_allclose(out, loss(w))
+    np.testing.assert_allclose(f_jvp(v), np.sum(tj.grad(loss)(w) * v), rtol=1e-10)
+
+
+def test_jacobian_errors_say_what():
+    x = np.ones(3)
+    with pytest.raises(tj.UnsupportedError, match="pytrees"):
+        tj.jacfwd(lambda p: p["a"])({"a": x})
+    with pytest.raises(tj.GradError, match="floating-point"):
+        tj.jacrev(lambda n: n * 2.0)(np.arange(3))
+    with pytest.raises(ValueError, match="argnums"):
+        tj.jacfwd(lambda a: a, argnums=2)(x)
