@@ -1,5 +1,6 @@
 """Passes: each a function Function -> Function, run as an explicit ordered pipeline.
 
+    inline_calls    calls of sub-Functions (custom_vjp) replaced by their equations
     dce             drop equations no result depends on
     fold_constants  evaluate equations whose inputs are all known at compile time
     simplify        algebraic rewrites that hold under IEEE semantics (NaN, ±inf, -0), and
@@ -480,6 +481,27 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
 
 # ---------------------------------------------------------------------------------------------
+# calls
+
+
+def inline_calls(fn: Function) -> Function:
+    """Replace each call of a sub-Function (custom_vjp_call) by its equations (with their own
+    source lines), calls inside it too: after differentiation, its derivative rule has done
+    its work, and fusion and the backends see plain equations."""
+    def rule(eqn: Eqn, rw: Rewriter):
+        if eqn.prim.category is not P.CALL:
+            return None
+        fun = inline_calls(eqn.params["fun"])
+        env = dict(zip(fun.params, eqn.inputs))
+        for e in fun.eqns:
+            inputs = tuple(a if isinstance(a, Literal) else env[a] for a in e.inputs)
+            env[e.out] = rw.emit(e.prim, inputs, dict(e.params), e)
+        (r,) = fun.results
+        return r if isinstance(r, Literal) else env[r]
+    return Rewriter(fn).run(rule)
+
+
+# ---------------------------------------------------------------------------------------------
 # narrow dtypes computed in wide ones
 
 
@@ -562,6 +584,7 @@ def pipeline(fast_math: bool = False) -> list[tuple[str, Pass]]:
     """The optimisation pipeline, in order: (name, pass)."""
     simp = functools.partial(simplify, fast_math=fast_math) if fast_math else simplify
     return [
+        ("inline_calls", inline_calls),
         ("dce", dce),
         ("fold_constants", fold_constants),
         ("simplify", simp),

@@ -28,14 +28,15 @@ import numpy as np
 
 from .errors import UnsupportedError
 from .ir import DTYPES, Type, is_float, is_int
-from .tracer import (ALONG_AXIS, CONTRACTION, ELEMENTWISE, INDEXING, LINALG, REDUCTION,
+from .tracer import (ALONG_AXIS, CALL, CONTRACTION, ELEMENTWISE, INDEXING, LINALG, REDUCTION,
                      REGISTRY, SOURCE, STRUCTURAL, VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
                      of_category, scalar, type_of)
 
 __all__ = [
     # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
     "Category", "ELEMENTWISE", "REDUCTION", "VIEW", "STRUCTURAL", "INDEXING", "SOURCE",
-    "CONTRACTION", "ALONG_AXIS", "LINALG", "Primitive", "REGISTRY", "of_category", "constant",
+    "CONTRACTION", "ALONG_AXIS", "LINALG", "CALL", "Primitive", "REGISTRY", "of_category",
+    "constant", "custom_vjp_call",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
@@ -1362,3 +1363,37 @@ def _qr_vjp(g, a, out):
 #: k = min(m, n) (NumPy's 'reduced' mode, from the same LAPACK routines), packed: Q in rows
 #: 0..m-1, R in the k rows after them (zeros elsewhere).
 qr = Primitive("qr", _qr_rule, _qr_impl, _qr_vjp, category=LINALG, own_kernel=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# calls of sub-Functions with derivatives of their own
+
+
+class _Call(Primitive):
+    def format_params(self, params):
+        return [("name", params["name"])]
+
+
+def _call_rule(*types: Type, name, fun, fwd, bwd) -> Type:
+    takes = tuple(p.type for p in fun.params)
+    if tuple(types) != takes:
+        raise TypeError(f"{name}: operands {', '.join(map(str, types))}; it takes "
+                        f"{', '.join(map(str, takes))}")
+    return fun.results[0].type
+
+
+def _call_impl(*xs, name, fun, fwd, bwd):
+    from .interpreter import interpret          # the interpreter evaluates primitives
+    return interpret(fun, [np.asarray(x) for x in xs])[0]
+
+
+def _call_vjp(g, *xs, out, name, fun, fwd, bwd):
+    # The user's rule: fwd again for its residuals (recomputed, not stored), then bwd.
+    from .autodiff import inline                # autodiff replays Functions of primitives
+    residuals = inline(fwd, list(xs))[1:]
+    return inline(bwd, residuals + [g])
+
+
+#: custom_vjp_call(*operands, name, fun, fwd, bwd): fun(*operands) (one result), whose VJP is
+#: the user's bwd on the residuals of fwd (tracejit.custom).
+custom_vjp_call = _Call("custom_vjp_call", _call_rule, _call_impl, _call_vjp, category=CALL)

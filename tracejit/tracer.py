@@ -63,6 +63,9 @@ SOURCE = Category("source", "no array operands: iota, constant")
 CONTRACTION = Category("contraction", "a tensor contraction (dot)")
 LINALG = Category("linalg", "a factorisation or solve of the matrices in the last two axes, "
                   "batched over the others, in a kernel of its own (LAPACK on the cpu)")
+CALL = Category("call", "a call of a named sub-Function with a derivative of its own "
+                "(custom_vjp): a unit in the dumps, inlined by the pipeline's first pass, so "
+                "fusion and the backends never meet it")
 ALONG_AXIS = Category("along-axis", "each line of its operand along one axis on its own, in a "
                       "kernel of its own (cumsum, cumprod, sort, argsort)")
 

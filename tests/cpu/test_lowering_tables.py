@@ -47,11 +47,18 @@ def _body_table(tables, prim):
     return tables["unary"] if _arity(prim) == 1 else tables["binary"]
 
 
+def test_calls_are_inlined_before_the_backends():
+    # A call (custom_vjp_call) has no lowering: the pipeline's first pass inlines it.
+    assert passes.pipeline()[0] == ("inline_calls", passes.inline_calls)
+    calls = P.of_category(P.CALL)
+    assert calls and not any(p.own_kernel for p in calls)
+
+
 def test_every_primitive_has_a_category():
     for prim in REGISTERED:
         assert isinstance(prim.category, P.Category), prim
         assert prim.category in (P.ELEMENTWISE, P.REDUCTION, P.VIEW, P.STRUCTURAL, P.INDEXING,
-                                 P.SOURCE, P.CONTRACTION, P.ALONG_AXIS, P.LINALG), prim
+                                 P.SOURCE, P.CONTRACTION, P.ALONG_AXIS, P.LINALG, P.CALL), prim
         # These categories are kernels of their own (fusion gives each one).
         assert prim.category not in (P.ALONG_AXIS, P.LINALG) or prim.own_kernel, prim
 

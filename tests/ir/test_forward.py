@@ -43,7 +43,16 @@ MORE_CASES = [
     ("expm1_log1p", lambda x: np.log1p(np.expm1(x) ** 2), [positive]),
     ("floor_ceil", lambda x: np.floor(x) + np.ceil(x) + x, [normal]),
     ("sign_signbit", lambda x: np.sign(x) * x + np.signbit(x), [normal]),
+    ("custom_vjp_call", lambda x: _softplus(x) * x, [normal]),
 ]
+
+
+@tj.custom_vjp
+def _softplus(x):
+    return np.logaddexp(x, 0.0)
+
+
+_softplus.defvjp(lambda x: (_softplus(x), x), lambda x, g: (g / (1 + np.exp(-x)),))
 SYMMETRIC = {"cholesky", "eigh"}
 SHAPES = {"qr": (4, 3), "solve": (4, 4), "cholesky": (4, 4), "slogdet": (4, 4), "eigh": (4, 4),
           "triangular_solve": (4, 4)}
