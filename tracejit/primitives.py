@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UnsupportedError
-from .ir import DTYPES, Type, is_float, is_int
+from .ir import DTYPES, Literal, Type, is_float, is_int
 from .tracer import (ALONG_AXIS, CALL, CONTRACTION, ELEMENTWISE, INDEXING, LINALG, REDUCTION,
                      REGISTRY, SOURCE, STRUCTURAL, VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
                      of_category, scalar, type_of)
@@ -1382,16 +1382,27 @@ def _call_rule(*types: Type, name, fun, fwd, bwd) -> Type:
     return fun.results[0].type
 
 
+def _replay(fn, args: list, run) -> list:
+    """fn's results from `args`, each equation computed by run(prim, inputs, params): the
+    primitives' NumPy implementations, or their binding in the current trace."""
+    env = dict(zip(fn.params, args))
+    for e in fn.eqns:
+        inputs = [a.value if isinstance(a, Literal) else env[a] for a in e.inputs]
+        env[e.out] = run(e.prim, inputs, dict(e.params))
+    return [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
+
+
 def _call_impl(*xs, name, fun, fwd, bwd):
-    from .interpreter import interpret          # the interpreter evaluates primitives
-    return interpret(fun, [np.asarray(x) for x in xs])[0]
+    return _replay(fun, [np.asarray(x) for x in xs],
+                   lambda prim, inputs, params: prim.impl(*inputs, **params))[0]
 
 
 def _call_vjp(g, *xs, out, name, fun, fwd, bwd):
     # The user's rule: fwd again for its residuals (recomputed, not stored), then bwd.
-    from .autodiff import inline                # autodiff replays Functions of primitives
-    residuals = inline(fwd, list(xs))[1:]
-    return inline(bwd, residuals + [g])
+    def record(prim, inputs, params):
+        return bind(prim, *inputs, **params)
+    residuals = _replay(fwd, list(xs), record)[1:]
+    return _replay(bwd, residuals + [g], record)
 
 
 #: custom_vjp_call(*operands, name, fun, fwd, bwd): fun(*operands) (one result), whose VJP is
