@@ -258,7 +258,7 @@ def cast(x: str, src: str, dst: str) -> str:
         # Through int32 for the integers that it holds, else through int64 (or uint64's
         # own), then wrapped: C's conversions, with x86's value where C's are undefined.
         if dst in ("i64", "u64", "i32"):
-            return f"tj_to_{dst}({x})" if dst != "u64" else f"tj_to_u64({x})"
+            return f"tj_to_{dst}({x})"
         via = "i64" if dst == "u32" else "i32"
         return f"({CTYPE[dst]})tj_to_{via}({x})"
     return f"({CTYPE[dst]}){x}"

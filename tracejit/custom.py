@@ -24,6 +24,7 @@ traced values (pass them as arguments), which says so.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable
 
@@ -129,4 +130,4 @@ class custom_vjp:
 
 
 def _named(fn: Function, name: str) -> Function:
-    return Function(name, fn.params, fn.eqns, fn.results)
+    return dataclasses.replace(fn, name=name)

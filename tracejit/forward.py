@@ -18,7 +18,7 @@ from typing import Sequence
 
 from . import ops
 from .autodiff import inline, vjp_function
-from .ir import Eqn, Function, Literal, Type, Var, is_float
+from .ir import Eqn, Function, Literal, Var, is_float
 from .passes import dce
 from .tracer import Trace, current_trace
 
@@ -79,11 +79,8 @@ def jvp_function(fn: Function, wrt: Sequence[int], name: str | None = None) -> F
         tangents = {fn.params[i]: trace.new_param(fn.params[i].type) for i in wrt}
         push_forward(fn, env, tangents)
         outs = [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
-        touts = [tangents.get(r, None) if isinstance(r, Var) else None
+        touts = [tangents[r] if isinstance(r, Var) and r in tangents else ops.zeros(r.type)
                  for r in fn.results if is_float(r.type.dtype)]
-        floats = [r for r in fn.results if is_float(r.type.dtype)]
-        touts = [t if t is not None else ops.zeros(Type(r.type.shape, r.type.dtype))
-                 for t, r in zip(touts, floats)]
         result, captured = trace.finish(outs + touts)
     if captured:
         raise RuntimeError("internal: the JVP of a Function captured outer values")

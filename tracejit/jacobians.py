@@ -75,9 +75,9 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """The Jacobian by forward mode: one JVP per element of each argument in argnums."""
     def one(g, x):
         cols = [jvp(g, (x,), (e,))[1] for e in _basis(np.shape(x), x.dtype)]
-        out_shape = np.shape(g(x)) if not cols else np.shape(cols[0])
-        return _stack_last(cols, out_shape, np.shape(x)) if cols else \
-            np.zeros(tuple(out_shape) + np.shape(x), x.dtype)
+        if not cols:                            # an empty argument: an empty Jacobian
+            return np.zeros(np.shape(g(x)) + np.shape(x), x.dtype)
+        return _stack_last(cols, np.shape(cols[0]), np.shape(x))
     return _per_argnum(f, argnums, one, "jacfwd")
 
 

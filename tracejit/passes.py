@@ -100,8 +100,7 @@ def _same_bits(value, target) -> bool:
     if value is None:
         return False
     v = np.asarray(value)
-    if not np.can_cast(np.min_scalar_type(target), v.dtype) and (
-            v.dtype.kind in "iu" and not np.iinfo(v.dtype).min <= target <= np.iinfo(v.dtype).max):
+    if v.dtype.kind in "iu" and not np.iinfo(v.dtype).min <= target <= np.iinfo(v.dtype).max:
         return False                            # -1 is no uint8: it is not the value
     t = np.asarray(target, dtype=v.dtype)
     return bool(v == t) and (v.dtype.kind not in "fV" or np.signbit(v) == np.signbit(t))

@@ -59,12 +59,16 @@ SHAPES = {"qr": (4, 3), "solve": (4, 4), "cholesky": (4, 4), "slogdet": (4, 4), 
 
 
 def _inputs(name, makers, rng):
+    """The inputs of case `name`: test_vjp.py's makers for its cases, else these."""
+    if name in VJP_CASES:
+        return _make_inputs(makers, rng)
     shape = SHAPES.get(name, (3, 4))
     if name in ("solve", "triangular_solve"):
         return [spd(rng, shape), normal(rng, (shape[0], 2))]
     return [m(rng, shape) for m in makers]
 
 
+VJP_CASES = {c[0] for c in PRIMITIVE_CASES}
 # A NumPy reference where the function calls the ops themselves.
 REFERENCES = {"triangular_solve": lambda a, b: np.linalg.solve(np.tril(a) + 4 * np.eye(4), b)}
 CASES = [(c[0], c[2] or c[1], c[1], c[3]) for c in PRIMITIVE_CASES] + \
@@ -75,8 +79,7 @@ CASES = [(c[0], c[2] or c[1], c[1], c[3]) for c in PRIMITIVE_CASES] + \
 def test_jvp_of_every_primitive(case):
     name, ref, f, makers = case
     rng = np.random.default_rng(3)
-    xs = _make_inputs(makers, rng) if name in {c[0] for c in PRIMITIVE_CASES} else \
-        _inputs(name, makers, rng)
+    xs = _inputs(name, makers, rng)
     ts = [rng.standard_normal(np.shape(x)) for x in xs]
     if name in SYMMETRIC:       # the functions of a symmetric matrix: symmetric tangents
         ts[0] = (ts[0] + ts[0].T) / 2
@@ -99,20 +102,22 @@ def test_every_primitive_is_covered():
     covered = set()
     rng = np.random.default_rng(0)
     for name, _, f, makers in CASES:
-        xs = _make_inputs(makers, rng) if name in {c[0] for c in PRIMITIVE_CASES} else \
-            _inputs(name, makers, rng)
+        xs = _inputs(name, makers, rng)
         covered |= {e.prim.name for e in tj.trace(f, *xs).eqns}
     missing = set(REGISTRY) - covered - NO_TANGENT
     assert not missing, f"no JVP case for {sorted(missing)}"
 
 
-def test_jvp_composes_with_grad_and_jit():
-    rng = np.random.default_rng(4)
-    x, w, t = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
+def tanh_loss(seed):
+    """(loss, w, v): a scalar loss of weights w (3 x 2), and a direction v like w."""
+    rng = np.random.default_rng(seed)
+    x, w, v = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
         rng.standard_normal((3, 2))
+    return (lambda w: np.sum(np.tanh(x @ w) ** 2)), w, v
 
-    def loss(w):
-        return np.sum(np.tanh(x @ w) ** 2)
+
+def test_jvp_composes_with_grad_and_jit():
+    loss, w, t = tanh_loss(4)
 
     # forward over reverse: the Hessian-vector product
     hv = tj.jvp(tj.grad(loss), (w,), (t,))[1]
@@ -195,12 +200,7 @@ def test_jacobians_have_jaxs_shapes_and_values():
 
 
 def test_hessian_hvp_linearize():
-    rng = np.random.default_rng(7)
-    x, w, v = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
-        rng.standard_normal((3, 2))
-
-    def loss(w):
-        return np.sum(np.tanh(x @ w) ** 2)
+    loss, w, v = tanh_loss(7)
 
     h = tj.hessian(loss)(w)
     assert h.shape == (3, 2, 3, 2)
