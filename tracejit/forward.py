@@ -59,7 +59,7 @@ def push_forward(fn: Function, env: dict, tangents: dict) -> None:
             ts = [tangents.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
             if not is_float(eqn.out.dtype) or all(t is None for t in ts):
                 continue
-            rule = getattr(eqn.prim, "jvp", None)
+            rule = eqn.prim.jvp
             t = rule(ts, *primals, out=env[eqn.out], **eqn.params) if rule is not None else \
                 derived_jvp(eqn, primals, ts, env[eqn.out])
             if t is not None:

@@ -126,6 +126,62 @@ def _over(g, d):
 
 
 # ---------------------------------------------------------------------------------------------
+# batching rules (vmap: tracejit.batching). A rule gets the operands, those that are batched
+# with the batch axis in front, and returns the output with the batch axis in front; most
+# move the axes their params name one place on, so that the batch axis rides along.
+
+
+def _batched(x, size: int):
+    """x, not batched, with a leading batch axis of `size` (a broadcast: a view)."""
+    shape = type_of(x).shape
+    return broadcast_in_dim(x, (size,) + shape, tuple(range(1, len(shape) + 1)))
+
+
+def _all_batched(size: int, args, batched) -> list:
+    return [x if b else _batched(x, size) for x, b in zip(args, batched)]
+
+
+def _to_front(x, axis: int):
+    """x with its axis `axis` moved to the front (a view)."""
+    n = type_of(x).ndim
+    return transpose(x, (axis,) + tuple(a for a in range(n) if a != axis))
+
+
+def _shifted(axes) -> tuple:
+    return tuple(a + 1 for a in axes)
+
+
+def _batch_elementwise(prim, size, args, batched, **params):
+    # The operands have one shape S or rank 0 (which broadcasts). A batched operand of rank 0
+    # has the shape (size,), and broadcasts along the other axes; an unbatched one of shape S
+    # along the batch axis.
+    shapes = [type_of(x).shape[1:] if b else type_of(x).shape for x, b in zip(args, batched)]
+    shape = next((s for s in shapes if s != ()), ())
+    full = (size,) + shape
+    out = []
+    for x, b, s in zip(args, batched, shapes):
+        if b:
+            out.append(x if s == shape else broadcast_in_dim(x, full, (0,)))
+        else:
+            out.append(x if s == () else broadcast_in_dim(x, full, _shifted(range(len(s)))))
+    return bind(prim, *out, **params)
+
+
+def _batch_reduction(prim, size, args, batched, axes):
+    return bind(prim, args[0], axes=_shifted(axes))
+
+
+def _batch_one_axis(prim, size, args, batched, axis):
+    return bind(prim, args[0], axis=axis + 1)
+
+
+def _batch_linalg(prim, size, args, batched, **params):
+    # The matrices are the last two axes and every operand has one batch shape: the batch
+    # axis is one more batch axis.
+    return bind(prim, *_all_batched(size, args, batched), **params)
+
+
+# ---------------------------------------------------------------------------------------------
 # elementwise unary
 
 
@@ -136,7 +192,8 @@ def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
         _check_dtype(name, x.dtype, allowed)
         return Type(x.shape, out_dtype or x.dtype)
 
-    return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops)
+    return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops,
+                     batch=_batch_elementwise)
 
 
 def _vjp_sqrt(g, x, out):
@@ -232,7 +289,7 @@ def _check_call(prim, pred, error: str):
 #: check(pred, error): pred itself; where it is true the program raises CHECK_ERRORS[error]
 #: (through the status words: codegen.status), as NumPy raises on a value it computes with.
 check = Primitive("check", _check_rule, _check_impl, lambda g, pred, out, error: [None],
-                  category=ELEMENTWISE, call=_check_call)
+                  category=ELEMENTWISE, call=_check_call, batch=_batch_elementwise)
 
 
 def _cast_rule(x: Type, dtype: str) -> Type:
@@ -263,7 +320,7 @@ def _cast_call(prim, x, dtype: str):
 
 
 cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE,
-                 call=_cast_call)
+                 call=_cast_call, batch=_batch_elementwise)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +336,7 @@ def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
         return Type(_elementwise_shape(name, (x, y)), out_dtype or dtype)
 
     return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops,
-                     commutative=commutative)
+                     commutative=commutative, batch=_batch_elementwise)
 
 
 def _types(*xs):
@@ -425,7 +482,7 @@ def _select_call(prim, pred, x, y):
 
 
 select = Primitive("select", _select_rule, lambda p, x, y: np.where(p, x, y), _select_vjp,
-                   category=ELEMENTWISE, call=_select_call)
+                   category=ELEMENTWISE, call=_select_call, batch=_batch_elementwise)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,9 +551,13 @@ def _bid_call(prim, x, shape, dims):
     return bind(prim, x, shape=shape, dims=dims)
 
 
+def _bid_batch(prim, size, args, batched, shape, dims):
+    return bind(prim, args[0], shape=(size,) + tuple(shape), dims=(0,) + _shifted(dims))
+
+
 #: broadcast_in_dim(x, shape, dims): operand axis i becomes output axis dims[i].
 broadcast_in_dim = Primitive("broadcast_in_dim", _bid_rule, _bid_impl, _bid_vjp,
-                             category=VIEW, call=_bid_call)
+                             category=VIEW, call=_bid_call, batch=_bid_batch)
 
 
 def full(type_: Type, value) -> Any:
@@ -529,7 +590,9 @@ def _reshape_call(prim, x, shape):
 
 reshape = Primitive("reshape", _reshape_rule, lambda x, shape: np.reshape(x, shape),
                     lambda g, x, out, shape: [reshape(g, type_of(x).shape)],
-                    category=VIEW, call=_reshape_call)
+                    category=VIEW, call=_reshape_call,
+                    batch=lambda prim, size, args, batched, shape:
+                    bind(prim, args[0], shape=(size,) + tuple(shape)))
 
 
 def _transpose_rule(x: Type, perm) -> Type:
@@ -551,7 +614,9 @@ def _transpose_call(prim, x, perm):
 
 
 transpose = Primitive("transpose", _transpose_rule, lambda x, perm: np.transpose(x, perm),
-                      _transpose_vjp, category=VIEW, call=_transpose_call)
+                      _transpose_vjp, category=VIEW, call=_transpose_call,
+                      batch=lambda prim, size, args, batched, perm:
+                      bind(prim, args[0], perm=(0,) + _shifted(perm)))
 
 
 def _strided_positions_ok(in_shape, starts, steps, out_shape) -> bool:
@@ -596,9 +661,14 @@ def _slice_call(prim, x, starts, steps, shape):
     return bind(prim, x, starts=starts, steps=steps, shape=shape)
 
 
+def _slice_batch(prim, size, args, batched, starts, steps, shape):
+    return bind(prim, args[0], starts=(0,) + tuple(starts), steps=(1,) + tuple(steps),
+                shape=(size,) + tuple(shape))
+
+
 #: slice(x, starts, steps, shape)[i] = x[starts + i * steps]; steps may be negative.
 slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, category=VIEW,
-                   call=_slice_call)
+                   call=_slice_call, batch=_slice_batch)
 
 
 def _pad_rule(x: Type, value: Type, starts, steps, shape) -> Type:
@@ -635,8 +705,23 @@ def _pad_call(prim, x, value, starts, steps, shape):
 
 #: pad(x, value, starts, steps, shape): an array of `shape` filled with `value`, except that
 #: out[starts + i * steps] = x[i]. The transpose of slice.
+def _pad_batch(prim, size, args, batched, starts, steps, shape):
+    x = args[0] if batched[0] else _batched(args[0], size)
+    value = args[1]
+    where = dict(starts=(0,) + tuple(starts), steps=(1,) + tuple(steps),
+                 shape=(size,) + tuple(shape))
+    if not batched[1]:
+        return bind(prim, x, value, **where)
+    # A padding value per example: pad with zeros, then put each example's value where the
+    # padding is (a mask made by the same pad).
+    t = type_of(x)
+    padded = bind(prim, x, scalar(0, t.dtype), **where)
+    inside = eq(bind(prim, full(t, 1), scalar(0, t.dtype), **where), scalar(1, t.dtype))
+    return select(inside, padded, broadcast_in_dim(value, where["shape"], (0,)))
+
+
 pad = Primitive("pad", _pad_rule, _pad_impl, _pad_vjp, category=STRUCTURAL,
-                own_kernel=True, call=_pad_call)
+                own_kernel=True, call=_pad_call, batch=_pad_batch)
 
 
 def _concat_rule(*xs: Type, axis) -> Type:
@@ -671,7 +756,9 @@ def _concat_call(prim, xs: Sequence[Any], axis: int):
 
 concatenate = Primitive("concatenate", _concat_rule,
                         lambda *xs, axis: np.concatenate(xs, axis=axis), _concat_vjp,
-                        category=STRUCTURAL, own_kernel=True, call=_concat_call)
+                        category=STRUCTURAL, own_kernel=True, call=_concat_call,
+                        batch=lambda prim, size, args, batched, axis:
+                        bind(prim, *_all_batched(size, args, batched), axis=axis + 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -717,8 +804,18 @@ def _gather_call(prim, x, idx: Sequence[Any]):
 #: gather(x, i0, ..., ik)[s, rest] = x[i0[s], ..., ik[s], rest]: NumPy's x[i0, ..., ik] with
 #: index arrays of one shape over the leading axes. Negative indices count from the end;
 #: out-of-bounds indices are an error.
+def _gather_batch(prim, size, args, batched):
+    # Every index array gets the batch axis; a batched x is indexed along it by one more
+    # index array, the example's number.
+    x, *idx = args
+    idx = _all_batched(size, idx, batched[1:])
+    if batched[0]:
+        idx = [iota(type_of(idx[0]).shape, 0, "i64")] + idx
+    return bind(prim, x, *idx)
+
+
 gather = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, category=INDEXING,
-                   own_kernel=True, call=_gather_call)
+                   own_kernel=True, call=_gather_call, batch=_gather_batch)
 
 
 def _scatter_rule(x: Type, *rest: Type) -> Type:
@@ -750,8 +847,15 @@ def _scatter_call(prim, x, idx: Sequence[Any], updates):
 
 #: scatter_add(x, i0, ..., ik, updates): a copy of x with out[i0[s], ..., ik[s]] += updates[s]
 #: (repeated indices accumulate). The transpose of gather.
+def _scatter_batch(prim, size, args, batched):
+    # As gather's: every operand batched, and the example's number as the first index.
+    x, *idx, updates = _all_batched(size, args, batched)
+    return bind(prim, x, iota(type_of(idx[0]).shape, 0, "i64"), *idx, updates)
+
+
 scatter_add = Primitive("scatter_add", _scatter_rule, _scatter_impl, _scatter_vjp,
-                        category=INDEXING, own_kernel=True, call=_scatter_call)
+                        category=INDEXING, own_kernel=True, call=_scatter_call,
+                        batch=_scatter_batch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -833,14 +937,17 @@ def _reduce_call(prim, x, axes):
 
 
 reduce_sum = Primitive("reduce_sum", _reduce_rule("reduce_sum", "num"), _reduce_impl(np.sum),
-                       _reduce_sum_vjp, category=REDUCTION, flops=1, call=_reduce_call)
+                       _reduce_sum_vjp, category=REDUCTION, flops=1, call=_reduce_call,
+                       batch=_batch_reduction)
 reduce_max = Primitive("reduce_max", _reduce_rule("reduce_max", "any"), _reduce_impl(np.max),
-                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call,
+                       batch=_batch_reduction)
 reduce_min = Primitive("reduce_min", _reduce_rule("reduce_min", "any"), _reduce_impl(np.min),
-                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call)
+                       _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call,
+                       batch=_batch_reduction)
 reduce_prod = Primitive("reduce_prod", _reduce_rule("reduce_prod", "num"),
                         _reduce_impl(np.prod), _reduce_prod_vjp, category=REDUCTION, flops=1,
-                        call=_reduce_call)
+                        call=_reduce_call, batch=_batch_reduction)
 
 
 def _arg_rule(name):
@@ -859,11 +966,11 @@ def _arg_call(prim, x, axis: int):
 argmax = Primitive("argmax", _arg_rule("argmax"),
                    lambda x, axis: np.asarray(np.argmax(x, axis=axis)).astype(np.int64),
                    lambda g, x, out, axis: [None], category=REDUCTION,
-                   own_kernel=True, call=_arg_call)
+                   own_kernel=True, call=_arg_call, batch=_batch_one_axis)
 argmin = Primitive("argmin", _arg_rule("argmin"),
                    lambda x, axis: np.asarray(np.argmin(x, axis=axis)).astype(np.int64),
                    lambda g, x, out, axis: [None], category=REDUCTION,
-                   own_kernel=True, call=_arg_call)
+                   own_kernel=True, call=_arg_call, batch=_batch_one_axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -922,12 +1029,13 @@ def _cumprod_vjp(g, x, out, axis):
 #: dtype (NumPy's add.accumulate).
 cumsum = Primitive("cumsum", _line_rule("cumsum", "num"),
                    lambda x, axis: np.cumsum(x, axis=axis, dtype=np.asarray(x).dtype),
-                   _cumsum_vjp, category=ALONG_AXIS, flops=1, own_kernel=True, call=_line_call)
+                   _cumsum_vjp, category=ALONG_AXIS, flops=1, own_kernel=True, call=_line_call,
+                   batch=_batch_one_axis)
 #: cumprod(x, axis): the products, in order, in x's dtype (NumPy's multiply.accumulate).
 cumprod = Primitive("cumprod", _line_rule("cumprod", "num"),
                     lambda x, axis: np.cumprod(x, axis=axis, dtype=np.asarray(x).dtype),
                     _cumprod_vjp, category=ALONG_AXIS, flops=1, own_kernel=True,
-                    call=_line_call)
+                    call=_line_call, batch=_batch_one_axis)
 
 
 def _along_axis(idx, axis: int) -> tuple:
@@ -953,11 +1061,12 @@ def _argsort_impl(x, axis):
 #: order; -0.0 equals 0.0; NaNs last, as NumPy sorts).
 argsort = Primitive("argsort", _line_rule("argsort", "any", "i64"), _argsort_impl,
                     lambda g, x, out, axis: [None], category=ALONG_AXIS, own_kernel=True,
-                    call=_line_call)
+                    call=_line_call, batch=_batch_one_axis)
 #: sort(x, axis): each line in ascending order, NaNs last; the values of argsort's order.
 sort = Primitive("sort", _line_rule("sort", "any"),
                  lambda x, axis: np.sort(x, axis=axis, kind="stable"), _sort_vjp,
-                 category=ALONG_AXIS, own_kernel=True, call=_line_call)
+                 category=ALONG_AXIS, own_kernel=True, call=_line_call,
+                 batch=_batch_one_axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1042,7 +1151,24 @@ def _dot_call(prim, lhs, rhs, contract, batch=((), ())):
 
 #: dot(lhs, rhs, contract=((lhs axes), (rhs axes)), batch=((lhs axes), (rhs axes))):
 #: a general tensor contraction; output axes are batch, then lhs free, then rhs free.
-dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION, call=_dot_call)
+def _dot_batch(prim, size, args, batched, contract, batch):
+    # Batched on both sides, the batch axis is one more batch axis of the dot (the output's
+    # first). On one side only, it is a free axis of that side: the first of its free axes
+    # in the output, moved to the front.
+    (lc, rc), (lb, rb) = contract, batch
+    lhs, rhs = args
+    if batched[0] and batched[1]:
+        return bind(prim, lhs, rhs, contract=(_shifted(lc), _shifted(rc)),
+                    batch=((0,) + _shifted(lb), (0,) + _shifted(rb)))
+    if batched[0]:
+        out = bind(prim, lhs, rhs, contract=(_shifted(lc), rc), batch=(_shifted(lb), rb))
+        return _to_front(out, len(lb))
+    out = bind(prim, lhs, rhs, contract=(lc, _shifted(rc)), batch=(lb, _shifted(rb)))
+    return _to_front(out, type_of(lhs).ndim - len(lc))
+
+
+dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION, call=_dot_call,
+           batch=_dot_batch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1102,7 +1228,8 @@ def _cholesky_vjp(g, a, out):
 #: cholesky(a): the lower-triangular L with L Lᵀ = a, from a's lower triangle (NumPy's); an
 #: error (LinAlgError) where a is not positive definite.
 cholesky = Primitive("cholesky", _cholesky_rule, np.linalg.cholesky, _cholesky_vjp,
-                     category=LINALG, own_kernel=True)
+                     category=LINALG, own_kernel=True,
+                     batch=_batch_linalg)
 
 
 def _solve_shapes(name: str, a: Type, b: Type) -> None:
@@ -1138,7 +1265,8 @@ def _trsolve_call(prim, a, b, lower: bool, transpose: bool = False):
 #: triangular_solve(a, b, lower, transpose): X with op(a) X = b for a triangular a (only its
 #: lower or upper triangle is read); an error (LinAlgError) where a diagonal entry is 0.
 triangular_solve = Primitive("triangular_solve", _trsolve_rule, _trsolve_impl, _trsolve_vjp,
-                             category=LINALG, own_kernel=True, call=_trsolve_call)
+                             category=LINALG, own_kernel=True, call=_trsolve_call,
+                             batch=_batch_linalg)
 
 
 def _solve_rule(a: Type, b: Type) -> Type:
@@ -1155,7 +1283,7 @@ def _solve_vjp(g, a, b, out):
 #: solve(a, b): X with a X = b, b of shape (..., n, k); an error (LinAlgError) where a is
 #: singular.
 solve = Primitive("solve", _solve_rule, np.linalg.solve, _solve_vjp, category=LINALG,
-                  own_kernel=True)
+                  own_kernel=True, batch=_batch_linalg)
 
 
 def _slogdet_rule(a: Type) -> Type:
@@ -1180,7 +1308,7 @@ def _slogdet_vjp(g, a, out):
 #: slogdet(a)[..., 0] is the sign of det(a) (0 for a singular a) and [..., 1] log|det(a)|
 #: (-inf for a singular a), from an LU factorisation.
 slogdet = Primitive("slogdet", _slogdet_rule, _slogdet_impl, _slogdet_vjp, category=LINALG,
-                    own_kernel=True)
+                    own_kernel=True, batch=_batch_linalg)
 
 
 def _eigh_rule(a: Type) -> Type:
@@ -1218,7 +1346,8 @@ def _eigh_vjp(g, a, out):
 
 #: eigh(a): the eigenvalues (ascending, row 0) and the eigenvectors (columns of rows 1..n) of
 #: the symmetric matrices a, from their lower triangles (NumPy's UPLO='L').
-eigh = Primitive("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, category=LINALG, own_kernel=True)
+eigh = Primitive("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, category=LINALG, own_kernel=True,
+                 batch=_batch_linalg)
 
 
 def _svd_layout(shape, full: bool):
@@ -1311,7 +1440,7 @@ def _svd_call(prim, a, full: bool = False):
 #: the same LAPACK routine), packed: U in rows 0..m-1, the values in row m, Vᵀ after it
 #: (zeros elsewhere); full=True gives the square U and Vᵀ of full_matrices.
 svd = Primitive("svd", _svd_rule, _svd_impl, _svd_vjp, category=LINALG, own_kernel=True,
-                call=_svd_call)
+                call=_svd_call, batch=_batch_linalg)
 
 
 def _qr_rule(a: Type) -> Type:
@@ -1362,7 +1491,8 @@ def _qr_vjp(g, a, out):
 #: qr(a): Q (m × k, orthonormal columns) and R (k × n, upper triangular) of each matrix of a,
 #: k = min(m, n) (NumPy's 'reduced' mode, from the same LAPACK routines), packed: Q in rows
 #: 0..m-1, R in the k rows after them (zeros elsewhere).
-qr = Primitive("qr", _qr_rule, _qr_impl, _qr_vjp, category=LINALG, own_kernel=True)
+qr = Primitive("qr", _qr_rule, _qr_impl, _qr_vjp, category=LINALG, own_kernel=True,
+               batch=_batch_linalg)
 
 
 # ---------------------------------------------------------------------------------------------

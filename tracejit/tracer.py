@@ -80,6 +80,14 @@ class Primitive:
     `category` says how the later stages treat it; `own_kernel` that fusion gives every
     equation of it a kernel of its own, lowered by the backend's table of such kernels.
 
+    `batch` is its batching rule (tracejit.batching, vmap): batch(prim, size, args, batched,
+    **params) -> the output with a leading batch axis of `size`, where args[i] has that axis
+    in front when batched[i] and is unchanged otherwise (a source, with no operands, needs
+    none). `jvp`, where given, is its tangent
+    rule for forward mode, jvp(tangents, *primals, out, **params) (one tangent or None per
+    input); without it forward mode derives the tangent from the VJP rule
+    (tracejit.forward).
+
     Calling a primitive records it in the innermost trace as a strict typed operation: the
     functions of `tracejit.ops` and the VJP rules are these calls (`add(x, 2.0)`,
     `reshape(g, shape)`). By default the operands are passed by position, a Python number
@@ -91,11 +99,15 @@ class Primitive:
     def __init__(self, name: str, type_rule: Callable[..., Type], impl: Callable[..., Any],
                  vjp: Callable[..., Iterable[Any]] | None = None, *, category: Category,
                  flops: int = 0, own_kernel: bool = False, commutative: bool = False,
-                 call: Callable[..., Any] | None = None):
+                 call: Callable[..., Any] | None = None,
+                 batch: Callable[..., Any] | None = None,
+                 jvp: Callable[..., Any] | None = None):
         self.name = name
         self.type_rule = type_rule
         self.impl = impl
         self.vjp = vjp
+        self.batch = batch
+        self.jvp = jvp
         self.category = category
         self.own_kernel = own_kernel
         self.commutative = commutative   # f(x, y) == f(y, x) bit for bit, for every x and y
