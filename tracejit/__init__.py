@@ -15,7 +15,7 @@ from . import init, numpy_api, optim
 from .api import Jitted, Spec, grad, jit, jvp, to_host, trace, value_and_grad, vjp
 from .batching import vmap
 from .check import check_grads
-from .custom import custom_vjp
+from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .jacobians import hessian, hvp, jacfwd, jacobian, jacrev, linearize
 from .serialize import load, save
 from .errors import (ConcretizationError, CudaUnavailableError, DTypeError, EscapedTracerError,
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "jit", "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian", "hessian",
-    "hvp", "linearize", "vmap", "custom_vjp", "trace", "interpret", "verify", "tree_map", "to_host",
+    "hvp", "linearize", "vmap", "custom_vjp", "custom_jvp", "checkpoint", "remat", "trace", "interpret", "verify", "tree_map", "to_host",
     "optim", "init", "numpy_api", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",

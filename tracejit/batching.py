@@ -87,20 +87,19 @@ def vmap_function(fn: Function, batched: Sequence[bool], size: int, *,
 # the batching rule of the calls of sub-Functions: each sub-Function batched
 
 
-def _batch_call(prim, size, args, batched, name, fun, fwd, bwd):
+def _batch_call(prim, size, args, batched, **params):
     # Every operand batched (a shared one broadcast: its cotangent is then the broadcast's,
-    # summed over the examples), so that the sub-Functions take batched values only.
+    # summed over the examples), so that the sub-Functions (the function and its derivative
+    # rules) take batched values only, and return them.
     operands = [x if b else P._batched(x, size) for x, b in zip(args, batched)]
-
-    def batched_fn(f: Function) -> Function:
-        return vmap_function(f, [True] * len(f.params), size, name=f.name,
-                             all_batched=True)[0]
-
-    return P.bind(prim, *operands, name=name, fun=batched_fn(fun), fwd=batched_fn(fwd),
-                  bwd=batched_fn(bwd))
+    batched_params = {
+        k: vmap_function(v, [True] * len(v.params), size, name=v.name, all_batched=True)[0]
+        if isinstance(v, Function) else v for k, v in params.items()}
+    return P.bind(prim, *operands, **batched_params)
 
 
-P.custom_vjp_call.batch = _batch_call
+for _prim in P.of_category(P.CALL):
+    _prim.batch = _batch_call
 
 
 # ---------------------------------------------------------------------------------------------

@@ -484,7 +484,7 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
 
 def inline_calls(fn: Function) -> Function:
-    """Replace each call of a sub-Function (custom_vjp_call) by its equations (with their own
+    """Replace each call of a sub-Function (custom_vjp_call, ...) by its equations (with their own
     source lines), calls inside it too: after differentiation, its derivative rule has done
     its work, and fusion and the backends see plain equations."""
     def rule(eqn: Eqn, rw: Rewriter):
@@ -508,7 +508,7 @@ def inline_calls(fn: Function) -> Function:
 # (the backends load and store every dtype and convert it in `cast`). Every other primitive
 # on a narrow dtype is computed in its compute dtype (ir.COMPUTE_DTYPE).
 _MOVES = (P.VIEW, P.STRUCTURAL)
-_MOVING = {P.cast, P.select, P.gather, P.constant}
+_MOVING = {P.cast, P.select, P.gather, P.constant, P.optimization_barrier}
 # uint64 computes in int64's bits: sums, products and dots are the same bits (arithmetic
 # modulo 2**64), order is int64's once the sign bit is flipped, and these have no such form.
 _NO_UINT64 = {P.floordiv, P.mod, P.fmod, P.pow_}

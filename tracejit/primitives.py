@@ -36,11 +36,11 @@ __all__ = [
     # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
     "Category", "ELEMENTWISE", "REDUCTION", "VIEW", "STRUCTURAL", "INDEXING", "SOURCE",
     "CONTRACTION", "ALONG_AXIS", "LINALG", "CALL", "Primitive", "REGISTRY", "of_category",
-    "constant", "custom_vjp_call",
+    "constant", "custom_vjp_call", "custom_jvp_call", "checkpoint",
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
-    "not_", "check", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
+    "not_", "check", "optimization_barrier", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
     "hypot", "atan2",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
@@ -290,6 +290,14 @@ def _check_call(prim, pred, error: str):
 #: (through the status words: codegen.status), as NumPy raises on a value it computes with.
 check = Primitive("check", _check_rule, _check_impl, lambda g, pred, out, error: [None],
                   category=ELEMENTWISE, call=_check_call, batch=_batch_elementwise)
+
+
+#: optimization_barrier(x): x itself, which no pass merges with or moves across: the values a
+#: checkpointed function computes again in the backward pass start from it, so that common
+#: subexpression elimination does not replace them by the forward pass's.
+optimization_barrier = Primitive(
+    "optimization_barrier", lambda x: x, lambda x: np.array(x, copy=True),
+    lambda g, x, out: [g], category=ELEMENTWISE, batch=_batch_elementwise)
 
 
 def _cast_rule(x: Type, dtype: str) -> Type:
@@ -1504,7 +1512,7 @@ class _Call(Primitive):
         return [("name", params["name"])]
 
 
-def _call_rule(*types: Type, name, fun, fwd, bwd) -> Type:
+def _call_rule(*types: Type, name, fun, **rules) -> Type:
     takes = tuple(p.type for p in fun.params)
     if tuple(types) != takes:
         raise TypeError(f"{name}: operands {', '.join(map(str, types))}; it takes "
@@ -1522,19 +1530,67 @@ def _replay(fn, args: list, run) -> list:
     return [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
 
 
-def _call_impl(*xs, name, fun, fwd, bwd):
+def _record(prim, inputs, params):
+    return bind(prim, *inputs, **params)
+
+
+def _call_impl(*xs, name, fun, **rules):
     return _replay(fun, [np.asarray(x) for x in xs],
                    lambda prim, inputs, params: prim.impl(*inputs, **params))[0]
 
 
-def _call_vjp(g, *xs, out, name, fun, fwd, bwd):
+def _float_operands(xs) -> list:
+    return [x for x in xs if is_float(dtype_of(x))]
+
+
+def _per_operand(xs, float_cts) -> list:
+    """Cotangents of the float operands as one per operand (None for the others)."""
+    it = iter(float_cts)
+    return [next(it) if is_float(dtype_of(x)) else None for x in xs]
+
+
+def _custom_vjp_vjp(g, *xs, out, name, fun, fwd, bwd):
     # The user's rule: fwd again for its residuals (recomputed, not stored), then bwd.
-    def record(prim, inputs, params):
-        return bind(prim, *inputs, **params)
-    residuals = _replay(fwd, list(xs), record)[1:]
-    return _replay(bwd, residuals + [g], record)
+    residuals = _replay(fwd, list(xs), _record)[1:]
+    return _replay(bwd, residuals + [g], _record)
 
 
 #: custom_vjp_call(*operands, name, fun, fwd, bwd): fun(*operands) (one result), whose VJP is
 #: the user's bwd on the residuals of fwd (tracejit.custom).
-custom_vjp_call = _Call("custom_vjp_call", _call_rule, _call_impl, _call_vjp, category=CALL)
+custom_vjp_call = _Call("custom_vjp_call", _call_rule, _call_impl, _custom_vjp_vjp,
+                        category=CALL)
+
+
+def _tangents_of(tangents, xs) -> list:
+    """The tangent of each float operand, zeros where it has none."""
+    return [t if t is not None else zeros(type_of(x))
+            for t, x in zip(tangents, xs) if is_float(dtype_of(x))]
+
+
+def _custom_jvp_jvp(tangents, *xs, out, name, fun, jvp, transposed):
+    return _replay(jvp, list(xs) + _tangents_of(tangents, xs), _record)[1]
+
+
+def _custom_jvp_vjp(g, *xs, out, name, fun, jvp, transposed):
+    # The user's tangent map t -> J t is linear in t: its transpose, `transposed` (reverse
+    # mode over the tangent output of the rule, built by tracejit.custom), gives J^T g. The
+    # tangents it takes are zeros: the transpose of a linear map does not depend on them.
+    zero_tangents = [zeros(type_of(x)) for x in _float_operands(xs)]
+    return _per_operand(xs, _replay(transposed, list(xs) + zero_tangents + [g], _record))
+
+
+#: custom_jvp_call(*operands, name, fun, jvp, transposed): fun(*operands) (one result), whose
+#: tangent is the user's rule `jvp` (primals, then one tangent per float operand -> the output
+#: and its tangent); reverse mode transposes it (tracejit.custom).
+custom_jvp_call = _Call("custom_jvp_call", _call_rule, _call_impl, _custom_jvp_vjp,
+                        category=CALL, jvp=_custom_jvp_jvp)
+
+
+def _checkpoint_vjp(g, *xs, out, name, fun, bwd):
+    return _per_operand(xs, _replay(bwd, list(xs) + [g], _record))
+
+
+#: checkpoint(*operands, name, fun, bwd): fun(*operands) (one result), whose VJP `bwd`
+#: computes fun's intermediates again from the operands (behind optimization_barrier, so that
+#: they are not merged with the forward pass's) instead of keeping them (tracejit.custom).
+checkpoint = _Call("checkpoint", _call_rule, _call_impl, _checkpoint_vjp, category=CALL)

@@ -44,6 +44,10 @@ MORE_CASES = [
     ("floor_ceil", lambda x: np.floor(x) + np.ceil(x) + x, [normal]),
     ("sign_signbit", lambda x: np.sign(x) * x + np.signbit(x), [normal]),
     ("custom_vjp_call", lambda x: _softplus(x) * x, [normal]),
+    ("custom_jvp_call", lambda x: _softplus_jvp(x) * x, [normal]),
+    ("checkpoint", lambda x, y: tj.checkpoint(lambda a, b: np.sin(a) * b)(x, y) * x,
+     [normal, normal]),
+    ("optimization_barrier", lambda x: ops.optimization_barrier(np.sin(x)) * x, [normal]),
 ]
 
 
@@ -53,6 +57,14 @@ def _softplus(x):
 
 
 _softplus.defvjp(lambda x: (_softplus(x), x), lambda x, g: (g / (1 + np.exp(-x)),))
+
+
+@tj.custom_jvp
+def _softplus_jvp(x):
+    return np.logaddexp(x, 0.0)
+
+
+_softplus_jvp.defjvps(lambda t, out, x: t / (1 + np.exp(-x)))
 SYMMETRIC = {"cholesky", "eigh"}
 SHAPES = {"qr": (4, 3), "solve": (4, 4), "cholesky": (4, 4), "slogdet": (4, 4), "eigh": (4, 4),
           "triangular_solve": (4, 4)}
@@ -70,7 +82,10 @@ def _inputs(name, makers, rng):
 
 VJP_CASES = {c[0] for c in PRIMITIVE_CASES}
 # A NumPy reference where the function calls the ops themselves.
-REFERENCES = {"triangular_solve": lambda a, b: np.linalg.solve(np.tril(a) + 4 * np.eye(4), b)}
+REFERENCES = {"triangular_solve": lambda a, b: np.linalg.solve(np.tril(a) + 4 * np.eye(4), b),
+              "custom_jvp_call": lambda x: np.logaddexp(x, 0.0) * x,
+              "checkpoint": lambda x, y: np.sin(x) * y * x,
+              "optimization_barrier": lambda x: np.sin(x) * x}
 CASES = [(c[0], c[2] or c[1], c[1], c[3]) for c in PRIMITIVE_CASES] + \
         [(name, REFERENCES.get(name, f), f, makers) for name, f, makers in MORE_CASES]
 
