@@ -1,11 +1,12 @@
-"""Jacobians and Hessians from the JVP and VJP transforms, with JAX's signatures: jacfwd
-(a JVP per input element), jacrev and jacobian (a VJP per output element), hessian
-(jacfwd of jacrev), hvp (a JVP of the gradient) and linearize.
+"""Jacobians and Hessians from the JVP, VJP and batching transforms, with JAX's signatures:
+jacfwd (the JVP along every basis vector of the inputs, batched by vmap), jacrev and jacobian
+(the VJP of every basis vector of the output, batched), hessian (jacfwd of jacrev: forward
+over reverse), hvp (a JVP of the gradient) and linearize.
 
-A Jacobian of an output of shape S with respect to an input of shape T has the shape S + T,
-as in JAX. The products run one after another over the basis vectors, each an IR Function
-(inlined under jit, so the whole Jacobian is one compiled program); arguments and outputs
-are arrays (pytrees of them are not supported yet, and say so).
+The Jacobian of an output of shape S with respect to an input of shape T has the shape S + T,
+as in JAX. With pytrees, the result has the output's structure, each of its arrays replaced by
+the input's structure (a tuple of them for a tuple `argnums`), as in JAX. Under jit the whole
+Jacobian is one compiled program, the basis vectors an axis of its kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 
 from . import errors
 from .api import _function_name, grad, jvp, vjp
+from .batching import vmap
+from .pytree import flatten, unflatten
 from .tracer import Tracer
 
 
@@ -28,78 +31,132 @@ def _argnums(argnums, nargs: int, fname: str) -> tuple[int, ...]:
     return tuple(a % nargs for a in nums)
 
 
-def _array(x, what: str):
-    """x as an array argument of a Jacobian: a float array or tracer (not a pytree)."""
-    if isinstance(x, (dict, list, tuple)):
-        raise errors.user_error(errors.UnsupportedError, f"{what} is a {type(x).__name__}: "
-                                "Jacobians of pytrees are not supported yet; pass arrays")
-    if not isinstance(x, Tracer):
-        x = np.asarray(x)
-    if not np.issubdtype(np.dtype(x.dtype), np.floating) and str(x.dtype) != "bfloat16":
-        raise errors.user_error(errors.GradError, f"{what} has dtype {x.dtype}; Jacobians "
-                                "are only defined for floating-point arguments")
-    return x
+def _float_leaves(tree, what: str) -> list:
+    """The leaves of `tree` (arrays or tracers), which must be floating point."""
+    leaves = []
+    for leaf in flatten(tree)[0]:
+        x = leaf if isinstance(leaf, Tracer) else np.asarray(leaf)
+        if not np.issubdtype(np.dtype(x.dtype), np.floating) and str(x.dtype) != "bfloat16":
+            raise errors.user_error(errors.GradError, f"{what} has dtype {x.dtype}; Jacobians "
+                                    "are only defined for floating-point arguments")
+        leaves.append(x)
+    return leaves
 
 
-def _basis(shape: tuple, dtype):
-    """The standard basis of arrays of `shape`: size arrays, one 1 each."""
-    size = int(np.prod(shape, dtype=np.int64))
-    return np.eye(size, dtype=np.dtype(dtype)).reshape((size,) + tuple(shape))
+def _basis(leaves: list) -> np.ndarray:
+    """The standard basis of the flattened leaves: a (n, n) identity, n their total size,
+    in the widest of their dtypes."""
+    n = sum(int(np.prod(np.shape(x), dtype=np.int64)) for x in leaves)
+    dtype = np.result_type(*[np.dtype(x.dtype) for x in leaves]) if leaves else np.float64
+    return np.eye(n, dtype=dtype)
 
 
-def _only(args, a: int, x_new):
-    return tuple(x_new if i == a else v for i, v in enumerate(args))
+def _split(flat, leaves: list, tree):
+    """The vector `flat` (last axis of size n) cut into arrays shaped like `leaves`, in their
+    dtypes, as a pytree of structure `tree`: the basis vector as a tangent or cotangent."""
+    parts, start = [], 0
+    for x in leaves:
+        shape = tuple(np.shape(x))
+        size = int(np.prod(shape, dtype=np.int64))
+        part = flat[..., start:start + size]
+        parts.append(np.reshape(part, part.shape[:-1] + shape).astype(x.dtype))
+        start += size
+    return unflatten(tree, parts)
 
 
-def _per_argnum(f: Callable, argnums, one: Callable, name: str) -> Callable:
+def _cut(jac, axis_leaves: list, ahead: bool):
+    """jac's basis axis (first, of size n) cut per leaf of `axis_leaves`; each piece's axis
+    reshaped to the leaf's shape and placed after jac's other axes (ahead=False: jacfwd's
+    out.shape + in.shape) or before them (ahead=True: jacrev's)."""
+    pieces, start = [], 0
+    rest = tuple(np.shape(jac))[1:]
+    for x in axis_leaves:
+        shape = tuple(np.shape(x))
+        size = int(np.prod(shape, dtype=np.int64))
+        piece = jac[start:start + size]
+        if ahead:
+            pieces.append(np.reshape(piece, shape + rest))
+        else:
+            moved = np.moveaxis(piece, 0, -1) if rest else piece
+            pieces.append(np.reshape(moved, rest + shape))
+        start += size
+    return pieces
+
+
+def _inputs(args, nums, argnums):
+    """The differentiated inputs as one pytree (the argument, or a tuple of them), and the
+    function of that pytree."""
+    def only(x):
+        xs = (x,) if isinstance(argnums, int) else x
+        full = list(args)
+        for a, v in zip(nums, xs):
+            full[a] = v
+        return full
+
+    x = args[nums[0]] if isinstance(argnums, int) else tuple(args[a] for a in nums)
+    return x, only
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """The Jacobian by forward mode: the JVP along every basis vector of the inputs, batched
+    (one program, not a loop). Suits functions with fewer inputs than outputs."""
     fname = _function_name(f)
 
     def jac(*args):
         nums = _argnums(argnums, len(args), fname)
-        out = []
-        for a in nums:
-            x = _array(args[a], f"argument {a} of {fname}")
-            out.append(one(lambda x_, a=a: f(*_only(args, a, x_)), x))
-        return out[0] if isinstance(argnums, int) else tuple(out)
+        x, only = _inputs(args, nums, argnums)
+        leaves, tree = _float_leaves(x, f"argument {argnums} of {fname}"), flatten(x)[1]
 
-    jac.__name__ = f"{name}_{fname}"
+        def g(x_):
+            return f(*only(x_))
+
+        def column(e):
+            got = jvp(g, (x,), (_split(e, leaves, tree),), has_aux=has_aux)
+            return (got[1], got[2]) if has_aux else got[1]
+
+        cols = vmap(column, out_axes=(0, None) if has_aux else 0)(_basis(leaves))
+        cols, aux = cols if has_aux else (cols, None)
+        out_leaves, out_tree = flatten(cols)
+        result = unflatten(out_tree, [unflatten(tree, _cut(c, leaves, ahead=False))
+                                      for c in out_leaves])
+        return (result, aux) if has_aux else result
+
+    jac.__name__ = f"jacfwd_{fname}"
     return jac
 
 
-def _stack_last(columns: list, out_shape: tuple, in_shape: tuple):
-    """The columns J e_i (each of out_shape) as the Jacobian of shape out_shape + in_shape."""
-    return np.reshape(np.stack(columns, axis=-1), tuple(out_shape) + tuple(in_shape))
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """The Jacobian by reverse mode: the VJP of every basis vector of the output, batched
+    (one program, not a loop). Suits functions with fewer outputs than inputs."""
+    fname = _function_name(f)
 
+    def jac(*args):
+        nums = _argnums(argnums, len(args), fname)
+        x, only = _inputs(args, nums, argnums)
+        _float_leaves(x, f"argument {argnums} of {fname}")           # floating point
+        tree = flatten(x)[1]
+        got = vjp(lambda x_: f(*only(x_)), x, has_aux=has_aux)
+        out, pullback = got[0], got[1]
+        out_leaves = _float_leaves(out, f"the output of {fname}")
+        out_tree = flatten(out)[1]
+        rows = vmap(lambda e: pullback(_split(e, out_leaves, out_tree))[0])(_basis(out_leaves))
+        # rows: x's structure, each leaf (m, *leaf shape); per output leaf, its rows.
+        per_in = [_cut(r, out_leaves, ahead=True) for r in flatten(rows)[0]]
+        result = unflatten(out_tree, [unflatten(tree, [p[k] for p in per_in])
+                                      for k in range(len(out_leaves))])
+        return (result, got[2]) if has_aux else result
 
-def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by forward mode: one JVP per element of each argument in argnums."""
-    def one(g, x):
-        cols = [jvp(g, (x,), (e,))[1] for e in _basis(np.shape(x), x.dtype)]
-        if not cols:                            # an empty argument: an empty Jacobian
-            return np.zeros(np.shape(g(x)) + np.shape(x), x.dtype)
-        return _stack_last(cols, np.shape(cols[0]), np.shape(x))
-    return _per_argnum(f, argnums, one, "jacfwd")
-
-
-def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by reverse mode: one VJP per element of the output."""
-    def one(g, x):
-        out, pullback = vjp(g, x)
-        out = _array(out, "the output")
-        rows = [pullback(e)[0] for e in _basis(np.shape(out), out.dtype)]
-        if not rows:
-            return np.zeros(np.shape(out) + np.shape(x), x.dtype)
-        return np.reshape(np.stack(rows, axis=0), np.shape(out) + np.shape(x))
-    return _per_argnum(f, argnums, one, "jacrev")
+    jac.__name__ = f"jacrev_{fname}"
+    return jac
 
 
 #: jax.jacobian is jacrev.
 jacobian = jacrev
 
 
-def hessian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+def hessian(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The Hessian of a scalar function: jacfwd of jacrev (forward over reverse)."""
-    return jacfwd(jacrev(f, argnums), argnums)
+    return jacfwd(jacrev(f, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
 
 
 def hvp(f: Callable, primals: Sequence, tangents: Sequence):

@@ -470,7 +470,8 @@ def wrong_by(rule, factor, which=None):
 def test_check_grads_catches_a_wrong_sin_rule(monkeypatch, case, factor):
     f, args = GOOD[case]
     monkeypatch.setattr(P.sin, "vjp", wrong_by(P.sin.vjp, factor))
-    with pytest.raises(AssertionError, match=r"check_grads: direction 0 \((fwd|rev)\): tracejit gives"):
+    with pytest.raises(AssertionError,
+                       match=r"check_grads: order 1, direction 0 \((fwd|rev)\): tracejit gives"):
         tj.check_grads(f, args)
 
 
@@ -497,6 +498,41 @@ def test_check_grads_catches_a_wrong_rule_for_one_operand(monkeypatch):
     with pytest.raises(AssertionError):
         tj.check_grads(f, [Y, Y[::-1].copy()], argnums=1)
     assert tj.check_grads(f, [Y, Y[::-1].copy()], argnums=0) < 1e-6
+
+
+@pytest.mark.parametrize("case", ["scalar", "array-output", "pytree-arg"])
+def test_check_grads_higher_orders(case):
+    f, args = GOOD[case]
+    assert tj.check_grads(f, args, 2) < 1e-5
+    assert tj.check_grads(f, args, order=3, modes=("fwd",), rtol=1e-4) < 1e-4
+
+
+@tj.custom_vjp
+def _stop(x):
+    return x
+
+
+_stop.defvjp(lambda x: (x, None), lambda _, g: (np.zeros_like(g),))
+
+
+@tj.custom_vjp
+def _cube(x):
+    return x ** 3
+
+
+# A first derivative that is right (3 x^2 g) but whose own derivative is not (the x^2 is
+# behind a gradient stop): order 1 passes, order 2 fails, in either mode.
+_cube.defvjp(lambda x: (x ** 3, x), lambda x, g: (3 * _stop(x) ** 2 * g,))
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev"])
+def test_check_grads_catches_a_wrong_second_derivative(mode):
+    f = lambda x: np.sum(_cube(x) * x)                                         # noqa: E731
+    assert tj.check_grads(f, [X], 1, modes=(mode,)) < 1e-6
+    with pytest.raises(AssertionError, match=rf"order 2, direction 0 \({mode}\)"):
+        tj.check_grads(f, [X], 2, modes=(mode,))
+    with pytest.raises(ValueError, match="order"):
+        tj.check_grads(f, [X], 0)
 
 
 def test_monkeypatched_rule_is_restored():
