@@ -145,8 +145,15 @@ def _torch_functions(torch):
         g, loss = torch.func.grad_and_value(w7_loss)(p, x, labels)
         return loss, {k: p[k] - 0.01 * g[k] for k in p}
 
+    def w4_loss(w1, w2, x, y):
+        return torch.sum((F.relu(x @ w1) @ w2 - y) ** 2)
+
+    w4_per_example = torch.func.vmap(torch.func.grad(w4_loss, argnums=(0, 1)),
+                                     in_dims=(None, None, 0, 0))
+
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
+            ("W4", "per-example grads"): w4_per_example,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
             ("N1", "cumsum"): lambda x: torch.cumsum(x, 0),
             ("N2", "sort"): lambda x: torch.sort(x).values,
@@ -234,8 +241,14 @@ def _jax_functions(jax):
         loss, g = jax.value_and_grad(w7_loss)(p, x, labels)
         return loss, {k: p[k] - 0.01 * g[k] for k in p}
 
+    def w4_loss(w1, w2, x, y):
+        return jnp.sum((jnp.maximum(x @ w1, 0.0) @ w2 - y) ** 2)
+
+    w4_per_example = jax.vmap(jax.grad(w4_loss, argnums=(0, 1)), in_axes=(None, None, 0, 0))
+
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
+            ("W4", "per-example grads"): w4_per_example,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
             ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort,
             **{("N3", size): jnp.linalg.solve for size in LINALG_SIZES},

@@ -456,7 +456,8 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
             peers[name] = make_peer(name)
     tgts = targets(plan.backends)
     n_impl = sum(_wanted(t, v) for t in tgts for v in plan.variants) * len(plan.fuse) + \
-        len(plan.variants) * (len(peers) + ("numpy" in plan.peers))
+        len(plan.variants) * (len(peers) + ("numpy" in plan.peers)) + \
+        sum(len(v.baselines) for v in plan.variants)
     bar = Progress(n_impl, progress)
     rows: list[Row] = []
     for v in plan.variants:
@@ -505,6 +506,15 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
             row.agrees, row.max_rel_err = agreement(out, reference, v.rtol)
             if not plan.quick and row.agrees:
                 row.__dict__.update(time_calls(v.numpy, args, lambda o: None, plan.reps, batch,
+                                               plan.min_time))
+            group.append(row)
+        for label, baseline in v.baselines.items():
+            bar.step(f"{v.title}: {label}")
+            row = Row(v.workload, v.name, label)
+            out = _flat(baseline(*args))
+            row.agrees, row.max_rel_err = agreement(out, reference, v.rtol)
+            if not plan.quick and row.agrees:
+                row.__dict__.update(time_calls(baseline, args, lambda o: None, plan.reps, batch,
                                                plan.min_time))
             group.append(row)
         for name, peer in peers.items():

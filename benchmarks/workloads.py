@@ -34,6 +34,8 @@ class Variant:
     matmuls: Callable[[tuple], list] = field(default=lambda args: [])  # floor shapes
     bytes_moved: Callable[[tuple], int] = field(default=lambda args: 0)
     rtol: float = 1e-4                  # agreement tolerance against tracejit (float32 sums)
+    # Other ways to compute the same, timed beside NumPy: label -> function of args.
+    baselines: dict[str, Callable] = field(default_factory=dict)
 
 
 def _rng():
@@ -139,6 +141,39 @@ def w4_matmuls(args):
     h, d_out = w2.shape
     # 2 forward, 3 backward
     return [(n, d_in, h), (n, h, d_out), (n, d_out, h), (h, n, d_out), (d_in, n, h)]
+
+
+# W4 per-example gradients: the gradient of W4's loss for each of the 64 examples on its own
+# (for per-example clipping, as differentially private training does), batched by vmap.
+
+w4_example_grads = tj.vmap(tj.grad(w4_loss, argnums=(0, 1)), in_axes=(None, None, 0, 0))
+
+
+def w4_per_example(w1, w2, x, y):
+    return w4_example_grads(w1, w2, x, y)
+
+
+def w4_per_example_numpy(w1, w2, x, y):
+    a = x @ w1
+    h = np.maximum(a, F32(0.0))
+    gy = F32(2.0) * (h @ w2 - y)
+    g2 = h[:, :, None] * gy[:, None, :]
+    gh = (gy @ w2.T) * (a > 0)
+    return x[:, :, None] * gh[:, None, :], g2
+
+
+_w4_grad = tj.jit(tj.grad(w4_loss, argnums=(0, 1)))
+
+
+def w4_per_example_loop(w1, w2, x, y):
+    """What one writes without vmap: a Python loop of the compiled gradient, stacked."""
+    grads = [_w4_grad(w1, w2, x[i], y[i]) for i in range(x.shape[0])]
+    return np.stack([g[0] for g in grads]), np.stack([g[1] for g in grads])
+
+
+def _per_example_bytes(args):
+    w1, w2, x, y = args
+    return sum(a.nbytes for a in args) + x.shape[0] * (w1.nbytes + w2.nbytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +406,9 @@ VARIANTS: list[Variant] = [
             rtol=1e-6),
     Variant("W4", "step", "W4 mlp-small step", w4_args, w4_step, w4_numpy, floor="blas",
             matmuls=w4_matmuls),
+    Variant("W4", "per-example grads", "W4 per-example grads (vmap of grad)", w4_args,
+            w4_per_example, w4_per_example_numpy, floor="copy", bytes_moved=_per_example_bytes,
+            baselines={"loop of jit(grad)": w4_per_example_loop}),
     Variant("W5", "forward", "W5 fused-elementwise forward", w5_args, w5_forward,
             w5_numpy_forward, floor="copy", bytes_moved=lambda a: _w5_bytes(a, False),
             rtol=1e-3),
