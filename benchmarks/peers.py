@@ -153,7 +153,7 @@ def _torch_functions(torch):
 
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
-            ("W4", "per-example grads"): w4_per_example,
+            ("W10", "per-example grads"): w4_per_example,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
             ("N1", "cumsum"): lambda x: torch.cumsum(x, 0),
             ("N2", "sort"): lambda x: torch.sort(x).values,
@@ -248,7 +248,7 @@ def _jax_functions(jax):
 
     return {("W1", "step"): w1_step, ("W2", "step"): w2_step, ("W3", "value+grad"): w3,
             ("W4", "step"): w4_step, ("W5", "forward"): w5_forward,
-            ("W4", "per-example grads"): w4_per_example,
+            ("W10", "per-example grads"): w4_per_example,
             ("W5", "value+grad"): w5_vag, ("W6", "step"): w6_step, ("W7", "step"): w7_step,
             ("N1", "cumsum"): jnp.cumsum, ("N2", "sort"): jnp.sort,
             **{("N3", size): jnp.linalg.solve for size in LINALG_SIZES},

@@ -1,5 +1,5 @@
-"""The workloads W1–W7 and N1–N7 of docs/workloads.md: sizes, inputs, the tracejit function, and a
-hand-written NumPy step.
+"""The workloads W1–W7, W10 and N1–N7 of docs/workloads.md: sizes, inputs, the tracejit
+function, and a hand-written NumPy step.
 
 Every tracejit function here is plain NumPy, traced by `tracejit.jit`; a training step holds
 the loss, its gradients and the parameter update. Inputs come from
@@ -143,7 +143,7 @@ def w4_matmuls(args):
     return [(n, d_in, h), (n, h, d_out), (n, d_out, h), (h, n, d_out), (d_in, n, h)]
 
 
-# W4 per-example gradients: the gradient of W4's loss for each of the 64 examples on its own
+# W10 per-example gradients: the gradient of W4's loss for each of the 64 examples on its own
 # (for per-example clipping, as differentially private training does), batched by vmap.
 
 w4_example_grads = tj.vmap(tj.grad(w4_loss, argnums=(0, 1)), in_axes=(None, None, 0, 0))
@@ -406,7 +406,7 @@ VARIANTS: list[Variant] = [
             rtol=1e-6),
     Variant("W4", "step", "W4 mlp-small step", w4_args, w4_step, w4_numpy, floor="blas",
             matmuls=w4_matmuls),
-    Variant("W4", "per-example grads", "W4 per-example grads (vmap of grad)", w4_args,
+    Variant("W10", "per-example grads", "W10 per-example grads (vmap of grad)", w4_args,
             w4_per_example, w4_per_example_numpy, floor="copy", bytes_moved=_per_example_bytes,
             baselines={"loop of jit(grad)": w4_per_example_loop}),
     Variant("W5", "forward", "W5 fused-elementwise forward", w5_args, w5_forward,
