@@ -3,11 +3,19 @@
 `jvp_function(fn, wrt)` builds a new Function that computes `fn`'s results and, beside each
 float value that depends on the parameters `wrt`, its tangent: the Jacobian-vector product
 J t pushed forward equation by equation. A primitive's tangent comes from its JVP rule
-(`Primitive.jvp`) where it has one, and is otherwise derived from its VJP rule, which is
-linear in the cotangent g: J t is the gradient, with respect to g, of the sum over the inputs
-of <vjp_i(g), t_i> (the transpose of the transpose). The derived rule is reverse mode on a
-small Function of g, inlined; the passes simplify what it records. Either way the result is
-ordinary IR: optimised, fused, compiled on every backend, differentiated again.
+(`Primitive.jvp`) where it has one (the linear primitives: the primitive applied to the
+tangents, and dot's bilinear rule), and is otherwise derived from its VJP rule, which is
+linear in the cotangent g:
+
+- elementwise primitives have diagonal Jacobians, so J t is the sum over the operands of
+  vjp_i(t_i): the VJP rule with the tangent as its cotangent (each operand at the output's
+  shape, so that the rule's sums over broadcasts do not apply);
+- for the others, J t is the gradient, with respect to g, of the sum over the inputs of
+  <vjp_i(g), t_i> (the transpose of the transpose): reverse mode on a small Function of g,
+  inlined; the passes simplify what it records.
+
+Either way the result is ordinary IR: optimised, fused, compiled on every backend,
+differentiated again.
 
 Integer and boolean values have no tangent (JAX's float0): they are constants here.
 """
@@ -20,7 +28,7 @@ from . import ops
 from .autodiff import inline, vjp_function
 from .ir import Eqn, Function, Literal, Var, is_float
 from .passes import dce
-from .tracer import Trace, current_trace
+from .tracer import ELEMENTWISE, Trace, current_trace
 
 
 def derived_jvp(eqn: Eqn, primals: list, tangents: list, out):
@@ -44,6 +52,23 @@ def derived_jvp(eqn: Eqn, primals: list, tangents: list, out):
     return tangent
 
 
+def diagonal_jvp(eqn: Eqn, primals: list, tangents: list, out):
+    """The tangent of an elementwise equation: sum_i vjp_i(t_i) (see the module docstring)."""
+    shape = eqn.out.type.shape
+    total = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        operands = list(primals)
+        if ops.type_of(operands[i]).shape != shape:       # a rank-0 operand broadcast
+            operands[i] = ops.broadcast_to(operands[i], shape)
+            t = ops.broadcast_to(t, shape)
+        term = eqn.prim.vjp(t, *operands, out=out, **eqn.params)[i]
+        if term is not None:
+            total = term if total is None else ops.add(total, term)
+    return total
+
+
 def push_forward(fn: Function, env: dict, tangents: dict) -> None:
     """Replay `fn` in the current trace, `env` mapping its Vars to their values (its params
     given) and `tangents` the tangents of the Vars that have one (its params' given); both
@@ -59,9 +84,12 @@ def push_forward(fn: Function, env: dict, tangents: dict) -> None:
             ts = [tangents.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
             if not is_float(eqn.out.dtype) or all(t is None for t in ts):
                 continue
-            rule = eqn.prim.jvp
-            t = rule(ts, *primals, out=env[eqn.out], **eqn.params) if rule is not None else \
-                derived_jvp(eqn, primals, ts, env[eqn.out])
+            if eqn.prim.jvp is not None:
+                t = eqn.prim.jvp(eqn.prim, ts, *primals, out=env[eqn.out], **eqn.params)
+            elif eqn.prim.category is ELEMENTWISE:
+                t = diagonal_jvp(eqn, primals, ts, env[eqn.out])
+            else:
+                t = derived_jvp(eqn, primals, ts, env[eqn.out])
             if t is not None:
                 tangents[eqn.out] = t
     finally:

@@ -368,6 +368,23 @@ def _idempotent(eqn, rw, fast_math):
     return x if x is y and x.type == eqn.out.type else None
 
 
+@rule(P.and_, P.or_)
+def _logic_identities(eqn, rw, fast_math):
+    # On booleans: x & true = x, x & false = false, x | false = x, x | true = true (exact).
+    if eqn.out.type.dtype != "bool":
+        return None
+    x, y, cx, cy, _ = _binary_operands(eqn, rw)
+    absorbing = eqn.prim is P.or_            # true absorbs in an or, false in an and
+    for a, c in ((x, cy), (y, cx)):
+        if c is None:
+            continue
+        if bool(c) == absorbing:
+            return _fill(rw, eqn.out.type, absorbing, eqn)
+        if a.type == eqn.out.type:
+            return a
+    return None
+
+
 @rule(P.neg)
 def _double_negation(eqn, rw, fast_math):
     inner = rw.producer.get(eqn.inputs[0])
@@ -386,6 +403,8 @@ def _select_known(eqn, rw, fast_math):
         pick = x if bool(c) else y
         if pick.type == eqn.out.type:
             return pick
+        if isinstance(pick, Literal):               # a rank-0 literal, filled to the shape
+            return _fill(rw, eqn.out.type, pick.value, eqn)
     return None
 
 

@@ -182,25 +182,41 @@ def _batch_linalg(prim, size, args, batched, **params):
 
 
 # ---------------------------------------------------------------------------------------------
+# tangent rules (forward mode: tracejit.forward). A linear primitive's tangent is the
+# primitive applied to the tangents of its operands (zeros where one has none; integer and
+# boolean operands, such as indices and predicates, as they are): derived here once, not
+# written per primitive. The others' tangents are derived from their VJP rules.
+
+
+def _tangent_operands(tangents, xs) -> list:
+    return [t if t is not None else zeros(type_of(x)) if is_float(dtype_of(x)) else x
+            for t, x in zip(tangents, xs)]
+
+
+def _linear_jvp(prim, tangents, *xs, out, **params):
+    return bind(prim, *_tangent_operands(tangents, xs), **params)
+
+
+# ---------------------------------------------------------------------------------------------
 # elementwise unary
 
 
 def unary(name: str, impl, vjp=None, allowed: str = "float", flops: int = 1,
-          out_dtype: str | None = None) -> Primitive:
+          out_dtype: str | None = None, jvp=None) -> Primitive:
     """An elementwise primitive of one operand of the `allowed` dtypes."""
     def rule(x: Type) -> Type:
         _check_dtype(name, x.dtype, allowed)
         return Type(x.shape, out_dtype or x.dtype)
 
     return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops,
-                     batch=_batch_elementwise)
+                     batch=_batch_elementwise, jvp=jvp)
 
 
 def _vjp_sqrt(g, x, out):
     return [_over(g, mul(out, 2.0))]
 
 
-neg = unary("neg", np.negative, lambda g, x, out: [neg(g)], allowed="num")
+neg = unary("neg", np.negative, lambda g, x, out: [neg(g)], allowed="num", jvp=_linear_jvp)
 # |x|' = sign(x): 0 at 0, the mean of the slopes of the tie between x and -x.
 abs_ = unary("abs", np.absolute, lambda g, x, out: [mul(g, sign(x))],
              allowed="num")
@@ -297,7 +313,7 @@ check = Primitive("check", _check_rule, _check_impl, lambda g, pred, out, error:
 #: subexpression elimination does not replace them by the forward pass's.
 optimization_barrier = Primitive(
     "optimization_barrier", lambda x: x, lambda x: np.array(x, copy=True),
-    lambda g, x, out: [g], category=ELEMENTWISE, batch=_batch_elementwise)
+    lambda g, x, out: [g], category=ELEMENTWISE, batch=_batch_elementwise, jvp=_linear_jvp)
 
 
 def _cast_rule(x: Type, dtype: str) -> Type:
@@ -328,7 +344,7 @@ def _cast_call(prim, x, dtype: str):
 
 
 cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE,
-                 call=_cast_call, batch=_batch_elementwise)
+                 call=_cast_call, batch=_batch_elementwise, jvp=_linear_jvp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +352,7 @@ cast = Primitive("cast", _cast_rule, _cast_impl, _cast_vjp, category=ELEMENTWISE
 
 
 def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
-           out_dtype: str | None = None, commutative: bool = False) -> Primitive:
+           out_dtype: str | None = None, commutative: bool = False, jvp=None) -> Primitive:
     """An elementwise primitive of two operands of one of the `allowed` dtypes."""
     def rule(x: Type, y: Type) -> Type:
         dtype = _same_dtype(name, (x, y))
@@ -344,7 +360,7 @@ def binary(name: str, impl, vjp=None, allowed: str = "num", flops: int = 1,
         return Type(_elementwise_shape(name, (x, y)), out_dtype or dtype)
 
     return Primitive(name, rule, impl, vjp, category=ELEMENTWISE, flops=flops,
-                     commutative=commutative, batch=_batch_elementwise)
+                     commutative=commutative, batch=_batch_elementwise, jvp=jvp)
 
 
 def _types(*xs):
@@ -436,8 +452,8 @@ def _vjp_atan2(g, y, x, out):
             _sum_to(_times(g, select(zero, 0.0, neg(div(div(y, h), h)))), tx)]
 
 
-add = binary("add", np.add, _vjp_add, commutative=True)
-sub = binary("sub", np.subtract, _vjp_sub)
+add = binary("add", np.add, _vjp_add, commutative=True, jvp=_linear_jvp)
+sub = binary("sub", np.subtract, _vjp_sub, jvp=_linear_jvp)
 mul = binary("mul", np.multiply, _vjp_mul, commutative=True)
 div = binary("div", np.true_divide, _vjp_div, allowed="float")
 floordiv = binary("floordiv", np.floor_divide, lambda g, x, y, out: [None, None])
@@ -490,7 +506,8 @@ def _select_call(prim, pred, x, y):
 
 
 select = Primitive("select", _select_rule, lambda p, x, y: np.where(p, x, y), _select_vjp,
-                   category=ELEMENTWISE, call=_select_call, batch=_batch_elementwise)
+                   category=ELEMENTWISE, call=_select_call, batch=_batch_elementwise,
+                   jvp=_linear_jvp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,7 +582,8 @@ def _bid_batch(prim, size, args, batched, shape, dims):
 
 #: broadcast_in_dim(x, shape, dims): operand axis i becomes output axis dims[i].
 broadcast_in_dim = Primitive("broadcast_in_dim", _bid_rule, _bid_impl, _bid_vjp,
-                             category=VIEW, call=_bid_call, batch=_bid_batch)
+                             category=VIEW, call=_bid_call, batch=_bid_batch,
+                             jvp=_linear_jvp)
 
 
 def full(type_: Type, value) -> Any:
@@ -598,7 +616,7 @@ def _reshape_call(prim, x, shape):
 
 reshape = Primitive("reshape", _reshape_rule, lambda x, shape: np.reshape(x, shape),
                     lambda g, x, out, shape: [reshape(g, type_of(x).shape)],
-                    category=VIEW, call=_reshape_call,
+                    category=VIEW, call=_reshape_call, jvp=_linear_jvp,
                     batch=lambda prim, size, args, batched, shape:
                     bind(prim, args[0], shape=(size,) + tuple(shape)))
 
@@ -622,7 +640,7 @@ def _transpose_call(prim, x, perm):
 
 
 transpose = Primitive("transpose", _transpose_rule, lambda x, perm: np.transpose(x, perm),
-                      _transpose_vjp, category=VIEW, call=_transpose_call,
+                      _transpose_vjp, category=VIEW, call=_transpose_call, jvp=_linear_jvp,
                       batch=lambda prim, size, args, batched, perm:
                       bind(prim, args[0], perm=(0,) + _shifted(perm)))
 
@@ -676,7 +694,7 @@ def _slice_batch(prim, size, args, batched, starts, steps, shape):
 
 #: slice(x, starts, steps, shape)[i] = x[starts + i * steps]; steps may be negative.
 slice_ = Primitive("slice", _slice_rule, _slice_impl, _slice_vjp, category=VIEW,
-                   call=_slice_call, batch=_slice_batch)
+                   call=_slice_call, batch=_slice_batch, jvp=_linear_jvp)
 
 
 def _pad_rule(x: Type, value: Type, starts, steps, shape) -> Type:
@@ -729,7 +747,7 @@ def _pad_batch(prim, size, args, batched, starts, steps, shape):
 
 
 pad = Primitive("pad", _pad_rule, _pad_impl, _pad_vjp, category=STRUCTURAL,
-                own_kernel=True, call=_pad_call, batch=_pad_batch)
+                own_kernel=True, call=_pad_call, batch=_pad_batch, jvp=_linear_jvp)
 
 
 def _concat_rule(*xs: Type, axis) -> Type:
@@ -765,7 +783,7 @@ def _concat_call(prim, xs: Sequence[Any], axis: int):
 concatenate = Primitive("concatenate", _concat_rule,
                         lambda *xs, axis: np.concatenate(xs, axis=axis), _concat_vjp,
                         category=STRUCTURAL, own_kernel=True, call=_concat_call,
-                        batch=lambda prim, size, args, batched, axis:
+                        jvp=_linear_jvp, batch=lambda prim, size, args, batched, axis:
                         bind(prim, *_all_batched(size, args, batched), axis=axis + 1))
 
 
@@ -823,7 +841,8 @@ def _gather_batch(prim, size, args, batched):
 
 
 gather = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, category=INDEXING,
-                   own_kernel=True, call=_gather_call, batch=_gather_batch)
+                   own_kernel=True, call=_gather_call, batch=_gather_batch,
+                   jvp=_linear_jvp)
 
 
 def _scatter_rule(x: Type, *rest: Type) -> Type:
@@ -863,7 +882,7 @@ def _scatter_batch(prim, size, args, batched):
 
 scatter_add = Primitive("scatter_add", _scatter_rule, _scatter_impl, _scatter_vjp,
                         category=INDEXING, own_kernel=True, call=_scatter_call,
-                        batch=_scatter_batch)
+                        batch=_scatter_batch, jvp=_linear_jvp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -946,7 +965,7 @@ def _reduce_call(prim, x, axes):
 
 reduce_sum = Primitive("reduce_sum", _reduce_rule("reduce_sum", "num"), _reduce_impl(np.sum),
                        _reduce_sum_vjp, category=REDUCTION, flops=1, call=_reduce_call,
-                       batch=_batch_reduction)
+                       batch=_batch_reduction, jvp=_linear_jvp)
 reduce_max = Primitive("reduce_max", _reduce_rule("reduce_max", "any"), _reduce_impl(np.max),
                        _reduce_chooser_vjp, category=REDUCTION, flops=1, call=_reduce_call,
                        batch=_batch_reduction)
@@ -1038,7 +1057,7 @@ def _cumprod_vjp(g, x, out, axis):
 cumsum = Primitive("cumsum", _line_rule("cumsum", "num"),
                    lambda x, axis: np.cumsum(x, axis=axis, dtype=np.asarray(x).dtype),
                    _cumsum_vjp, category=ALONG_AXIS, flops=1, own_kernel=True, call=_line_call,
-                   batch=_batch_one_axis)
+                   batch=_batch_one_axis, jvp=_linear_jvp)
 #: cumprod(x, axis): the products, in order, in x's dtype (NumPy's multiply.accumulate).
 cumprod = Primitive("cumprod", _line_rule("cumprod", "num"),
                     lambda x, axis: np.cumprod(x, axis=axis, dtype=np.asarray(x).dtype),
@@ -1175,8 +1194,18 @@ def _dot_batch(prim, size, args, batched, contract, batch):
     return _to_front(out, type_of(lhs).ndim - len(lc))
 
 
+def _dot_jvp(prim, tangents, lhs, rhs, out, contract, batch):
+    # bilinear: d(l . r) = dl . r + l . dr
+    terms = []
+    if tangents[0] is not None:
+        terms.append(bind(prim, tangents[0], rhs, contract=contract, batch=batch))
+    if tangents[1] is not None:
+        terms.append(bind(prim, lhs, tangents[1], contract=contract, batch=batch))
+    return terms[0] if len(terms) == 1 else add(*terms)
+
+
 dot = _Dot("dot", _dot_rule, _dot_impl, _dot_vjp, category=CONTRACTION, call=_dot_call,
-           batch=_dot_batch)
+           batch=_dot_batch, jvp=_dot_jvp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1567,7 +1596,7 @@ def _tangents_of(tangents, xs) -> list:
             for t, x in zip(tangents, xs) if is_float(dtype_of(x))]
 
 
-def _custom_jvp_jvp(tangents, *xs, out, name, fun, jvp, transposed):
+def _custom_jvp_jvp(prim, tangents, *xs, out, name, fun, jvp, transposed):
     return _replay(jvp, list(xs) + _tangents_of(tangents, xs), _record)[1]
 
 

@@ -84,8 +84,8 @@ class Primitive:
     **params) -> the output with a leading batch axis of `size`, where args[i] has that axis
     in front when batched[i] and is unchanged otherwise (a source, with no operands, needs
     none). `jvp`, where given, is its tangent
-    rule for forward mode, jvp(tangents, *primals, out, **params) (one tangent or None per
-    input); without it forward mode derives the tangent from the VJP rule
+    rule for forward mode, jvp(prim, tangents, *primals, out, **params) (one tangent or None
+    per input); without it forward mode derives the tangent from the VJP rule
     (tracejit.forward).
 
     Calling a primitive records it in the innermost trace as a strict typed operation: the

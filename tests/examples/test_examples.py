@@ -294,3 +294,207 @@ def test_train_mlp_runs_on_the_cpu_backend_by_default(tmp_path):
     assert any(n.endswith("-llvm.txt") for n in dumped), dumped
     first, last = load_example("train_mlp").main(["--steps", "3", "--backend", "interpret"])
     assert f"loss {first:.4g} -> {last:.4g}" in done.stdout     # the same numbers as interpret
+
+
+# ---------------------------------------------------------------------------------------------
+# newton_logistic.py
+
+
+def logistic_data():
+    """The data as newton_logistic.py's docstring describes it, generated here independently."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(200, 3)), np.ones((200, 1))], axis=1)
+    p = 1.0 / (1.0 + np.exp(-x @ np.array([1.5, -2.0, 0.5, 0.3])))
+    t = (rng.uniform(size=200) < p).astype(np.float64)
+    return x, t
+
+
+def numpy_logistic(w, x, t, lam):
+    """Loss, gradient and Hessian of mean(log(1 + exp(z)) - t z) + lam |w|^2 / 2, z = x w, in
+    closed form: g = x^T (p - t) / n + lam w, H = x^T diag(p (1 - p)) x / n + lam I."""
+    n = len(x)
+    z = x @ w
+    p = 1.0 / (1.0 + np.exp(-z))
+    loss = np.mean(np.logaddexp(0.0, z) - t * z) + 0.5 * lam * (w @ w)
+    g = x.T @ (p - t) / n + lam * w
+    h = (x * (p * (1 - p))[:, None]).T @ x / n + lam * np.eye(len(w))
+    return loss, g, h
+
+
+def test_newton_logistic_matches_a_numpy_newton_iteration():
+    out = load_example("newton_logistic").main([])
+    x, t = logistic_data()
+    np.testing.assert_array_equal(out["x"], x)
+    np.testing.assert_array_equal(out["t"], t)
+    assert 50 < t.sum() < 150                          # both classes, and they overlap
+    lam, steps = 1e-3, 8
+    w = np.zeros(4)
+    losses, norms = [], []
+    for k in range(steps + 1):
+        loss, g, h = numpy_logistic(w, x, t, lam)
+        losses.append(loss)
+        norms.append(np.linalg.norm(g))
+        if k < steps:
+            w = w - np.linalg.solve(h, g)
+    np.testing.assert_allclose(out["w"], w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["losses"], losses, rtol=1e-12)
+    np.testing.assert_allclose(out["grad_norms"][:5], norms[:5], rtol=1e-8)
+    # the Hessian from tj.hessian at the final w against the closed form there
+    np.testing.assert_allclose(out["hessian"], numpy_logistic(out["w"], x, t, lam)[2],
+                               rtol=1e-12, atol=1e-15)
+    assert out["grad_norms"][-1] < 1e-10
+    assert all(b <= a + 1e-15 for a, b in zip(out["losses"], out["losses"][1:]))
+    # quadratic convergence: |g_{k+1}| <= C |g_k|^2 once close, above rounding level
+    pairs = [(a, b) for a, b in zip(out["grad_norms"], out["grad_norms"][1:])
+             if a < 1e-2 and b > 1e-15]
+    assert len(pairs) >= 2 and all(b < 50 * a ** 2 for a, b in pairs), pairs
+    assert out["gd_loss"] > out["losses"][-1] + 1e-3      # gradient descent is far behind
+    assert out["trace_count"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# per_example_gradients.py
+
+
+def numpy_example_grads(params, x, label):
+    """The gradient of one example's softmax cross-entropy through relu(x w1 + b1) w2 + b2, by
+    backpropagation written out in float64."""
+    w1, b1, w2, b2 = (params[k].astype(np.float64) for k in ("w1", "b1", "w2", "b2"))
+    x = x.astype(np.float64)
+    a = x @ w1 + b1
+    h = np.maximum(a, 0.0)
+    z = h @ w2 + b2
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    dz = p - np.eye(10)[label]                 # d(-log p_label) / dz = softmax - one-hot
+    da = (w2 @ dz) * (a > 0)
+    return {"w1": np.outer(x, da), "b1": da, "w2": np.outer(h, dz), "b2": dz}
+
+
+def test_per_example_gradients_clipping_and_training():
+    pytest.importorskip("sklearn")
+    module = load_example("per_example_gradients")
+    out = module.main(["--epochs", "3", "--repeats", "2"])
+    first = out["first_batch"]
+    params, xb, yb = first["params"], first["x"], first["labels"]
+    grads, batch, c = out["grads"], len(xb), 1.0
+    assert batch == 32 and sorted(grads) == ["b1", "b2", "w1", "w2"]
+    single = tj.grad(module.loss)
+    norms = []
+    for i in range(batch):
+        looped = single(params, xb[i], yb[i])
+        by_hand = numpy_example_grads(params, xb[i], yb[i])
+        for k, g in grads.items():
+            assert g.shape == (batch,) + params[k].shape and g.dtype == np.float32
+            np.testing.assert_allclose(g[i], looped[k], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(g[i], by_hand[k], rtol=1e-4, atol=1e-6)
+        norms.append(np.linalg.norm(np.concatenate([grads[k][i].ravel() for k in grads])))
+    np.testing.assert_allclose(out["norms"], norms, rtol=1e-5)
+    # clipping: g_i min(1, C / |g_i|), so every clipped norm is at most C
+    assert np.all(out["clipped_norms"] <= c * (1 + 1e-6))
+    scale = np.minimum(1.0, c / np.asarray(norms))
+    for k, g in out["clipped"].items():
+        np.testing.assert_allclose(g, grads[k] * scale.reshape((-1,) + (1,) * (g.ndim - 1)),
+                                   rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(out["clipped_norms"], np.minimum(norms, c), rtol=1e-5)
+    # training with clipped gradients (no noise) learns: accuracy recomputed by NumPy
+    accuracy = numpy_accuracy(out["params"], out["test_index"])
+    assert accuracy > 0.85
+    assert abs(accuracy - out["test_accuracy"]) <= 1.5 / len(out["test_index"])
+    assert out["trace_count"] == 1 and out["vmap_s"] > 0 and out["loop_s"] > 0
+
+
+def test_per_example_dp_step_with_noise_is_the_formula():
+    """One jitted DP-SGD step with given noise against the same step in NumPy, from the
+    hand-written per-example gradients."""
+    pytest.importorskip("sklearn")
+    module = load_example("per_example_gradients")
+    rng = np.random.default_rng(1)
+    params = tj.init.mlp(rng, [64, 32, 10])
+    x = rng.uniform(0.0, 1.0, (8, 64)).astype(np.float32)
+    labels = rng.integers(0, 10, 8).astype(np.int32)
+    noise = {k: rng.standard_normal(p.shape).astype(np.float32) for k, p in params.items()}
+    lr, c, sigma = 0.5, 0.3, 1.1
+    loss, new = tj.jit(module.dp_step)(params, x, labels, noise, lr, c, sigma)
+    per = [numpy_example_grads(params, x[i], labels[i]) for i in range(8)]
+    norms = [np.sqrt(sum(np.sum(g[k] ** 2) for k in g)) for g in per]
+    for k, p in params.items():
+        clipped_sum = sum(g[k] * min(1.0, c / n) for g, n in zip(per, norms))
+        want = p - lr * (clipped_sum + sigma * c * noise[k]) / 8
+        np.testing.assert_allclose(new[k], want, rtol=1e-4, atol=1e-6)
+    h = np.maximum(x @ params["w1"] + params["b1"], 0.0)
+    z = (h @ params["w2"] + params["b2"]).astype(np.float64)
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.sum(np.exp(log_p), axis=1, keepdims=True))
+    np.testing.assert_allclose(loss, -np.mean(log_p[np.arange(8), labels]), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# custom_derivatives.py
+
+
+def stable_sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_custom_derivatives_match_their_closed_forms():
+    out = load_example("custom_derivatives").main(["--no-ir"])
+    x = out["x"]
+    assert x[-1] == 800.0
+    # (a) custom_vjp log1pexp: value logaddexp(0, x), gradient sigmoid(x), 1.0 at 800
+    np.testing.assert_allclose(out["custom_value"], np.logaddexp(0.0, x), rtol=1e-15)
+    np.testing.assert_allclose(out["custom_grad"], stable_sigmoid(x), rtol=1e-14)
+    assert out["custom_grad"][-1] == 1.0 and out["custom_value"][-1] == 800.0
+    # The naive one overflows: inf, and a gradient that is not the true 1 at 800. The chain
+    # rule gives [1 / (1 + exp(800))] * exp(800) = 0 * inf: nan in IEEE arithmetic, 0 in
+    # tracejit (its VJPs treat a zero cotangent times an infinite partial as 0).
+    assert out["naive_value"][-1] == np.inf
+    assert np.isnan(out["naive_grad"][-1]) or out["naive_grad"][-1] == 0.0
+    np.testing.assert_allclose(out["naive_grad"][:-1], stable_sigmoid(x[:-1]), rtol=1e-12)
+    assert out["check_grads_error"] < 1e-6 and out["check_grads_error_jvp"] < 1e-6
+    # the call is one unit in the IR
+    assert "custom_vjp_call" in out["ir"] and "name=log1pexp" in out["ir"]
+    # (b) gradient clipping: clip(20 x, -1, 1) instead of 20 x
+    np.testing.assert_array_equal(out["clipped_grad"], np.clip(20.0 * out["clip_x"], -1, 1))
+    # (c) straight through: round's gradient is 0; round_ste's is the gradient at the
+    # quantised weights as if quantising were the identity, 2 x^T (x q(w) - y) / n
+    xd, yd = out["ste_data"]
+    w0 = out["ste_w0"]
+    q = np.round(w0 / 0.25) * 0.25
+    np.testing.assert_array_equal(out["round_grad"], np.zeros(3))
+    np.testing.assert_allclose(out["ste_grad"], 2 * xd.T @ (xd @ q - yd) / len(xd), rtol=1e-12)
+    assert np.any(out["ste_grad"] != 0)
+    np.testing.assert_array_equal(out["ste_w_quantised"], [0.5, -1.25, 2.0])
+    assert out["ste_losses"][-1] < 1e-20 < out["ste_losses"][0]
+    # (d) custom_jvp: tangent sigmoid(x) t under jvp, sigmoid(x) under grad
+    np.testing.assert_allclose(out["jvp_value"], np.logaddexp(0.0, x), rtol=1e-15)
+    np.testing.assert_allclose(out["jvp_tangent"], stable_sigmoid(x) * out["tangent"],
+                               rtol=1e-14)
+    np.testing.assert_allclose(out["jvp_grad"], stable_sigmoid(x), rtol=1e-14)
+
+
+def test_custom_derivatives_prints_the_ir_once(capsys):
+    out = load_example("custom_derivatives").main(["--steps", "3"])
+    printed = capsys.readouterr().out
+    assert printed.count("custom_vjp_call") == 1
+    assert "custom_vjp_call %0 name=log1pexp" in printed
+    assert out["ir"].replace("\n", "") in printed.replace("\n    ", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# the three above as scripts
+
+
+@pytest.mark.parametrize("name, args, expect", [
+    ("newton_logistic", ["--steps", "3"], "newton step  3"),
+    ("per_example_gradients", ["--epochs", "1", "--repeats", "1"], "test accuracy"),
+    ("custom_derivatives", ["--steps", "3"], "custom_vjp_call %0 name=log1pexp"),
+])
+def test_new_examples_run_as_scripts(name, args, expect, tmp_path):
+    if name == "per_example_gradients":
+        pytest.importorskip("sklearn")
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert expect in done.stdout

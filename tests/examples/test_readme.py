@@ -1,5 +1,6 @@
 """The README's first snippet runs as pasted, and its numbers are NumPy's; the dump snippet of
-its tour runs on the quick start's `step`."""
+its tour runs on the quick start's `step`; the snippets of its transformations run in order,
+and their numbers are checked against NumPy and finite differences."""
 
 from __future__ import annotations
 
@@ -37,3 +38,40 @@ def test_first_snippet_runs_as_pasted_and_agrees_with_numpy():
     with contextlib.redirect_stdout(out):
         exec(compile(dump, "README.md", "exec"), ns)
     assert {"traced", "fused"} <= set(ns["stages"])
+
+
+def test_transformation_snippets_run_in_order_and_are_right():
+    text = README.read_text()
+    section = text[text.index("### Transformations"):text.index("### `jit`")]
+    blocks = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    assert len(blocks) >= 8
+    ns: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), ns)
+    w1, w2, x, y = (ns[k] for k in ("w1", "w2", "x", "y"))
+    h = np.maximum(x @ w1, 0)
+    r = h @ w2 - y
+    np.testing.assert_allclose(ns["g2"], 2 * h.T @ r, rtol=1e-12)
+    np.testing.assert_allclose(ns["g1"], x.T @ ((2 * r @ w2.T) * (h > 0)), rtol=1e-12)
+    # The Jacobian of h @ w2 in w2 is h on the diagonal of the output columns; the Hessian of
+    # the loss in w2 is 2 h^T h on that diagonal.
+    eye = np.eye(3)
+    np.testing.assert_allclose(ns["J"], np.einsum("nk,ij->nikj", h, eye), atol=1e-12)
+    np.testing.assert_allclose(ns["H"], np.einsum("kl,ij->kilj", 2 * h.T @ h, eye),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ns["Hv"], 2 * h.T @ h @ ns["t2"], rtol=1e-12)
+    # per-example gradients: each example's own
+    for i in (0, 7):
+        hi = np.maximum(x[i] @ w1, 0)
+        ri = hi @ w2 - y[i]
+        np.testing.assert_allclose(ns["g2s"][i], 2 * np.outer(hi, ri), rtol=1e-12)
+    assert "[0.5 1. ]" in out.getvalue()
+    # checkpoint's gradient, along a random direction, against central differences of NumPy
+    def deep(w):
+        hh = np.tanh(np.tanh(np.tanh(np.tanh(x @ w) @ w) @ w) @ w)
+        return np.sum(hh ** 2)
+    w, v = np.eye(20) * 0.5, np.random.default_rng(1).standard_normal((20, 20))
+    fd = (deep(w + 1e-6 * v) - deep(w - 1e-6 * v)) / 2e-6
+    np.testing.assert_allclose(np.sum(ns["g"] * v), fd, rtol=1e-6)

@@ -195,7 +195,8 @@ def test_custom_jvp_pytrees_and_integer_arguments():
     @affine.defjvp
     def affine_jvp(primals, tangents):
         (p, n), (dp, dn) = primals, tangents
-        return affine(p, n), dp["w"] * n + dp["b"]
+        # dn, the tangent of an integer argument, is zeros: it changes nothing
+        return affine(p, n), dp["w"] * n + dp["b"] + 1000.0 * dn
 
     p = {"w": np.array([2.0, 3.0]), "b": np.array([0.5, -1.0])}
     n = np.array([3, 4])
@@ -203,6 +204,9 @@ def test_custom_jvp_pytrees_and_integer_arguments():
     y = p["w"] * n + p["b"]
     np.testing.assert_allclose(gp["w"], 2 * y * n)
     np.testing.assert_allclose(gp["b"], 2 * y)
+    tp = {"w": np.array([1.0, -1.0]), "b": np.array([0.25, 0.5])}
+    _, tangent = tj.jvp(affine, (p, n), (tp, np.array([5, 5])))    # n's tangent is ignored
+    np.testing.assert_allclose(tangent, tp["w"] * n + tp["b"])
 
 
 def test_custom_jvp_is_one_unit_until_inlined():

@@ -359,6 +359,10 @@ IDENTITIES = {
                                                         False), ops.exp(x), x),
                           ("select", "exp")),
     "cast to same dtype": (cast_same, ("cast",)),
+    "select(p & false, y, x)": (lambda x: ops.select(ops.and_(ops.gt(x, 0.0), False),
+                                                     ops.exp(x), x), ("and", "select", "exp")),
+    "select(false | p | true, x, y)": (lambda x: ops.select(
+        ops.or_(ops.or_(False, ops.gt(x, 0.0)), True), x, ops.exp(x)), ("or", "select", "exp")),
     "transpose(transpose(x))": (lambda x: ops.transpose(ops.transpose(x, (1, 2, 0)), (2, 0, 1)),
                                 ("transpose",)),
     "reshape(reshape(x))": (lambda x: ops.reshape(ops.reshape(x, (6, 4)), (2, 3, 4)),
@@ -375,6 +379,24 @@ def test_simplify_identity_returns_the_operand(name, dtype):
     out = simplified(fn)
     assert count(out, *gone) == 0
     assert out.results[0] is out.params[0] and out.eqns == ()
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_simplify_select_of_a_known_predicate_fills_a_literal_branch(value):
+    # select(known, 1.0, 2.0) of a shape: the chosen literal, filled (a broadcast, no select).
+    def body(x):
+        known = ops.or_(ops.gt(x, 0.0), True) if value else ops.and_(ops.gt(x, 0.0), False)
+        return ops.add(ops.select(known, 1.0, 2.0), x)
+    out = simplified(build(body, ((2, 3), "f64")))
+    assert count(out, "select", "and", "or", "gt") == 0
+    x = np.arange(6.0).reshape(2, 3) - 2
+    np.testing.assert_array_equal(tj.interpret(out, [x])[0], x + (1.0 if value else 2.0))
+    # p & true and p | false are p
+    for keep in (lambda p: ops.and_(p, True), lambda p: ops.or_(False, p)):
+        out = simplified(build(lambda x: ops.select(keep(ops.gt(x, 0.0)), x, 0.0),
+                               ((2, 3), "f64")))
+        assert count(out, "and", "or") == 0 and count(out, "select", "gt") == 2
+        np.testing.assert_array_equal(tj.interpret(out, [x])[0], np.where(x > 0, x, 0.0))
 
 
 def test_simplify_mul_by_minus_one_becomes_neg():
