@@ -16,24 +16,24 @@ from typing import Sequence
 from . import errors, ops
 from .ir import Function, Literal, Type, Var, format_eqn, is_float, names_of
 from .passes import dce
-from .tracer import Trace, current_trace
+from .tracer import Trace, current_trace, replay_each
 
 
-def inline(fn: Function, args: Sequence) -> list:
-    """Replay `fn`'s equations in the current trace on `args`; returns its results.
+def inline(fn: Function, args: Sequence, env: dict | None = None) -> list:
+    """Replay `fn`'s equations in the current trace on `args`; returns its results. `env`,
+    when given, receives the value of each of fn's Vars.
 
     Each replayed equation keeps the source location it had in `fn`.
     """
     trace = current_trace()
-    env: dict[Var, object] = dict(zip(fn.params, args))
-    saved = trace.loc_override
-    try:
-        for eqn in fn.eqns:
-            trace.loc_override = eqn.loc
-            inputs = [a if isinstance(a, Literal) else env[a] for a in eqn.inputs]
-            env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
-    finally:
-        trace.loc_override = saved
+    env = {} if env is None else env
+    env.update(zip(fn.params, args))
+
+    def step(eqn):
+        inputs = [a if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+        env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
+
+    replay_each(fn, step)
     return [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
 
 
@@ -109,13 +109,8 @@ def vjp_function(fn: Function, wrt: Sequence[int], *, seed: str = "one",
         else:
             seeds = [trace.new_param(r.type) if is_float(r.type.dtype) else None
                      for r in fn.results]
-        env: dict[Var, object] = dict(zip(fn.params, args))
-        for eqn in fn.eqns:
-            trace.loc_override = eqn.loc
-            inputs = [a if isinstance(a, Literal) else env[a] for a in eqn.inputs]
-            env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
-        trace.loc_override = None
-        outs = [r.value if isinstance(r, Literal) else env[r] for r in fn.results]
+        env: dict[Var, object] = {}
+        outs = inline(fn, args, env)
         grads = backward(fn, env, wrt, seeds)
         result, captured = trace.finish((outs if keep_outputs else []) + grads)
     assert not captured

@@ -27,7 +27,7 @@ from .api import Spec, _function_name, _holds_no_array, _run, _user_value, trace
 from .ir import Function, Literal, Type, Var
 from .passes import dce
 from .pytree import flatten, unflatten
-from .tracer import Trace, Tracer, current_trace, type_of
+from .tracer import Trace, Tracer, current_trace, replay_each, type_of
 
 
 def batch_eqns(fn: Function, env: dict, batched: set, size: int) -> None:
@@ -35,26 +35,24 @@ def batch_eqns(fn: Function, env: dict, batched: set, size: int) -> None:
     `batched` holds the params whose values have the batch axis; both are filled in for every
     equation."""
     trace = current_trace()
-    saved = trace.loc_override
-    try:
-        for eqn in fn.eqns:
-            trace.loc_override = eqn.loc
-            inputs = [a.value if isinstance(a, Literal) else env[a] for a in eqn.inputs]
-            flags = [isinstance(a, Var) and a in batched for a in eqn.inputs]
-            if not any(flags):
-                env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
-                continue
-            if eqn.prim.batch is None:
-                raise RuntimeError(f"internal: {eqn.prim.name} has no batching rule")
-            out = eqn.prim.batch(eqn.prim, size, inputs, flags, **eqn.params)
-            want = Type((size,) + eqn.out.type.shape, eqn.out.type.dtype)
-            if type_of(out) != want:
-                raise RuntimeError(f"internal: the batching rule of {eqn.prim.name} gave "
-                                   f"{type_of(out)} for {want}")
-            env[eqn.out] = out
-            batched.add(eqn.out)
-    finally:
-        trace.loc_override = saved
+
+    def step(eqn):
+        inputs = [a.value if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+        flags = [isinstance(a, Var) and a in batched for a in eqn.inputs]
+        if not any(flags):
+            env[eqn.out] = trace.bind(eqn.prim, inputs, dict(eqn.params))
+            return
+        if eqn.prim.batch is None:
+            raise RuntimeError(f"internal: {eqn.prim.name} has no batching rule")
+        out = eqn.prim.batch(eqn.prim, size, inputs, flags, **eqn.params)
+        want = Type((size,) + eqn.out.type.shape, eqn.out.type.dtype)
+        if type_of(out) != want:
+            raise RuntimeError(f"internal: the batching rule of {eqn.prim.name} gave "
+                               f"{type_of(out)} for {want}")
+        env[eqn.out] = out
+        batched.add(eqn.out)
+
+    replay_each(fn, step)
 
 
 def vmap_function(fn: Function, batched: Sequence[bool], size: int, *,

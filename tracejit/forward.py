@@ -28,7 +28,7 @@ from . import ops
 from .autodiff import inline, vjp_function
 from .ir import Eqn, Function, Literal, Var, is_float
 from .passes import dce
-from .tracer import ELEMENTWISE, Trace, current_trace
+from .tracer import ELEMENTWISE, Trace, current_trace, replay_each
 
 
 def derived_jvp(eqn: Eqn, primals: list, tangents: list, out):
@@ -74,26 +74,24 @@ def push_forward(fn: Function, env: dict, tangents: dict) -> None:
     given) and `tangents` the tangents of the Vars that have one (its params' given); both
     are filled in for every equation."""
     trace = current_trace()
-    saved = trace.loc_override
-    try:
-        for eqn in fn.eqns:
-            trace.loc_override = eqn.loc
-            primals = [a.value if isinstance(a, Literal) else env[a] for a in eqn.inputs]
-            env[eqn.out] = trace.bind(eqn.prim, [a if isinstance(a, Literal) else env[a]
-                                                 for a in eqn.inputs], dict(eqn.params))
-            ts = [tangents.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
-            if not is_float(eqn.out.dtype) or all(t is None for t in ts):
-                continue
-            if eqn.prim.jvp is not None:
-                t = eqn.prim.jvp(eqn.prim, ts, *primals, out=env[eqn.out], **eqn.params)
-            elif eqn.prim.category is ELEMENTWISE:
-                t = diagonal_jvp(eqn, primals, ts, env[eqn.out])
-            else:
-                t = derived_jvp(eqn, primals, ts, env[eqn.out])
-            if t is not None:
-                tangents[eqn.out] = t
-    finally:
-        trace.loc_override = saved
+
+    def step(eqn):
+        primals = [a.value if isinstance(a, Literal) else env[a] for a in eqn.inputs]
+        env[eqn.out] = trace.bind(eqn.prim, [a if isinstance(a, Literal) else env[a]
+                                             for a in eqn.inputs], dict(eqn.params))
+        ts = [tangents.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
+        if not is_float(eqn.out.dtype) or all(t is None for t in ts):
+            return
+        if eqn.prim.jvp is not None:
+            t = eqn.prim.jvp(eqn.prim, ts, *primals, out=env[eqn.out], **eqn.params)
+        elif eqn.prim.category is ELEMENTWISE:
+            t = diagonal_jvp(eqn, primals, ts, env[eqn.out])
+        else:
+            t = derived_jvp(eqn, primals, ts, env[eqn.out])
+        if t is not None:
+            tangents[eqn.out] = t
+
+    replay_each(fn, step)
 
 
 def jvp_function(fn: Function, wrt: Sequence[int], name: str | None = None) -> Function:

@@ -83,9 +83,11 @@ def _cut(jac, axis_leaves: list, ahead: bool):
     return pieces
 
 
-def _inputs(args, nums, argnums):
-    """The differentiated inputs as one pytree (the argument, or a tuple of them), and the
-    function of that pytree."""
+def _inputs(args, argnums, fname):
+    """The differentiated inputs as one pytree x (the argument, or a tuple of them for a tuple
+    argnums), its float leaves and structure, and the function putting x back among args."""
+    nums = _argnums(argnums, len(args), fname)
+
     def only(x):
         xs = (x,) if isinstance(argnums, int) else x
         full = list(args)
@@ -94,7 +96,7 @@ def _inputs(args, nums, argnums):
         return full
 
     x = args[nums[0]] if isinstance(argnums, int) else tuple(args[a] for a in nums)
-    return x, only
+    return x, _float_leaves(x, f"argument {argnums} of {fname}"), flatten(x)[1], only
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
@@ -103,9 +105,7 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
     fname = _function_name(f)
 
     def jac(*args):
-        nums = _argnums(argnums, len(args), fname)
-        x, only = _inputs(args, nums, argnums)
-        leaves, tree = _float_leaves(x, f"argument {argnums} of {fname}"), flatten(x)[1]
+        x, leaves, tree, only = _inputs(args, argnums, fname)
 
         def g(x_):
             return f(*only(x_))
@@ -131,10 +131,7 @@ def jacrev(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
     fname = _function_name(f)
 
     def jac(*args):
-        nums = _argnums(argnums, len(args), fname)
-        x, only = _inputs(args, nums, argnums)
-        _float_leaves(x, f"argument {argnums} of {fname}")           # floating point
-        tree = flatten(x)[1]
+        x, _, tree, only = _inputs(args, argnums, fname)
         got = vjp(lambda x_: f(*only(x_)), x, has_aux=has_aux)
         out, pullback = got[0], got[1]
         out_leaves = _float_leaves(out, f"the output of {fname}")

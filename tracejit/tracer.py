@@ -323,6 +323,19 @@ def _frozen_copy(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def replay_each(fn: Function, step: Callable[[Eqn], None]) -> None:
+    """Call step(eqn) for each equation of `fn` in order, with the current trace recording
+    what it binds at that equation's source line (the transforms replay Functions so)."""
+    trace = current_trace()
+    saved = trace.loc_override
+    try:
+        for eqn in fn.eqns:
+            trace.loc_override = eqn.loc
+            step(eqn)
+    finally:
+        trace.loc_override = saved
+
+
 def bind(prim: Primitive, *inputs: Any, **params: Any) -> "Tracer":
     """Record `prim(*inputs, **params)` in the innermost active trace."""
     trace = current_trace()
