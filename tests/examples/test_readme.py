@@ -68,6 +68,10 @@ def test_transformation_snippets_run_in_order_and_are_right():
         ri = hi @ w2 - y[i]
         np.testing.assert_allclose(ns["g2s"][i], 2 * np.outer(hi, ri), rtol=1e-12)
     assert "[0.5 1. ]" in out.getvalue()
+    # The IR the README shows for the JVP is what the snippet prints.
+    shown = section[section.index("func @loss_jvp"):]
+    shown = shown[:shown.index("```")].strip()
+    assert shown in out.getvalue()
     # checkpoint's gradient, along a random direction, against central differences of NumPy
     def deep(w):
         hh = np.tanh(np.tanh(np.tanh(np.tanh(x @ w) @ w) @ w) @ w)
