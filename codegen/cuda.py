@@ -276,6 +276,8 @@ OTHER = {
     P.cast: lambda eqn, args, index: cast(args[0], eqn.inputs[0].type.dtype, eqn.out.type.dtype),
     P.select: lambda eqn, args, index: f"({args[0]} ? {args[1]} : {args[2]})",
     P.check: lambda eqn, args, index: args[0],          # its check is codegen.status's
+    P.threefry2x32: lambda eqn, args, index:
+        f"tj_threefry2x32({', '.join(args)}, {eqn.params['word']})",
     P.broadcast_in_dim: _broadcast_scalar,
     P.iota: lambda eqn, args, index: cast(index[eqn.params["dimension"]], "i64",
                                           eqn.out.type.dtype),

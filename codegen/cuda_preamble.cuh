@@ -285,3 +285,27 @@ __device__ __forceinline__ void tj_report(long long* status, long long code, lon
         __threadfence();
     }
 }
+
+// Threefry-2x32, 20 rounds (Salmon et al. 2011): output word `word` (0 or 1, or 2 for the
+// two xored) for the key (k0, k1) and the counter (x0, x1), as
+// tracejit.primitives.threefry2x32_words computes it.
+__device__ __forceinline__ unsigned int tj_threefry2x32(unsigned int k0, unsigned int k1,
+                                                       unsigned int x0, unsigned int x1,
+                                                       int word) {
+    const unsigned int rot[2][4] = {{13u, 15u, 26u, 6u}, {17u, 29u, 16u, 24u}};
+    const unsigned int keys[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+    x0 += keys[0];
+    x1 += keys[1];
+#pragma unroll
+    for (int i = 0; i < 5; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const unsigned int r = rot[i % 2][j];
+            x0 += x1;
+            x1 = ((x1 << r) | (x1 >> (32u - r))) ^ x0;
+        }
+        x0 += keys[(i + 1) % 3];
+        x1 += keys[(i + 2) % 3] + (unsigned int)(i + 1);
+    }
+    return word == 2 ? x0 ^ x1 : word ? x1 : x0;
+}

@@ -562,12 +562,32 @@ def _broadcast_scalar(b, eqn, args, index):
     return args[0]
 
 
+def _threefry(b, eqn, args, index):
+    """Threefry-2x32's word eqn.params["word"] (or the two xored), in 32-bit registers (the uint32 operands
+    arrive zero-extended to 64 bits, and the word leaves so): tracejit.primitives'
+    threefry2x32_words, round by round."""
+    def c(v):
+        return ir.Constant(I32, v)
+
+    k0, k1, x0, x1 = (b.trunc(a, I32) for a in args)
+    keys = (k0, k1, b.xor(b.xor(k0, k1), c(P.THREEFRY_PARITY)))
+    x0, x1 = b.add(x0, keys[0]), b.add(x1, keys[1])
+    for i in range(5):
+        for r in P.THREEFRY_ROTATIONS[i % 2]:
+            x0 = b.add(x0, x1)
+            x1 = b.xor(b.or_(b.shl(x1, c(r)), b.lshr(x1, c(32 - r))), x0)
+        x0 = b.add(x0, keys[(i + 1) % 3])
+        x1 = b.add(b.add(x1, keys[(i + 2) % 3]), c(i + 1))
+    return b.zext((x0, x1, b.xor(x0, x1))[eqn.params["word"]], I64)
+
+
 #: the other primitives a kernel body holds → emit(builder, eqn, args, index)
 OTHER = {
     P.cast: lambda b, eqn, args, index: _cast(b, args[0], eqn.inputs[0].type.dtype,
                                               eqn.out.type.dtype),
     P.select: lambda b, eqn, args, index: b.select(args[0], args[1], args[2]),
     P.check: lambda b, eqn, args, index: args[0],      # its check is codegen.status's
+    P.threefry2x32: _threefry,
     P.broadcast_in_dim: _broadcast_scalar,
     P.iota: lambda b, eqn, args, index: _cast(b, index[eqn.params["dimension"]], "i64",
                                               eqn.out.type.dtype),

@@ -11,7 +11,7 @@
 """
 
 # numpy_api registers NumPy's functions, ufuncs and methods on tracers when it is imported.
-from . import init, numpy_api, optim
+from . import init, numpy_api, optim, random
 from .api import Jitted, Spec, grad, jit, jvp, to_host, trace, value_and_grad, vjp
 from .batching import vmap
 from .check import check_grads
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "jit", "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian", "hessian",
     "hvp", "linearize", "vmap", "custom_vjp", "custom_jvp", "checkpoint", "remat", "trace", "interpret", "verify", "tree_map", "to_host",
-    "optim", "init", "numpy_api", "save", "load", "check_grads",
+    "optim", "init", "random", "numpy_api", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",
     "TracedIndexError", "DTypeError", "GradError", "EscapedTracerError", "CudaUnavailableError",

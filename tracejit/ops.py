@@ -19,7 +19,7 @@ __all__ = [
     "type_of", "dtype_of", "is_literal", "scalar", "full", "zeros", "broadcast_to",
     "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
-    "logical_not", "check", "optimization_barrier", "fmod", "copysign", "hypot", "atan2",
+    "logical_not", "check", "optimization_barrier", "threefry2x32", "fmod", "copysign", "hypot", "atan2",
     "add", "sub", "mul", "div", "floordiv", "mod", "pow", "max", "min", "and_", "or_", "xor",
     "eq", "ne", "lt", "le", "gt", "ge", "select", "cast",
     "broadcast_in_dim", "reshape", "transpose", "slice", "pad", "concatenate", "gather",
@@ -35,6 +35,7 @@ neg, abs, sign, exp, expm1, log, log1p, sqrt, sin, cos, tanh, atan, asinh, floor
 asin, acos, acosh, atanh, cbrt, rint, signbit = (
     P.asin, P.acos, P.acosh, P.atanh, P.cbrt, P.rint, P.signbit)
 logical_not, check, optimization_barrier = P.not_, P.check, P.optimization_barrier
+threefry2x32 = P.threefry2x32
 fmod, copysign, hypot, atan2 = P.fmod, P.copysign, P.hypot, P.atan2
 add, sub, mul, div, floordiv, mod, pow, max, min, and_, or_, xor = (
     P.add, P.sub, P.mul, P.div, P.floordiv, P.mod, P.pow_, P.max_, P.min_, P.and_, P.or_, P.xor)

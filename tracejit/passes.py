@@ -528,6 +528,9 @@ def inline_calls(fn: Function) -> Function:
 # on a narrow dtype is computed in its compute dtype (ir.COMPUTE_DTYPE).
 _MOVES = (P.VIEW, P.STRUCTURAL)
 _MOVING = {P.cast, P.select, P.gather, P.constant, P.optimization_barrier}
+# Primitives the backends compute in their operands' own dtype: Threefry's uint32 arithmetic,
+# which wraps modulo 2**32 as it should.
+_NATIVE = {P.threefry2x32}
 # uint64 computes in int64's bits: sums, products and dots are the same bits (arithmetic
 # modulo 2**64), order is int64's once the sign bit is flipped, and these have no such form.
 _NO_UINT64 = {P.floordiv, P.mod, P.fmod, P.pow_}
@@ -537,7 +540,7 @@ _SIGN_BIT = np.int64(-(1 << 63))
 
 
 def _moves_only(eqn: Eqn) -> bool:
-    return eqn.prim in _MOVING or eqn.prim.category in _MOVES
+    return eqn.prim in _MOVING or eqn.prim in _NATIVE or eqn.prim.category in _MOVES
 
 
 def _is_narrow(a: Atom) -> bool:

@@ -41,7 +41,7 @@ __all__ = [
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
     "not_", "check", "optimization_barrier", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
-    "hypot", "atan2",
+    "hypot", "atan2", "threefry2x32",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
@@ -508,6 +508,54 @@ def _select_call(prim, pred, x, y):
 select = Primitive("select", _select_rule, lambda p, x, y: np.where(p, x, y), _select_vjp,
                    category=ELEMENTWISE, call=_select_call, batch=_batch_elementwise,
                    jvp=_linear_jvp)
+
+
+# ---------------------------------------------------------------------------------------------
+# random bits
+
+#: Threefry-2x32's rotation distances, in two alternating groups of four rounds.
+THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+#: Threefry's key schedule parity constant (the key's third word is k0 ^ k1 ^ this).
+THREEFRY_PARITY = 0x1BD11BDA
+
+
+def _threefry_rule(k0: Type, k1: Type, x0: Type, x1: Type, word) -> Type:
+    types = (k0, k1, x0, x1)
+    if any(t.dtype != "u32" for t in types) or word not in (0, 1, 2):
+        raise TypeError(f"threefry2x32: uint32 operands and word 0, 1 or 2, got "
+                        f"{', '.join(map(str, types))} and word {word!r}")
+    return Type(_elementwise_shape("threefry2x32", types), "u32")
+
+
+def threefry2x32_words(k0, k1, x0, x1):
+    """Both output words of Threefry-2x32 (20 rounds; Salmon et al. 2011) of the key
+    (k0, k1) and the counter (x0, x1), in NumPy's uint32 arithmetic (wrapping)."""
+    k0, k1, x0, x1 = (np.asarray(a, np.uint32) for a in (k0, k1, x0, x1))
+    keys = (k0, k1, k0 ^ k1 ^ np.uint32(THREEFRY_PARITY))
+    with np.errstate(over="ignore"):
+        x0, x1 = x0 + keys[0], x1 + keys[1]
+        for i in range(5):
+            for r in THREEFRY_ROTATIONS[i % 2]:
+                x0 = x0 + x1
+                x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
+                x1 = x1 ^ x0
+            # the key injection after every four rounds
+            x0 = x0 + keys[(i + 1) % 3]
+            x1 = x1 + keys[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _threefry_impl(k0, k1, x0, x1, word):
+    y0, y1 = threefry2x32_words(k0, k1, x0, x1)
+    return np.asarray((y0, y1, y0 ^ y1)[word])
+
+
+#: threefry2x32(k0, k1, x0, x1, word): Threefry-2x32 of the key (k0, k1) and the counter
+#: (x0, x1), elementwise on uint32: its first output word (word=0), its second (1), or the two
+#: xored (2: 32 random bits from one evaluation). tracejit.random's bits.
+threefry2x32 = Primitive("threefry2x32", _threefry_rule, _threefry_impl,
+                         lambda g, k0, k1, x0, x1, out, word: [None] * 4,
+                         category=ELEMENTWISE, flops=100, batch=_batch_elementwise)
 
 
 # ---------------------------------------------------------------------------------------------

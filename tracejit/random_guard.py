@@ -2,9 +2,9 @@
 
 Tracing runs the user's Python once; a call of `np.random.standard_normal(x.shape)` in it runs
 once too, and its numbers become a constant of the compiled program: every call would then see
-the same "noise" (dropout that silently stops being random). Until the compiler has random
-numbers of its own, drawing them while tracing is an error that names the way out: draw
-outside and pass the numbers in as an argument.
+the same "noise" (dropout that silently stops being random). Drawing them while tracing is an
+error that names the ways out: tracejit.random, whose keys and draws are part of the compiled
+program, or numbers drawn outside and passed in as an argument.
 
 Two mechanisms, because NumPy's generators cannot all be intercepted:
 - The legacy module functions (`np.random.rand`, `np.random.standard_normal`, ...) are methods
@@ -41,9 +41,12 @@ def message(what: str, fname: str) -> str:
     """The error text for random numbers drawn while tracing `fname`."""
     return (f"{what} drew random numbers while tracing {fname}: they would be drawn once, at "
             f"trace time, and frozen into the compiled program as constants, so every call "
-            f"would see the same numbers. Draw them outside the traced function and pass them "
-            f"in as an argument (noise = rng.standard_normal(shape); step(params, x, noise)); "
-            f"an array meant to stay fixed can be made outside and closed over")
+            f"would see the same numbers. Draw them inside the compiled program with "
+            f"tracejit.random from a key passed in (noise = tj.random.normal(key, shape), "
+            f"a new key each call: key, sub = tj.random.split(key)), or outside the traced "
+            f"function and pass them in as an argument (noise = rng.standard_normal(shape); "
+            f"step(params, x, noise)); an array meant to stay fixed can be made outside and "
+            f"closed over")
 
 
 def _tracing() -> str | None:

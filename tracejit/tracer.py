@@ -644,8 +644,10 @@ class Tracer:
             "tracejit does not dispatch)",
             "A traced value has no data until the compiled function runs, only a shape and a "
             "dtype. Keep it traced: use x.astype(dtype) instead of np.asarray(x, dtype), "
-            "np.stack instead of np.array([...]), and pass x itself to NumPy functions; to look "
-            "at the values, return them from the function")
+            "np.stack instead of np.array([...]), and pass x itself to NumPy functions; to index "
+            "a NumPy array with it, pass that array to the function as an argument, so that it "
+            "is traced too (NumPy's own array[x] and np.take(array, x) cannot take a traced "
+            "index); to look at the values, return them from the function")
 
     def item(self, *args, **kwargs):
         """ndarray.item: an error, a traced value has no value yet."""

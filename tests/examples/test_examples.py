@@ -483,16 +483,46 @@ def test_custom_derivatives_prints_the_ir_once(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# the three above as scripts
+# dropout_digits.py
+
+
+def test_dropout_masks_are_bernoulli_and_scaled():
+    module = load_example("dropout_digits")
+    h = np.abs(np.random.default_rng(0).standard_normal((64, 256))).astype(np.float32) + 0.1
+    key = tj.random.key(3)
+    out = tj.jit(module.dropout, static_argnums=2)(key, h, 0.25)
+    keep = tj.random.bernoulli(key, 0.75, h.shape)
+    np.testing.assert_allclose(out, np.where(keep, h / np.float32(0.75), 0.0), rtol=1e-6)
+    assert abs(np.mean(out != 0) - 0.75) < 0.02
+    np.testing.assert_array_equal(module.dropout(key, h, 0.0), h)
+
+
+def test_dropout_digits_trains_with_new_masks_every_step():
+    pytest.importorskip("sklearn")
+    module = load_example("dropout_digits")
+    out = module.main(["--epochs", "3", "--rate", "0.2"])
+    assert out["trace_count"] == 1                       # new keys, no new trace
+    assert out["accuracies"][-1] > 0.9
+    # the test accuracy recomputed with NumPy from the trained parameters
+    _, _, x_test, y_test, _ = module.load_digits_split(0)
+    p = out["params"]
+    h = np.maximum(np.maximum(x_test @ p["w1"] + p["b1"], 0) @ p["w2"] + p["b2"], 0)
+    accuracy = np.mean(np.argmax(h @ p["w3"] + p["b3"], axis=1) == y_test)
+    assert accuracy == pytest.approx(out["accuracies"][-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# the examples above as scripts
 
 
 @pytest.mark.parametrize("name, args, expect", [
+    ("dropout_digits", ["--epochs", "1"], "with dropout 0.3"),
     ("newton_logistic", ["--steps", "3"], "newton step  3"),
     ("per_example_gradients", ["--epochs", "1", "--repeats", "1"], "test accuracy"),
     ("custom_derivatives", ["--steps", "3"], "custom_vjp_call %0 name=log1pexp"),
 ])
 def test_new_examples_run_as_scripts(name, args, expect, tmp_path):
-    if name == "per_example_gradients":
+    if name in ("per_example_gradients", "dropout_digits"):
         pytest.importorskip("sklearn")
     done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)

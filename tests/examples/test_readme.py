@@ -79,3 +79,18 @@ def test_transformation_snippets_run_in_order_and_are_right():
     w, v = np.eye(20) * 0.5, np.random.default_rng(1).standard_normal((20, 20))
     fd = (deep(w + 1e-6 * v) - deep(w - 1e-6 * v)) / 2e-6
     np.testing.assert_allclose(np.sum(ns["g"] * v), fd, rtol=1e-6)
+
+
+def test_random_snippet_runs_and_draws_new_masks():
+    text = README.read_text()
+    section = text[text.index("### Random numbers"):text.index("### `jit`")]
+    (block,) = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    ns: dict = {"np": np}
+    exec("import tracejit as tj\n" + block, ns)
+    tj = ns["tj"]
+    w = ns["w"]
+    keep = tj.random.bernoulli(tj.random.split(tj.random.key(0))[1], 0.9, (4, 5))
+    np.testing.assert_allclose(w, np.where(keep, np.float32(1 / 0.9), 0.0), rtol=1e-6)
+    second, _ = ns["noisy_step"](np.ones((4, 5), np.float32), ns["key"])
+    assert not np.array_equal(second != 0, keep)           # another key, another mask
+    assert ns["z"].shape == (3,)

@@ -287,6 +287,20 @@ def test_take_along_axis(shape, axis, ishape):
     check(lambda x: np.take_along_axis(x, idx, axis=axis), x)        # concrete indices
 
 
+def test_numpy_arrays_indexed_by_traced_indices():
+    """A NumPy array (a constant of the function) indexed by a traced index array: where NumPy
+    dispatches to tracejit (take_along_axis) the array becomes a constant of the program;
+    NumPy's own indexing (array[i], np.take) cannot take a traced index, and the error says to
+    pass the array as an argument."""
+    table = data((5, 3), seed=16)
+    idx = np.array([[2], [0], [1], [2], [0]])
+    check(lambda i: np.take_along_axis(table, i, axis=1), idx)
+    check(lambda i: np.take_along_axis(table[:, 0], i[:, 0], axis=0), idx)
+    with pytest.raises(tj.ConcretizationError, match="pass that array to the function as an "
+                                                     "argument"):
+        tj.jit(lambda i: table[i])(np.array([1, 2]))
+
+
 def test_take_along_axis_with_argsort():
     """The common pattern: indices from a (concrete) argsort, e.g. sorting by precomputed keys."""
     x = data((4, 6), seed=15)

@@ -10,8 +10,9 @@ from typing import Callable
 import numpy as np
 
 from .. import errors, ops
+from .. import primitives as P
 from ..ir import DTYPES, UnsupportedDTypeError, dtype_name, is_python_scalar
-from ..tracer import FUNCTIONS, METHODS, UFUNC_METHODS, Tracer
+from ..tracer import FUNCTIONS, METHODS, UFUNC_METHODS, Tracer, bind, current_trace
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +74,20 @@ def as_operand(x):
     if isinstance(x, complex):
         raise errors.user_error(errors.DTypeError, "complex numbers are not supported")
     raise errors.user_error(errors.DTypeError, f"cannot use {type(x).__name__} as an array")
+
+
+def as_traced(x):
+    """`x` as a Tracer: a NumPy array (or number) becomes a constant of the current trace, for
+    the implementations that need a traced value where NumPy dispatched to them because
+    another argument is traced (np.take(numpy_array, traced_index))."""
+    x = as_operand(x)
+    if isinstance(x, Tracer):
+        return x
+    arr = np.asarray(x)
+    if arr.ndim == 0:                   # a literal: made a value by a broadcast to ()
+        return bind(P.broadcast_in_dim, arr[()], shape=(), dims=())
+    trace = current_trace()
+    return Tracer(trace, trace.to_atom(arr))
 
 
 def leaves(xs):

@@ -12,9 +12,9 @@ import numpy as np
 from .. import errors, ops
 from ..ir import Type, is_int, is_python_scalar
 from ..tracer import Tracer
-from ._common import (as_operand, broadcast_all, check_casting, check_device, check_dtype,
-                      check_order, convert, implements, implements_method, leaves, static_axes,
-                      static_ints, type_str, unsupported)
+from ._common import (as_operand, as_traced, broadcast_all, check_casting, check_device,
+                      check_dtype, check_order, convert, implements, implements_method, leaves,
+                      static_axes, static_ints, type_str, unsupported)
 from .ufuncs import result_dtype, truth
 
 
@@ -313,6 +313,7 @@ def _normalise_index(key, ndim):
 @implements_method(np.ndarray.__getitem__)
 def getitem(x, key):
     """NumPy indexing: basic (ints, slices, None, ...) and advanced (integer arrays)."""
+    x = as_traced(x)                    # np.take(numpy_array, traced_index) gets here
     t = x.type
     entries = _normalise_index(key, t.ndim)
     has_adv = any(e[0] == "adv" for e in entries)
