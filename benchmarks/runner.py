@@ -456,8 +456,8 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
             peers[name] = make_peer(name)
     tgts = targets(plan.backends)
     n_impl = sum(_wanted(t, v) for t in tgts for v in plan.variants) * len(plan.fuse) + \
-        len(plan.variants) * (len(peers) + ("numpy" in plan.peers)) + \
-        sum(len(v.baselines) for v in plan.variants)
+        sum(len(peers) * v.peers + ("numpy" in plan.peers) + len(v.baselines)
+            for v in plan.variants)
     bar = Progress(n_impl, progress)
     rows: list[Row] = []
     for v in plan.variants:
@@ -517,7 +517,7 @@ def run(plan: Plan, progress: bool = True) -> tuple[list[Row], Floors, dict]:
                 row.__dict__.update(time_calls(baseline, args, lambda o: None, plan.reps, batch,
                                                plan.min_time))
             group.append(row)
-        for name, peer in peers.items():
+        for name, peer in peers.items() if v.peers else ():
             bar.step(f"{v.title}: {name}")
             row = Row(v.workload, v.name, name, device=peer.device)
             try:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 import tracejit as tj
+from tracejit import primitives as P
 
 F32 = np.float32
 
@@ -36,6 +37,7 @@ class Variant:
     rtol: float = 1e-4                  # agreement tolerance against tracejit (float32 sums)
     # Other ways to compute the same, timed beside NumPy: label -> function of args.
     baselines: dict[str, Callable] = field(default_factory=dict)
+    peers: bool = True                  # False: the peers have no twin (their own random bits)
 
 
 def _rng():
@@ -299,6 +301,58 @@ def w7_numpy(p, x, labels):
     return loss, {k: p[k] - F32(0.01) * grads[k] for k in p}
 
 
+# W7 with dropout (rate 0.1) after both hidden layers, the masks drawn inside the step from a
+# key passed in (tracejit.random): what dropout adds to the step.
+
+W7_KEEP = 0.9
+
+
+def w7_dropout_args(quick):
+    return w7_args(quick) + (tj.random.key(0),)
+
+
+def w7_dropout_loss(p, x, labels, key):
+    k1, k2 = tj.random.split(key)
+    h1 = np.maximum(x @ p["w1"] + p["b1"], 0.0)
+    h1 = np.where(tj.random.bernoulli(k1, W7_KEEP, h1.shape), h1 / W7_KEEP, 0.0)
+    h2 = np.maximum(h1 @ p["w2"] + p["b2"], 0.0)
+    h2 = np.where(tj.random.bernoulli(k2, W7_KEEP, h2.shape), h2 / W7_KEEP, 0.0)
+    return softmax_xent(h2 @ p["w3"] + p["b3"], labels)
+
+
+def w7_dropout_step(p, x, labels, key):
+    loss, g = tj.value_and_grad(w7_dropout_loss)(p, x, labels, key)
+    return loss, {k: p[k] - 0.01 * g[k] for k in p}
+
+
+def _keep_mask(key, shape):
+    """tracejit.random.bernoulli(key, W7_KEEP, shape) by hand: Threefry's two words xored at
+    each element's position, their high 23 bits as a float in [0, 1), below the keep rate."""
+    n = int(np.prod(shape))
+    w0, w1 = P.threefry2x32_words(key[0], key[1], np.zeros(n, np.uint32),
+                                  np.arange(n, dtype=np.uint32))
+    u = ((w0 ^ w1) >> np.uint32(9)).astype(F32) * F32(2.0 ** -23)
+    return (u < F32(W7_KEEP)).reshape(shape)
+
+
+def w7_dropout_numpy(p, x, labels, key):
+    keys = np.stack(P.threefry2x32_words(key[0], key[1], np.zeros(2, np.uint32),
+                                         np.arange(2, dtype=np.uint32)), axis=1)
+    keep = F32(W7_KEEP)
+    a1 = x @ p["w1"] + p["b1"]
+    m1 = _keep_mask(keys[0], a1.shape)
+    h1 = np.where(m1, np.maximum(a1, F32(0.0)) / keep, F32(0.0))
+    a2 = h1 @ p["w2"] + p["b2"]
+    m2 = _keep_mask(keys[1], a2.shape)
+    h2 = np.where(m2, np.maximum(a2, F32(0.0)) / keep, F32(0.0))
+    loss, g3 = _xent_numpy(h2 @ p["w3"] + p["b3"], labels)
+    g2 = np.where(m2 & (a2 > 0), (g3 @ p["w3"].T) / keep, F32(0.0))
+    g1 = np.where(m1 & (a1 > 0), (g2 @ p["w2"].T) / keep, F32(0.0))
+    grads = {"w3": h2.T @ g3, "b3": np.sum(g3, axis=0), "w2": h1.T @ g2,
+             "b2": np.sum(g2, axis=0), "w1": x.T @ g1, "b1": np.sum(g1, axis=0)}
+    return loss, {k: p[k] - F32(0.01) * grads[k] for k in p}
+
+
 def w7_matmuls(args):
     p, x, labels = args
     n = x.shape[0]
@@ -419,6 +473,9 @@ VARIANTS: list[Variant] = [
             matmuls=w6_matmuls, bytes_moved=lambda a: a[2].nbytes),
     Variant("W7", "step", "W7 mlp-large step", w7_args, w7_step, w7_numpy, floor="blas",
             matmuls=w7_matmuls, rtol=1e-3),
+    Variant("W7", "dropout step", "W7 mlp-large step with dropout 0.1", w7_dropout_args,
+            w7_dropout_step, w7_dropout_numpy, floor="blas",
+            matmuls=lambda args: w7_matmuls(args[:3]), rtol=1e-3, peers=False),
     Variant("N1", "cumsum", "N1 cumsum", n_args, n_cumsum, n_cumsum, floor="copy",
             bytes_moved=_in_and_out_bytes, rtol=1e-3),
     Variant("N2", "sort", "N2 sort", n_args, n_sort, n_sort, floor="copy",
