@@ -563,9 +563,9 @@ def _broadcast_scalar(b, eqn, args, index):
 
 
 def _threefry(b, eqn, args, index):
-    """Threefry-2x32's word eqn.params["word"] (or the two xored), in 32-bit registers (the uint32 operands
-    arrive zero-extended to 64 bits, and the word leaves so): tracejit.primitives'
-    threefry2x32_words, round by round."""
+    """Threefry-2x32's word eqn.params["word"] (or the two xored), in 32-bit registers (the
+    uint32 operands arrive zero-extended to 64 bits, and the word leaves so):
+    tracejit.primitives' threefry2x32_words, round by round."""
     def c(v):
         return ir.Constant(I32, v)
 
@@ -1636,7 +1636,7 @@ LAPACK_ROW_MAJOR, LAPACK_COL_MAJOR = 101, 102
 #: routine → its LAPACKE argument types after the layout; each returns LAPACK's info.
 LAPACK_ROUTINES = {
     "potrf": [I8, I64, PTR, I64],                               # uplo n a lda
-    "trtrs": [I8, I8, I8, I64, I64, PTR, I64, PTR, I64],         # uplo trans diag n nrhs a lda b ldb
+    "trtrs": [I8, I8, I8, I64, I64, PTR, I64, PTR, I64],  # uplo trans diag n nrhs a lda b ldb
     "gesv": [I64, I64, PTR, I64, PTR, PTR, I64],                # n nrhs a lda ipiv b ldb
     "getrf": [I64, I64, PTR, I64, PTR],                         # m n a lda ipiv
     "getrs": [I8, I64, I64, PTR, I64, PTR, PTR, I64],           # trans n nrhs a lda ipiv b ldb

@@ -28,7 +28,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "jit", "grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian", "hessian",
-    "hvp", "linearize", "vmap", "custom_vjp", "custom_jvp", "checkpoint", "remat", "trace", "interpret", "verify", "tree_map", "to_host",
+    "hvp", "linearize", "vmap", "custom_vjp", "custom_jvp", "checkpoint", "remat", "trace",
+    "interpret", "verify", "tree_map", "to_host",
     "optim", "init", "random", "numpy_api", "save", "load", "check_grads",
     "Function", "Type", "Spec", "Jitted",
     "TracejitError", "ConcretizationError", "UnsupportedError", "ShapeError",

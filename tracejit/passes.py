@@ -503,9 +503,9 @@ def simplify(fn: Function, fast_math: bool = False) -> Function:
 
 
 def inline_calls(fn: Function) -> Function:
-    """Replace each call of a sub-Function (custom_vjp_call, ...) by its equations (with their own
-    source lines), calls inside it too: after differentiation, its derivative rule has done
-    its work, and fusion and the backends see plain equations."""
+    """Replace each call of a sub-Function (custom_vjp_call, ...) by its equations (with their
+    own source lines), calls inside it too: after differentiation, its derivative rule has
+    done its work, and fusion and the backends see plain equations."""
     def rule(eqn: Eqn, rw: Rewriter):
         if eqn.prim.category is not P.CALL:
             return None

@@ -29,8 +29,8 @@ import numpy as np
 from .errors import UnsupportedError
 from .ir import DTYPES, Literal, Type, is_float, is_int
 from .tracer import (ALONG_AXIS, CALL, CONTRACTION, ELEMENTWISE, INDEXING, LINALG, REDUCTION,
-                     REGISTRY, SOURCE, STRUCTURAL, VIEW, Category, Primitive, as_operands, bind, constant, dtype_of, is_literal,
-                     of_category, scalar, type_of)
+                     REGISTRY, SOURCE, STRUCTURAL, VIEW, Category, Primitive, as_operands, bind,
+                     constant, dtype_of, is_literal, of_category, scalar, type_of)
 
 __all__ = [
     # the core's (tracejit.tracer), which the rest of tracejit reaches through this module
@@ -40,8 +40,8 @@ __all__ = [
     # the primitives defined here
     "neg", "abs_", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "atan",
     "asinh", "asin", "acos", "acosh", "atanh", "cbrt", "rint", "signbit", "floor", "ceil",
-    "not_", "check", "optimization_barrier", "cast", "add", "sub", "mul", "div", "floordiv", "mod", "pow_", "fmod", "copysign",
-    "hypot", "atan2", "threefry2x32",
+    "not_", "check", "optimization_barrier", "cast", "add", "sub", "mul", "div", "floordiv",
+    "mod", "pow_", "fmod", "copysign", "hypot", "atan2", "threefry2x32",
     "max_", "min_", "and_", "or_", "xor", "eq", "ne", "lt", "le", "gt", "ge", "select", "iota",
     "broadcast_in_dim", "reshape", "transpose", "slice_", "pad", "concatenate", "gather",
     "scatter_add", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
