@@ -16,6 +16,7 @@ import pytest
 
 import tracejit as tj
 from tracejit import ops
+from tracejit import primitives as P
 from tracejit.primitives import REGISTRY
 from tracejit.tracer import SOURCE
 
@@ -234,6 +235,14 @@ def _dot_cases():
     return out
 
 
+def _key(rng):
+    return rng.integers(0, 1 << 32, 2).astype(np.uint32)
+
+
+def _counters(rng):
+    return rng.integers(0, 1 << 32, 5).astype(np.uint32)
+
+
 # (id, f, NumPy reference or None for f itself, makers of one example's arguments, in_axes)
 EXTRA_CASES = [
     ("argmax", lambda x: np.argmax(x, axis=1), None, [distinct_((3, 4))], (0,)),
@@ -310,6 +319,11 @@ EXTRA_CASES = [
      None, [spd_(4), lambda rng: rng.uniform(0.5, 2.0, 4)], (None, 0)),
     ("custom_vjp_shared_operand", clipped_scale, lambda x, s: x * s,
      [normal_((3, 4)), normal_((3, 4))], (0, None)),
+    ("random_bits_keys_mapped", lambda k: tj.random.bits(k, (3, 2)), None, [_key], (0,)),
+    ("threefry2x32_counters_mapped",
+     lambda k, c: tj.ops.threefry2x32(k[0], k[1], c, c[::-1], word=2),
+     lambda k, c: np.bitwise_xor(*P.threefry2x32_words(k[0], k[1], c, c[::-1])),
+     [_key, _counters], (None, 0)),
 ] + _dot_cases()
 
 
