@@ -71,18 +71,45 @@ def _operands(t) -> list:
 
 
 class _Custom:
-    """What custom_vjp and custom_jvp share: the function, and calls that record the
-    primitive when traced (the function itself on plain arrays, and inside its own rules)."""
+    """What custom_vjp and custom_jvp share: the function, its arguments that are not
+    differentiated (`nondiff_argnums`: Python values such as functions or sizes, passed to
+    the function and first to its rules), and calls that record the primitive when traced
+    (the function itself on plain arrays, and inside its own rules)."""
 
     kind = ""
 
-    def __init__(self, fun: Callable):
+    def __init__(self, fun: Callable, nondiff_argnums: int | tuple = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
+        nums = (nondiff_argnums,) if isinstance(nondiff_argnums, int) else nondiff_argnums
+        self.nondiff = tuple(sorted(int(i) for i in nums))
         self._inside = False            # tracing its own rules or body (which may call it)
 
     def _defined(self) -> bool:
         raise NotImplementedError
+
+    def _split(self, name: str, args: tuple) -> tuple[tuple, tuple]:
+        """(the differentiated arguments, the others), checking the others' positions."""
+        for i in self.nondiff:
+            if not -len(args) <= i < len(args):
+                raise errors.user_error(ValueError, f"{self.kind} {name}: nondiff_argnums "
+                                        f"{self.nondiff} do not fit its {len(args)} "
+                                        "arguments")
+        fixed = {i % len(args) for i in self.nondiff}
+        static = tuple(args[i] for i in sorted(fixed))
+        if any(isinstance(leaf, Tracer) for a in static for leaf in flatten(a)[0]):
+            raise errors.user_error(TypeError, f"{self.kind} {name}: an argument in "
+                                    "nondiff_argnums is a traced value; pass arrays as "
+                                    "ordinary arguments (nondiff_argnums are for Python "
+                                    "values: functions, sizes, flags)")
+        return tuple(a for i, a in enumerate(args) if i not in fixed), static
+
+    def _full(self, dynamic, static) -> list:
+        """The function's arguments from the differentiated ones and the others."""
+        n = len(dynamic) + len(static)
+        fixed = sorted(i % n for i in self.nondiff)
+        dyn, stat = iter(dynamic), iter(static)
+        return [next(stat) if i in fixed else next(dyn) for i in range(n)]
 
     def __call__(self, *args):
         name = _function_name(self.fun)
@@ -92,9 +119,10 @@ class _Custom:
                                     "calling it")
         if current_trace() is None or self._inside:
             return self.fun(*args)      # plain arrays, or its rules calling the function
+        dynamic, static = self._split(name, args)
         self._inside = True
         try:
-            return self._bind(name, args)
+            return self._bind(name, dynamic, static)
         finally:
             self._inside = False
 
@@ -102,12 +130,14 @@ class _Custom:
 class custom_vjp(_Custom):
     """Decorate a function to give it a VJP of your own with `f.defvjp(fwd, bwd)`:
     fwd(*args) -> (output, residuals); bwd(residuals, g) -> a tuple of one cotangent per
-    argument (a pytree like it, or None for zeros)."""
+    argument (a pytree like it, or None for zeros). With `nondiff_argnums`, bwd takes those
+    arguments first, bwd(*nondiff, residuals, g), and gives cotangents for the others only,
+    as JAX's."""
 
     kind = "custom_vjp"
 
-    def __init__(self, fun: Callable):
-        super().__init__(fun)
+    def __init__(self, fun: Callable, nondiff_argnums: int | tuple = ()):
+        super().__init__(fun, nondiff_argnums)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
 
@@ -118,10 +148,11 @@ class custom_vjp(_Custom):
     def _defined(self) -> bool:
         return self.fwd is not None and self.bwd is not None
 
-    def _bind(self, name: str, args: tuple):
-        t_fun = _traced(self.fun, args, name, "function")
+    def _bind(self, name: str, args: tuple, static: tuple):
+        t_fun = _traced(lambda *a: self.fun(*self._full(a, static)), args, name, "function")
         _one_array(t_fun, name, self.kind)
-        t_fwd = _traced(self.fwd, args, f"{name}_fwd", "fwd")
+        t_fwd = _traced(lambda *a: self.fwd(*self._full(a, static)), args, f"{name}_fwd",
+                        "fwd")
         tree = t_fwd.out_tree
         if tree.kind not in ("tuple", "list") or len(tree.children) != 2 or \
                 tree.children[0].kind != "leaf":
@@ -138,7 +169,7 @@ class custom_vjp(_Custom):
         types = [[next(params).type for _ in leaves] for leaves in leaves_of]
 
         def bwd_flat(residuals, g):
-            cts = self.bwd(residuals, g)
+            cts = self.bwd(*static, residuals, g)
             if not isinstance(cts, (tuple, list)) or len(cts) != len(args):
                 raise errors.user_error(TypeError, f"custom_vjp {name}: bwd must return a "
                                         f"tuple of {len(args)} cotangents, one per argument")
@@ -184,16 +215,14 @@ class custom_jvp(_Custom):
 
     or one rule per argument, `f.defjvps(lambda dx, out, x, y: ..., None)` (None: the output
     does not depend on that argument). Reverse mode (grad) uses the transpose of the rule.
-    The tangents of arguments that are not floating point are zeros."""
+    The tangents of arguments that are not floating point are zeros. With `nondiff_argnums`,
+    the rule takes those arguments first, rule(*nondiff, primals, tangents), and primals and
+    tangents hold the others only, as JAX's."""
 
     kind = "custom_jvp"
 
-    def __init__(self, fun: Callable, nondiff_argnums: tuple = ()):
-        if nondiff_argnums:
-            raise errors.user_error(errors.UnsupportedError, "custom_jvp: nondiff_argnums "
-                                    "is not supported; close over those values, or pass "
-                                    "them as arrays")
-        super().__init__(fun)
+    def __init__(self, fun: Callable, nondiff_argnums: int | tuple = ()):
+        super().__init__(fun, nondiff_argnums)
         self.jvp: Callable | None = None
 
     def defjvp(self, jvp: Callable) -> Callable:
@@ -205,15 +234,16 @@ class custom_jvp(_Custom):
     def defjvps(self, *jvps: Callable | None) -> None:
         """Set one rule per argument: jvps[i](tangent_i, output, *primals) is that argument's
         part of the output tangent (None: none); the output tangent is their sum."""
-        def rule(primals, tangents):
+        def rule(*args):
+            *static, primals, tangents = args
             if len(jvps) != len(primals):
                 raise errors.user_error(TypeError, f"custom_jvp: defjvps got {len(jvps)} "
                                         f"rules for {len(primals)} arguments")
-            out = self.fun(*primals)
+            out = self.fun(*self._full(primals, static))
             total = None
             for r, t in zip(jvps, tangents):
                 if r is not None:
-                    term = r(t, out, *primals)
+                    term = r(t, out, *self._full(primals, static))
                     total = term if total is None else total + term
             return out, np.zeros_like(out) if total is None else total
         self.jvp = rule
@@ -221,8 +251,9 @@ class custom_jvp(_Custom):
     def _defined(self) -> bool:
         return self.jvp is not None
 
-    def _bind(self, name: str, args: tuple):
-        t_fun = _traced(self.fun, args, name, "function", self.kind)
+    def _bind(self, name: str, args: tuple, static: tuple):
+        t_fun = _traced(lambda *a: self.fun(*self._full(a, static)), args, name, "function",
+                        self.kind)
         _one_array(t_fun, name, self.kind)
         out_t = t_fun.fn.results[0].type
         if not is_float(out_t.dtype):
@@ -243,7 +274,7 @@ class custom_jvp(_Custom):
                 primals.append(unflatten(tree, primal_leaves[start:start + n]))
                 tangents.append(unflatten(tree, tangent_all[start:start + n]))
                 start += n
-            got = self.jvp(tuple(primals), tuple(tangents))
+            got = self.jvp(*static, tuple(primals), tuple(tangents))
             if not isinstance(got, (tuple, list)) or len(got) != 2:
                 raise errors.user_error(TypeError, f"custom_jvp {name}: the rule must return "
                                         "a pair (output, output tangent)")

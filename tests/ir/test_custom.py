@@ -5,6 +5,8 @@ inlines it."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -244,8 +246,6 @@ def test_custom_jvp_errors():
     wrong_shape.defjvp(lambda p, t: (wrong_shape(p[0]), np.sum(t[0])))
     with pytest.raises(tj.ShapeError, match="tangent"):
         tj.jvp(wrong_shape, (x,), (x,))
-    with pytest.raises(tj.UnsupportedError, match="nondiff_argnums"):
-        tj.custom_jvp(lambda n, x: x, nondiff_argnums=(0,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,3 +326,46 @@ def test_checkpoint_closures_pytrees_and_the_ir():
                                3 * (1 - np.tanh(h) ** 2), rtol=1e-12)
     with pytest.raises(tj.UnsupportedError, match="polic"):
         tj.checkpoint(_block, policy=lambda *a: True)
+
+
+# ---------------------------------------------------------------------------------------------
+# nondiff_argnums: Python values passed to the function and first to its rules
+
+
+@functools.partial(tj.custom_vjp, nondiff_argnums=(0,))
+def apply_scaled(f, x):
+    return f(x)
+
+
+# A deliberately different gradient, 10 g, so that the check sees the rule and its f.
+apply_scaled.defvjp(lambda f, x: (f(x), x), lambda f, x, g: (g * 10.0 * (f is np.sin),))
+
+
+@functools.partial(tj.custom_jvp, nondiff_argnums=(1,))
+def power(x, n):
+    return x ** n
+
+
+@power.defjvp
+def _power_jvp(n, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return power(x, n), 2 * n * x ** (n - 1) * t          # twice the derivative, to see it
+
+
+def test_nondiff_argnums_reach_the_rules():
+    x = np.array([1.0, 2.0, -0.5])
+    for f in (tj.grad, lambda g: tj.jit(tj.grad(g))):
+        np.testing.assert_allclose(f(lambda x: np.sum(apply_scaled(np.sin, x)))(x), 10.0)
+        np.testing.assert_allclose(f(lambda x: np.sum(apply_scaled(np.cos, x)))(x), 0.0)
+    np.testing.assert_allclose(apply_scaled(np.sin, x), np.sin(x))        # on arrays
+    np.testing.assert_allclose(tj.jvp(lambda x: power(x, 3), (x,), (np.ones(3),))[1],
+                               6 * x ** 2)
+    np.testing.assert_allclose(tj.grad(lambda x: np.sum(power(x, 3)))(x), 6 * x ** 2)
+    np.testing.assert_allclose(tj.vmap(tj.grad(lambda x: np.sum(power(x, 4))))(x[:, None]),
+                               8 * x[:, None] ** 3)
+    with pytest.raises(TypeError, match="nondiff_argnums is a traced value"):
+        tj.jit(lambda x: apply_scaled(x, x))(x)
+    misplaced = tj.custom_vjp(lambda x: x, nondiff_argnums=3)
+    misplaced.defvjp(lambda x: (x, None), lambda _, g: (g,))
+    with pytest.raises(ValueError, match="nondiff_argnums"):
+        tj.grad(lambda x: np.sum(misplaced(x)))(x)
