@@ -251,8 +251,18 @@ class DotPlan:
                                  tuple(range(nb, nb + nr)), tuple(range(nb + nr, len(view.shape))))
             self.copies.append(copy)
             self.mats.append(mat)
-        self.epilogue = [e for e in kernel.body
-                         if e is not self.dot and kernel.phase(e) != "prologue"]
+        epilogue = [e for e in kernel.body
+                    if e is not self.dot and kernel.phase(e) != "prologue"]
+        # The prologue's work that the epilogue reads too (a scalar of the parameters, such
+        # as -x in (-x + a) @ w + tanh(-x)) is computed again there: the prologue runs in
+        # loops of its own, over the operands' shapes.
+        need = {a for e in epilogue for a in e.inputs if isinstance(a, Var)}
+        shared = []
+        for e in reversed(kernel.body[:kernel.body.index(self.dot)]):
+            if e.out in need and kernel.phase(e) == "prologue":
+                shared.append(e)
+                need.update(a for a in e.inputs if isinstance(a, Var))
+        self.epilogue = shared[::-1] + epilogue
 
     def scratch(self) -> list[tuple[Var, int]]:
         """(buffer, bytes) of the scratch this kernel needs while it runs."""

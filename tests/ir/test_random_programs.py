@@ -785,6 +785,13 @@ def test_scalar_programs_f32(program):
 
 #: Programs hypothesis found bugs with, kept as fixed regression tests.
 REGRESSIONS = {
+    # The epilogue of a dot read a scalar its prologue computed (-x in (-x + a) @ w + tanh(-x)),
+    # which only the prologue's own loop had: "KeyError" on the cpu, C that nvcc refused.
+    "prologue scalar the epilogue reads": RandomProgram(
+        in_shapes=((), (4,), (4, 3)), dtype="float64",
+        steps=(Step("neg", (0,)), Step("add", (3, 2)), Step("tanh", (3,)),
+               Step("matmul_const", (4,), (1, 0)), Step("add", (6, 5))),
+        outputs=(7, 0)),
     # The planner recomputed `mul %5, 0.5` (a scalar of a rank-0 view of a kernel's output)
     # as a source inside that very kernel: "cycle among kernels".
     "scalar source reading a kernel output": RandomProgram(
