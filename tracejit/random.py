@@ -28,8 +28,7 @@ import numpy as np
 
 from . import errors, ops
 from . import primitives as P
-from .api import trace_callable
-from .interpreter import interpret
+from .api import _run, trace_callable
 from .ir import dtype_name, is_float, is_int
 from .tracer import Tracer, current_trace
 
@@ -56,8 +55,7 @@ def _eager(fn):
             return fn(*full, **kwargs)
 
         t = trace_callable(traced, [args[i] for i in arrays], name=fn.__name__)
-        return interpret(t.fn, [np.asarray(v, p.type.np_dtype)
-                                for v, p in zip(t.leaves, t.fn.params)])[0]
+        return _run(t.fn, t.leaves, t.captured)[0]
     return run
 
 
