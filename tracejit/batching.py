@@ -174,7 +174,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
         static = [i for i, (a, ax) in enumerate(zip(args, axes))
                   if all(x is None for x in ax) and _holds_no_array(a)]
         dynamic = tuple(a for i, a in enumerate(args) if i not in static)
-        leaves, _ = flatten((dynamic, kwargs))
+        leaves, tree = flatten((dynamic, kwargs))
         leaf_axes = [x for i, ax in enumerate(axes) if i not in static for x in ax] + \
             [0] * len(flatten(kwargs)[0])
         size = _mapped_size(leaves, leaf_axes, axis_size, fname)
@@ -188,7 +188,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
             axis %= len(shape)
             examples.append(Spec(shape[:axis] + shape[axis + 1:], np.dtype(leaf.dtype)))
             moved.append(_moved(leaf, axis, 0))
-        ex_dynamic, ex_kwargs = unflatten(flatten((dynamic, kwargs))[1], examples)
+        ex_dynamic, ex_kwargs = unflatten(tree, examples)
         it = iter(ex_dynamic)
         ex_args = [a if i in static else next(it) for i, a in enumerate(args)]
         t = trace_callable(fun, ex_args, ex_kwargs, static_argnums=static, name=fname)
